@@ -1,0 +1,54 @@
+# Two commands do everything on a fresh Debian 12 machine (see README.md):
+#   make run   install dependencies, build a release, run cowherd on the demo config
+#   make test  install dependencies, build, run every test (and the ASan+UBSan build)
+.PHONY: all deps build asan run test test-release test-asan bench install format clean
+
+DEBS := libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
+        libgtest-dev cmake g++ make
+RELEASE := build/release
+ASAN := build/asan
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CONFIG ?= config/examples/demo.yaml
+
+all: build
+
+# Installs only what is missing, so a second run is instant and offline.
+deps:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	    grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(RELEASE) -j $(JOBS)
+
+asan: deps
+	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DCOWHERD_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN) -j $(JOBS) --target unit_tests process_tests test_helpers
+
+run: build
+	$(RELEASE)/bin/cowherd -c $(CONFIG)
+
+test: test-release test-asan
+
+test-release: build
+	cd $(RELEASE) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+test-asan: asan
+	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure -j $(JOBS) -L 'unit|process' --timeout 300
+
+install: build
+	cmake --install $(RELEASE)
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf build

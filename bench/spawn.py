@@ -1,0 +1,827 @@
+#!/usr/bin/env python3
+"""Supervisor-core benchmark: cowherd side by side with supervisord (and PM2 when installed).
+
+Run by hand, never in CI; it starts thousands of processes. Method and results are in
+bench/README-spawn.md. Python 3 standard library only.
+
+    python3 bench/spawn.py [--runs 5] [--n 100 1000] [--kills 50] [--idle-seconds 30]
+
+Figures (each the median over --runs runs; the per-run raw numbers go to --json-out):
+  1. startup: daemon launch -> all N `sleep 100000` workers exec'd, vs a bare posix_spawn loop
+  2. replacement latency: SIGKILL a random worker -> its replacement's first instruction
+  3. status latency: wall time of `cowctl status --json` / `supervisorctl status` / `pm2 jlist`
+  4. daemon RSS, 5. daemon fds, 6. idle CPU ticks, 7. stop time and SIGTERM-to-exit time
+(3-7 with the largest --n workers running.)
+
+Every process the benchmark starts carries COWBENCH_TAG=<random> in its environment; on the way
+out (and after each phase) the script kills, by pid, whatever still carries the tag.
+"""
+
+import argparse
+import ctypes
+import datetime
+import json
+import os
+import platform
+import random
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAG_KEY = "COWBENCH_TAG"
+TAG = uuid.uuid4().hex
+STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+POOL = "bench"
+
+libc = ctypes.CDLL(None, use_errno=True)
+tracked = set()  # pids of our Popen children: never reaped behind subprocess's back
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def now_ns():
+    return time.monotonic_ns()  # CLOCK_MONOTONIC, the clock bench_stamp writes
+
+
+# ---------------------------------------------------------------- /proc helpers
+
+
+def proc_stat(pid):
+    """(comm, state, ppid, utime+stime ticks, starttime) or None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            s = f.read()
+    except OSError:
+        return None
+    lp, rp = s.find(b"("), s.rfind(b")")
+    f = s[rp + 2 :].split()
+    return s[lp + 1 : rp].decode(), f[0].decode(), int(f[1]), int(f[11]) + int(f[12]), int(f[19])
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def alive(pid):
+    st = proc_stat(pid)
+    return st is not None and st[1] != "Z"
+
+
+class ChildCounter:
+    """Counts the daemon's children whose comm is `comm` (i.e. that have exec'd it).
+
+    Polled incrementally: a pid confirmed once stays confirmed, a pid known to belong to someone
+    else is skipped while it stays in the /proc listing (pid_max here is only 32768, so a pid
+    that leaves the listing is forgotten in case it comes back as one of the daemon's)."""
+
+    def __init__(self, daemon_pid, comm):
+        self.daemon, self.comm = daemon_pid, comm
+        self.confirmed, self.foreign = set(), set()
+
+    def count(self):
+        listing = set(pids())
+        self.confirmed &= listing
+        self.foreign &= listing
+        for pid in listing - self.confirmed - self.foreign:
+            st = proc_stat(pid)
+            if st is None:
+                continue
+            if st[2] != self.daemon:
+                self.foreign.add(pid)
+            elif st[0] == self.comm and st[1] != "Z":
+                self.confirmed.add(pid)
+        return len(self.confirmed)
+
+
+def tagged_pids():
+    needle = f"{TAG_KEY}={TAG}".encode()
+    out = []
+    me = os.getpid()
+    for pid in pids():
+        if pid == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if needle in f.read():
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def reap_orphans():
+    """We are a subreaper: reap exited orphans (never a pid subprocess still tracks)."""
+    me = os.getpid()
+    for pid in pids():
+        if pid in tracked:
+            continue
+        st = proc_stat(pid)
+        if st and st[2] == me and st[1] == "Z":
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def sweep(what=""):
+    """Kill (by pid) every process that still carries our tag, then reap."""
+    left = tagged_pids()
+    if left:
+        if what:
+            log(f"  sweep after {what}: killing {len(left)} leftover processes")
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(p) for p in left):
+            time.sleep(0.01)
+    reap_orphans()
+
+
+def wait_until(pred, timeout, interval=0.005):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
+
+
+# ---------------------------------------------------------------- process helpers
+
+
+def bench_env(extra=None):
+    env = dict(os.environ)
+    env["PATH"] = STD_PATH + ":" + os.path.dirname(shutil.which("node") or "/usr/bin")
+    env[TAG_KEY] = TAG
+    env.pop("NOTIFY_SOCKET", None)
+    env.update(extra or {})
+    return env
+
+
+def popen(argv, log_path=None, env=None, **kw):
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                         env=env or bench_env(), **kw)
+    if log_path:
+        out.close()
+    tracked.add(p.pid)
+    return p
+
+
+def timed_run(argv, env=None, timeout=120):
+    """Wall time (s) of a whole command, from before fork to after its reaping."""
+    t0 = now_ns()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env or bench_env())
+    tracked.add(p.pid)
+    out, err = p.communicate(timeout=timeout)
+    dt = (now_ns() - t0) / 1e9
+    tracked.discard(p.pid)
+    return dt, p.returncode, out, err
+
+
+def terminate(p, timeout=30):
+    """SIGTERM a Popen daemon, SIGKILL it if it lingers. Returns seconds to exit or None."""
+    if p is None or p.poll() is not None:
+        return None
+    t0 = now_ns()
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout)
+        return (now_ns() - t0) / 1e9
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return None
+    finally:
+        tracked.discard(p.pid)
+
+
+class Inotify:
+    """Wakes when a file is modified (ctypes inotify); falls back to a 0.2 ms poll."""
+
+    IN_MODIFY = 0x2
+
+    def __init__(self, path):
+        self.fd = -1
+        try:
+            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+            if fd >= 0 and libc.inotify_add_watch(fd, path.encode(), self.IN_MODIFY) >= 0:
+                self.fd = fd
+            elif fd >= 0:
+                os.close(fd)
+        except AttributeError:
+            pass
+
+    def wait(self, timeout):
+        if self.fd < 0:
+            time.sleep(0.0002)
+            return
+        r, _, _ = select.select([self.fd], [], [], timeout)
+        if r:
+            try:
+                os.read(self.fd, 65536)
+            except BlockingIOError:
+                pass
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+# ---------------------------------------------------------------- the systems
+
+
+class System:
+    name = "?"
+    comm_sleep = "sleep"
+
+    def __init__(self, bins, tmp):
+        self.bins, self.tmp = bins, tmp
+        self.proc = None  # Popen of the daemon (or of the CLI that starts it)
+        self.pid = None  # the daemon's pid
+
+    def dir(self, label):
+        d = tempfile.mkdtemp(prefix=f"{self.name}-{label}-", dir=self.tmp)
+        self.d = d
+        return d
+
+    def stop_daemon(self):
+        """Graceful, bounded; then the sweep catches anything left."""
+        terminate(self.proc)
+        self.proc, self.pid = None, None
+
+
+class Cowherd(System):
+    name = "cowherd"
+
+    def write_config(self, n, command, extra=""):
+        self.sock = os.path.join(self.d, "cowherd.sock")
+        cfg = os.path.join(self.d, "cowherd.yaml")
+        with open(cfg, "w") as f:
+            f.write(
+                f"daemon:\n  socket: {self.sock}\n  shutdown_timeout: 30s\n"
+                f"pools:\n  {POOL}:\n    command: {json.dumps(command)}\n"
+                f"    workers: {n}\n    start_timeout: 0s\n    stop_timeout: 30s\n"
+                f"    max_restarts: {{count: 10000, within: 1s}}\n{extra}"
+            )
+        return cfg
+
+    def launch(self, n, command):
+        cfg = self.write_config(n, command)
+        self.proc = popen([self.bins["cowherd"], "-c", cfg], os.path.join(self.d, "daemon.log"))
+        self.pid = self.proc.pid
+
+    def ctl(self, *args):
+        return [self.bins["cowctl"], "--socket", self.sock, *args]
+
+    def status_cmd(self):
+        return self.ctl("status", "--json")
+
+    def running_by_ctl(self):
+        """Workers in state running per `cowctl status --json`, or -1 if unreachable."""
+        r = subprocess.run(self.ctl("status", "--json"), stdin=subprocess.DEVNULL,
+                           capture_output=True, env=bench_env())
+        if r.returncode != 0:
+            return -1
+        doc = json.loads(r.stdout)
+        return sum(w["state"] == "running" for p in doc["pools"] for w in p["workers"])
+
+    def stop_cmd(self):
+        return self.ctl("--timeout", "120", "stop", POOL)
+
+    def start_cmd(self):
+        return self.ctl("--timeout", "120", "start", POOL)
+
+
+class Supervisord(System):
+    name = "supervisord"
+
+    def launch(self, n, command):
+        self.sock = os.path.join(self.d, "supervisor.sock")
+        self.conf = os.path.join(self.d, "supervisord.conf")
+        with open(self.conf, "w") as f:
+            f.write(
+                f"[unix_http_server]\nfile={self.sock}\n"
+                f"[supervisord]\nnodaemon=true\nlogfile={self.d}/supervisord.log\n"
+                f"pidfile={self.d}/supervisord.pid\nchildlogdir={self.d}\nloglevel=info\n"
+                f"minfds=1024\nminprocs=200\n"
+                "[rpcinterface:supervisor]\n"
+                "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n"
+                f"[supervisorctl]\nserverurl=unix://{self.sock}\n"
+                f"[program:x]\ncommand={' '.join(command)}\nnumprocs={n}\n"
+                "process_name=%(program_name)s_%(process_num)d\nstartsecs=0\n"
+                "autorestart=true\nstopwaitsecs=30\nstdout_logfile=NONE\nredirect_stderr=true\n"
+            )
+        self.proc = popen([self.bins["supervisord"], "-c", self.conf],
+                          os.path.join(self.d, "stdout.log"))
+        self.pid = self.proc.pid
+
+    def ctl(self, *args):
+        return [self.bins["supervisorctl"], "-c", self.conf, *args]
+
+    def status_cmd(self):
+        return self.ctl("status")
+
+    def stop_cmd(self):
+        return self.ctl("stop", "all")
+
+    def start_cmd(self):
+        return self.ctl("start", "all")
+
+
+class Pm2(System):
+    name = "pm2"
+
+    def env(self):
+        return bench_env({"PM2_HOME": os.path.join(self.d, "home")})
+
+    def launch(self, n, command):
+        eco = os.path.join(self.d, "ecosystem.json")
+        with open(eco, "w") as f:
+            json.dump({"apps": [{
+                "name": "x", "script": command[0], "args": command[1:], "instances": n,
+                "exec_mode": "fork", "interpreter": "none", "autorestart": True,
+                "max_restarts": 10000, "out_file": "/dev/null", "error_file": "/dev/null",
+            }]}, f)
+        # The CLI starts the God daemon and returns; the daemon's pid is in PM2_HOME/pm2.pid.
+        self.proc = popen([self.bins["pm2"], "start", eco], os.path.join(self.d, "cli.log"),
+                          env=self.env())
+        pidfile = os.path.join(self.d, "home", "pm2.pid")
+        if not wait_until(lambda: os.path.exists(pidfile) and open(pidfile).read().strip(), 60):
+            raise RuntimeError("pm2 daemon did not write its pid file")
+        self.pid = int(open(pidfile).read().strip())
+
+    def ctl(self, *args):
+        return [self.bins["pm2"], *args]
+
+    def status_cmd(self):
+        return self.ctl("jlist")
+
+    def stop_cmd(self):
+        return self.ctl("stop", "all")
+
+    def start_cmd(self):
+        return self.ctl("start", "all")
+
+    def stop_daemon(self):
+        if self.proc is not None:
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            tracked.discard(self.proc.pid)
+        if self.pid and alive(self.pid):
+            try:
+                subprocess.run(self.ctl("kill"), env=self.env(), timeout=60,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                pass
+        self.proc, self.pid = None, None
+
+    def sigterm_exit(self):
+        """The God daemon is not our Popen child (it is adopted by us, the subreaper)."""
+        t0 = now_ns()
+        os.kill(self.pid, signal.SIGTERM)
+        ok = wait_until(lambda: not alive(self.pid), 60, 0.002)
+        return (now_ns() - t0) / 1e9 if ok else None
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def pct(values, p):
+    s = sorted(values)
+    if not s:
+        return None
+    k = (len(s) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def floor_startup(bins, n):
+    t0 = now_ns()
+    r = subprocess.run([bins["bench_floor_spawn"], str(n)], stdin=subprocess.DEVNULL,
+                       capture_output=True, env=bench_env())
+    wall = (now_ns() - t0) / 1e9
+    lines = r.stdout.decode().split()
+    if r.returncode != 0 or lines[0] != "elapsed_ns":
+        raise RuntimeError(f"bench_floor_spawn failed: {r.stderr.decode()}")
+    inner = int(lines[1]) / 1e9
+    for pid in map(int, lines[2:]):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    sweep()
+    return inner, wall
+
+
+def startup_proc(sysm, n, poll_s):
+    """Launch -> N exec'd `sleep` children of the daemon, counted from /proc every poll_s."""
+    sysm.dir(f"start{n}")
+    t0 = now_ns()
+    sysm.launch(n, ["sleep", "100000"])
+    counter = ChildCounter(sysm.pid, sysm.comm_sleep)
+    polls = 0
+    deadline = time.monotonic() + 120
+    while counter.count() < n:
+        polls += 1
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{sysm.name}: only {counter.count()}/{n} workers after 120 s")
+        time.sleep(poll_s)
+    return (now_ns() - t0) / 1e9, polls
+
+
+def startup_ctl(cow, n, poll_s):
+    """cowherd only: launch -> `cowctl status --json` reports N workers running."""
+    cow.dir(f"ctl{n}")
+    t0 = now_ns()
+    cow.launch(n, ["sleep", "100000"])
+    polls, poll_time = 0, 0.0
+    deadline = time.monotonic() + 120
+    while True:
+        p0 = now_ns()
+        running = cow.running_by_ctl()
+        poll_time += (now_ns() - p0) / 1e9
+        polls += 1
+        if running >= n:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"cowherd: only {running}/{n} running after 120 s")
+        time.sleep(poll_s)
+    return (now_ns() - t0) / 1e9, polls, poll_time / polls
+
+
+def replacement(sysm, n, kills, bins):
+    """N bench_stamp workers; SIGKILL a random one `kills` times; latency = new stamp - kill."""
+    d = sysm.dir(f"repl{n}")
+    stamps = os.path.join(d, "stamps.txt")
+    open(stamps, "w").close()
+    sysm.launch(n, [bins["bench_stamp"], stamps])
+    ino = Inotify(stamps)
+    lines = []
+    offset = 0
+
+    def read_new():
+        nonlocal offset
+        with open(stamps, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        offset += len(complete)
+        new = [tuple(map(int, ln.split())) for ln in complete.splitlines()]
+        lines.extend(new)
+        return new
+
+    if not wait_until(lambda: read_new() is not None and len(lines) >= n, 120, 0.01):
+        raise RuntimeError(f"{sysm.name}: only {len(lines)}/{n} stamps after 120 s")
+    counter = ChildCounter(sysm.pid, "bench_stamp")
+    if not wait_until(lambda: counter.count() >= n, 30, 0.01):
+        raise RuntimeError(f"{sysm.name}: only {counter.count()}/{n} stamp workers")
+    live = {pid for pid, _ in lines}
+    rng = random.Random(0x5EED + n)
+    lat = []
+    time.sleep(0.5)
+    for _ in range(kills):
+        time.sleep(rng.uniform(0.02, 0.05))  # let the daemon go idle between kills
+        pid = rng.choice(sorted(live))
+        st = proc_stat(pid)
+        if st is None or st[2] != sysm.pid:  # never signal a stranger
+            raise RuntimeError(f"{sysm.name}: pid {pid} is no longer the daemon's worker")
+        t0 = now_ns()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        new = []
+        while not new:
+            ino.wait(0.05)
+            new = read_new()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{sysm.name}: no replacement within 30 s")
+        live.discard(pid)
+        for npid, ts in new:
+            live.add(npid)
+        lat.append((new[0][1] - t0) / 1e9)
+        # A supervisor must not restart twice; wait until the pid set is settled anyway.
+    ino.close()
+    return lat
+
+
+def floor_replacement(bins, tmp, kills):
+    f = os.path.join(tempfile.mkdtemp(prefix="floor-repl-", dir=tmp), "stamps.txt")
+    r = subprocess.run([bins["bench_floor_spawn"], "--replace", str(kills), f,
+                        bins["bench_stamp"]], capture_output=True, env=bench_env())
+    if r.returncode != 0:
+        raise RuntimeError(f"bench_floor_spawn --replace: {r.stderr.decode()}")
+    vals = [int(x) / 1e9 for x in r.stdout.decode().split("\n", 1)[1].split()]
+    sweep()
+    return vals
+
+
+def daemon_figures(sysm, n, status_runs, idle_s):
+    """With N sleep workers running under sysm: figures 3-7."""
+    out = {}
+    time.sleep(1.0)  # let the start-up burst settle (logging, supervisord's RUNNING ticks)
+    env = sysm.env() if isinstance(sysm, Pm2) else bench_env()
+    times = []
+    for _ in range(status_runs):
+        dt, rc, _, err = timed_run(sysm.status_cmd(), env)
+        if rc not in (0, 3) and not isinstance(sysm, Supervisord):
+            raise RuntimeError(f"{sysm.name} status failed rc={rc}: {err[-300:]}")
+        times.append(dt)
+    out["status_p50"] = statistics.median(times)
+    out["status_p90"] = pct(times, 90)
+    out["rss_kib"] = vm_rss_kib(sysm.pid)
+    out["fds"] = fd_count(sysm.pid)
+    out["fds_per_worker"] = out["fds"] / n
+    time.sleep(1.0)
+    c0 = proc_stat(sysm.pid)[3]
+    time.sleep(idle_s)
+    out["idle_ticks"] = proc_stat(sysm.pid)[3] - c0
+    # 7. stop every worker through the CLI (each CLI waits until they are stopped) ...
+    dt, rc, _, err = timed_run(sysm.stop_cmd(), env, timeout=300)
+    counter = ChildCounter(sysm.pid, sysm.comm_sleep)
+    if rc != 0 or counter.count() != 0:
+        log(f"  {sysm.name}: stop rc={rc}, {counter.count()} sleeps left: {err[-300:]!r}")
+    out["stop_s"] = dt
+    # ... start them again, then time SIGTERM -> daemon exit with N running.
+    dt, rc, _, err = timed_run(sysm.start_cmd(), env, timeout=300)
+    counter = ChildCounter(sysm.pid, sysm.comm_sleep)
+    if not wait_until(lambda: counter.count() >= n, 120, 0.01):
+        raise RuntimeError(f"{sysm.name}: restart after stop reached {counter.count()}/{n}")
+    time.sleep(1.0)
+    if isinstance(sysm, Pm2):
+        out["sigterm_exit_s"] = sysm.sigterm_exit()
+    else:
+        out["sigterm_exit_s"] = terminate(sysm.proc, 120)
+        sysm.proc = None
+    return out
+
+
+# ---------------------------------------------------------------- driver
+
+
+def one_run(args, bins, systems, tmp, run_no):
+    res = {}
+
+    def put(key, sysname, value):
+        res.setdefault(key, {})[sysname] = value
+
+    largest = max(args.n)
+    for n in args.n:
+        inner, wall = floor_startup(bins, n)
+        put(f"startup{n}_floor_inner", "floor", inner)
+        put(f"startup{n}", "floor", wall)
+        log(f"  floor N={n}: {wall*1e3:.0f} ms wall ({inner*1e3:.0f} ms inside)")
+        time.sleep(0.5)
+        for sysm in systems:
+            try:
+                dt, polls = startup_proc(sysm, n, args.poll_ms / 1e3)
+                put(f"startup{n}", sysm.name, dt)
+                log(f"  {sysm.name} N={n}: {dt*1e3:.0f} ms ({polls} /proc polls)")
+                if n == largest:
+                    figs = daemon_figures(sysm, n, args.status_runs, args.idle_seconds)
+                    for k, v in figs.items():
+                        put(k, sysm.name, v)
+                    log(f"  {sysm.name} N={n}: " + ", ".join(
+                        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in figs.items()))
+            finally:
+                sysm.stop_daemon()
+                sweep(f"{sysm.name} startup")
+            time.sleep(0.5)
+            if isinstance(sysm, Cowherd):
+                try:
+                    dt, polls, cost = startup_ctl(sysm, n, args.poll_ms / 1e3)
+                    put(f"startup{n}_ctl", sysm.name, dt)
+                    put(f"startup{n}_ctl_polls", sysm.name, polls)
+                    put(f"startup{n}_ctl_pollcost", sysm.name, cost)
+                    log(f"  cowherd N={n} via cowctl: {dt*1e3:.0f} ms "
+                        f"({polls} polls, {cost*1e3:.1f} ms each)")
+                finally:
+                    sysm.stop_daemon()
+                    sweep("cowherd cowctl startup")
+                time.sleep(0.5)
+    for n in args.n:
+        lat = floor_replacement(bins, tmp, args.kills)
+        put(f"repl{n}_p50", "floor", statistics.median(lat))
+        put(f"repl{n}_max", "floor", max(lat))
+        for sysm in systems:
+            try:
+                lat = replacement(sysm, n, args.kills, bins)
+                put(f"repl{n}_p50", sysm.name, statistics.median(lat))
+                put(f"repl{n}_max", sysm.name, max(lat))
+                put(f"repl{n}_all", sysm.name, lat)
+                log(f"  {sysm.name} N={n} replacement: p50 {statistics.median(lat)*1e3:.2f} ms,"
+                    f" max {max(lat)*1e3:.2f} ms")
+            finally:
+                sysm.stop_daemon()
+                sweep(f"{sysm.name} replacement")
+            time.sleep(0.5)
+    return res
+
+
+def fmt_ms(v):
+    return "-" if v is None else (f"{v*1e3:.2f}" if v < 0.1 else f"{v*1e3:.0f}")
+
+
+def render(args, runs, names):
+    def med(key, name):
+        vals = [r[key][name] for r in runs if key in r and name in r[key]
+                and r[key][name] is not None]
+        return statistics.median(vals) if vals else None
+
+    def worst(key, name):
+        vals = [r[key][name] for r in runs if key in r and name in r[key]
+                and r[key][name] is not None]
+        return max(vals) if vals else None
+
+    cols = ["floor"] + names
+    head = f"{'figure':<44}" + "".join(f"{c:>12}" for c in cols) + f"  {'target':<18}"
+    rows = [head, "-" * len(head)]
+    largest = max(args.n)
+
+    def row(label, key, fmt, target="", check=None, agg=med, only=None):
+        vals = {c: agg(key, c) for c in cols}
+        cells = "".join(f"{(fmt(vals[c]) if vals[c] is not None else '-'):>12}" for c in cols)
+        verdict = ""
+        if check and vals.get("cowherd") is not None:
+            verdict = "ok" if check(vals["cowherd"], vals) else "MISSED"
+        rows.append(f"{label:<44}{cells}  {target:<12}{verdict}")
+        return vals
+
+    def ratio_row(label, base_vals, over, target="", check=None):
+        cells, verdict = "", ""
+        for c in cols:
+            b, v = base_vals.get(over), base_vals.get(c)
+            cells += f"{(f'{v / b:.2f}x' if b and v is not None else '-'):>12}"
+        if check:
+            b, v = base_vals.get(over), base_vals.get("cowherd")
+            if b and v is not None:
+                verdict = "ok" if check(v / b) else "MISSED"
+        rows.append(f"{label:<44}{cells}  {target:<12}{verdict}")
+
+    for n in args.n:
+        v = row(f"1. startup N={n}, ms (/proc count)", f"startup{n}", fmt_ms)
+        ratio_row(f"   ratio vs floor", v, "floor", "<=1.3x @1000" if n == 1000 else "",
+                  (lambda r: r <= 1.3) if n == 1000 else None)
+        ratio_row(f"   ratio vs cowherd", v, "cowherd")
+        row(f"   floor: time inside the spawn loop, ms", f"startup{n}_floor_inner", fmt_ms)
+        row(f"   cowherd via cowctl status poll, ms", f"startup{n}_ctl", fmt_ms)
+        row(f"   cowctl polls until all running", f"startup{n}_ctl_polls", lambda x: f"{x:.0f}")
+        row(f"   cost of one cowctl poll, ms", f"startup{n}_ctl_pollcost", fmt_ms)
+    for n in args.n:
+        row(f"2. replacement N={n}: p50, ms", f"repl{n}_p50", fmt_ms, "<=2 ms",
+            lambda v, _: v <= 0.002)
+        row(f"   max (median of runs' max), ms", f"repl{n}_max", fmt_ms, "<=5 ms",
+            lambda v, _: v <= 0.005)
+        row(f"   max (worst over all runs), ms", f"repl{n}_max", fmt_ms, "<=5 ms",
+            lambda v, _: v <= 0.005, agg=worst)
+    v = row(f"3. status @{largest}: median, ms", "status_p50", fmt_ms)
+    ratio_row("   ratio vs cowherd", v, "cowherd")
+    row(f"   p90, ms", "status_p90", fmt_ms)
+    v = row(f"4. daemon RSS @{largest}, MiB", "rss_kib", lambda x: f"{x/1024:.1f}")
+    ratio_row("   ratio vs cowherd", v, "cowherd")
+    row(f"5. daemon fds @{largest}", "fds", lambda x: f"{x:.0f}")
+    row(f"   fds per worker", "fds_per_worker", lambda x: f"{x:.3f}")
+    row(f"6. idle CPU ticks in {args.idle_seconds:g} s @{largest}", "idle_ticks",
+        lambda x: f"{x:.0f}", "0 ticks", lambda v, _: v == 0)
+    row(f"7. stop all @{largest} (CLI wall), ms", "stop_s", fmt_ms, "<=500 ms",
+        lambda v, _: v <= 0.5)
+    row(f"   SIGTERM -> daemon exit @{largest}, ms", "sigterm_exit_s", fmt_ms, "<=500 ms",
+        lambda v, _: v <= 0.5)
+    return "\n".join(rows)
+
+
+def machine():
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{platform.node()}: Linux {platform.release()}, {os.cpu_count()} CPUs ({cpu}), "
+            f"{mem:.0f} GiB RAM, pid_max {open('/proc/sys/kernel/pid_max').read().strip()}")
+
+
+def versions(bins):
+    out = {}
+    for name, argv in (("cowherd", [bins["cowherd"], "--version"]),
+                       ("supervisord", [bins.get("supervisord") or "", "--version"]),
+                       ("pm2", [bins.get("pm2") or "", "--version"])):
+        if not argv[0]:
+            continue
+        try:
+            r = subprocess.run(argv, capture_output=True, timeout=60, env=bench_env(
+                {"PM2_HOME": tempfile.mkdtemp(prefix="pm2v-")}))
+            out[name] = (r.stdout or r.stderr).decode().strip().splitlines()[-1]
+        except Exception as e:  # noqa: BLE001 - informational only
+            out[name] = f"? ({e})"
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--n", type=int, nargs="+", default=[100, 1000])
+    ap.add_argument("--kills", type=int, default=50)
+    ap.add_argument("--status-runs", type=int, default=30)
+    ap.add_argument("--idle-seconds", type=float, default=30)
+    ap.add_argument("--poll-ms", type=float, default=5)
+    ap.add_argument("--bin-dir", default=os.path.join(ROOT, "build", "release", "bin"))
+    ap.add_argument("--systems", default="cowherd,supervisord,pm2",
+                    help="comma list; peers that are not installed are skipped")
+    ap.add_argument("--json-out", help="write every run's raw figures here")
+    args = ap.parse_args()
+
+    bins = {b: os.path.join(args.bin_dir, b)
+            for b in ("cowherd", "cowctl", "bench_stamp", "bench_floor_spawn")}
+    for b, path in bins.items():
+        if not os.access(path, os.X_OK):
+            sys.exit(f"missing {path}: build first (cmake --build build/release)")
+    bins["supervisord"] = shutil.which("supervisord")
+    bins["supervisorctl"] = shutil.which("supervisorctl")
+    bins["pm2"] = shutil.which("pm2")
+    wanted = args.systems.split(",")
+    systems_cls = [Cowherd]
+    if "supervisord" in wanted:
+        if bins["supervisord"] and bins["supervisorctl"]:
+            systems_cls.append(Supervisord)
+        else:
+            log("supervisord not installed: skipped (apt-get install -y supervisor)")
+    if "pm2" in wanted:
+        if bins["pm2"]:
+            systems_cls.append(Pm2)
+        else:
+            log("pm2 not installed: skipped (npm i -g pm2)")
+
+    # Orphans of killed daemons come to us, not to init, so nothing escapes the sweep.
+    PR_SET_CHILD_SUBREAPER = 36
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    soft, hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
+    tmp = tempfile.mkdtemp(prefix="cowbench-")
+    started = datetime.datetime.now(datetime.timezone.utc)
+    runs = []
+    try:
+        systems = [c(bins, tmp) for c in systems_cls]
+        vers = versions(bins)
+        for i in range(args.runs):
+            log(f"run {i + 1}/{args.runs}")
+            runs.append(one_run(args, bins, systems, tmp, i))
+    except KeyboardInterrupt:
+        log("interrupted")
+    finally:
+        for s in locals().get("systems", []):
+            try:
+                s.stop_daemon()
+            except Exception:  # noqa: BLE001 - cleaning up regardless
+                pass
+        sweep("the benchmark")
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not runs:
+        sys.exit(1)
+    names = [c.name for c in systems_cls]
+    print(f"# bench/spawn.py {' '.join(sys.argv[1:])}".rstrip())
+    print(f"# {started:%Y-%m-%d %H:%M} UTC; {machine()}; fd limit {soft}")
+    print("# " + "; ".join(f"{k} {v}" for k, v in vers.items()))
+    print(f"# median of {len(runs)} runs; {args.kills} kills per replacement run; "
+          f"{args.status_runs} status calls; /proc polled every {args.poll_ms:g} ms")
+    print(render(args, runs, names))
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump({"args": vars(args), "machine": machine(), "versions": vers,
+                       "runs": runs}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+#include "config/config.hpp"
+
+namespace cow::config {
+
+const PoolConfig* Config::find_pool(std::string_view name) const {
+    for (const auto& p : pools)
+        if (p.name == name) return &p;
+    return nullptr;
+}
+
+std::string ConfigError::to_string() const {
+    std::string out = file;
+    if (line > 0) {
+        out += ':';
+        out += std::to_string(line);
+        out += ':';
+        out += std::to_string(column);
+    }
+    out += ": ";
+    if (!key_path.empty()) {
+        out += key_path;
+        out += ": ";
+    }
+    out += message;
+    return out;
+}
+
+std::string_view to_string(RestartPolicy p) {
+    switch (p) {
+        case RestartPolicy::always:
+            return "always";
+        case RestartPolicy::on_failure:
+            return "on-failure";
+        case RestartPolicy::never:
+            return "never";
+    }
+    return "?";
+}
+
+std::string_view to_string(KillMode m) {
+    switch (m) {
+        case KillMode::auto_:
+            return "auto";
+        case KillMode::cgroup:
+            return "cgroup";
+        case KillMode::group:
+            return "group";
+    }
+    return "?";
+}
+
+std::string_view to_string(OrphanPolicy p) {
+    switch (p) {
+        case OrphanPolicy::kill:
+            return "kill";
+        case OrphanPolicy::keep:
+            return "keep";
+    }
+    return "?";
+}
+
+}  // namespace cow::config

@@ -1,0 +1,117 @@
+// The configuration room: YAML text -> validated, immutable Config (design §1, §2).
+// Nothing outside config/ ever sees a YAML node.
+#pragma once
+
+#include <chrono>
+#include <csignal>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <sys/types.h>
+
+#include "core/units.hpp"
+
+namespace cow::config {
+
+using namespace std::chrono_literals;
+
+enum class RestartPolicy { always, on_failure, never };
+enum class KillMode { auto_, cgroup, group };  // auto: cgroup when usable, else group
+enum class OrphanPolicy { kill, keep };
+
+struct Backoff {
+    Millis initial{100ms};
+    Millis max{30s};
+    bool operator==(const Backoff&) const = default;
+};
+
+struct MaxRestarts {
+    int count = 10;
+    Millis within{60s};
+    bool operator==(const MaxRestarts&) const = default;
+};
+
+struct PoolConfig {
+    std::string name;
+    std::vector<std::string> command;  // argv; command[0] is searched in PATH when it has no '/'
+    int workers = 1;
+    std::string cwd;  // absolute after loading; empty = the daemon's cwd
+    std::vector<std::pair<std::string, std::string>> env;  // in file order
+    bool autostart = true;
+    RestartPolicy restart = RestartPolicy::always;
+    Millis start_timeout{1s};
+    Backoff backoff;
+    MaxRestarts max_restarts;
+    int stop_signal = SIGTERM;
+    Millis stop_timeout{10s};
+    KillMode kill_mode = KillMode::auto_;
+    OrphanPolicy orphans = OrphanPolicy::kill;
+    bool essential = false;
+    std::vector<std::string> depends_on;
+
+    bool operator==(const PoolConfig&) const = default;
+};
+
+struct DaemonConfig {
+    std::string socket;  // absolute; defaults to cow::default_socket_path()
+    mode_t socket_mode = 0600;
+    std::string log_level = "info";  // trace|debug|info|warn|error|critical|off
+    Millis shutdown_timeout{30s};
+    bool operator==(const DaemonConfig&) const = default;
+};
+
+struct Config {
+    std::string source_path;  // absolute path of the file it came from, "" for text
+    DaemonConfig daemon;
+    std::vector<PoolConfig> pools;  // in file order; depends_on order is resolved by the daemon
+
+    const PoolConfig* find_pool(std::string_view name) const;
+};
+
+struct ConfigError {
+    std::string file;
+    int line = 0;          // 1-based; 0 when the error has no position (e.g. file unreadable)
+    int column = 0;        // 1-based
+    std::string key_path;  // "pools.web.workers"
+    std::string message;   // "expected a positive integer, got \"four\""
+    // "demo.yaml:12:14: pools.web.workers: expected a positive integer, got "four""
+    std::string to_string() const;
+};
+
+struct LoadResult {
+    std::shared_ptr<const Config> config;  // set iff errors is empty
+    std::vector<ConfigError> errors;
+    bool ok() const { return config != nullptr; }
+};
+
+inline constexpr std::size_t kMaxConfigBytes = 1 << 20;  // 1 MiB
+inline constexpr int kMaxConfigDepth = 32;
+inline constexpr int kMaxPools = 1000;
+inline constexpr int kMaxWorkersPerPool = 10000;
+// Scalars and collections written in the file (aliases aside); bounds memory and time.
+inline constexpr std::size_t kMaxConfigNodes = 200000;
+// Nodes reachable through YAML aliases, counted with repetition: stops "billion laughs" documents.
+inline constexpr std::size_t kMaxAliasExpansion = 10000;
+// A load reports at most this many errors, then one more saying how many it left out.
+inline constexpr std::size_t kMaxReportedErrors = 50;
+
+// Reads and validates a file. Relative paths inside (cwd, daemon.socket) resolve against the
+// file's directory. config/README.md documents every key and limit.
+LoadResult load_file(const std::string& path);
+
+// Validates text; `filename` is used in error messages, `base_dir` resolves relative paths
+// (empty: the current directory).
+LoadResult load_text(std::string_view text, const std::string& filename,
+                     const std::string& base_dir);
+
+// Multi-line human summary for `cowherd --check`.
+std::string summarize(const Config& cfg);
+
+std::string_view to_string(RestartPolicy p);
+std::string_view to_string(KillMode m);
+std::string_view to_string(OrphanPolicy p);
+
+}  // namespace cow::config

@@ -1,0 +1,59 @@
+#include <sys/un.h>
+
+#include "config/sections.hpp"
+
+namespace cow::config::detail {
+namespace {
+
+constexpr std::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
+                                           "error", "critical", "off"};
+// In the design (§1) but not implemented yet: better "not supported" than "unknown key".
+constexpr std::string_view kPlannedDaemonKeys[] = {"socket_group", "log_dir", "metrics"};
+// sun_path holds the path and its terminating NUL.
+constexpr std::size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
+
+}  // namespace
+
+bool is_daemon_key(std::string_view key) {
+    static constexpr std::string_view kKeys[] = {"socket", "socket_mode", "log_level",
+                                                 "shutdown_timeout"};
+    for (auto k : kKeys)
+        if (k == key) return true;
+    for (auto k : kPlannedDaemonKeys)
+        if (k == key) return true;
+    return false;
+}
+
+void read_daemon(Diagnostics& diag, const Field& f, const std::string& base_dir,
+                 DaemonConfig& out) {
+    const FieldReader readers[] = {
+        {"socket",
+         [&](const Field& v) {
+             auto path = read_path(diag, v, base_dir);
+             if (!path) return;
+             if (path->size() > kMaxSocketPath) {
+                 diag.error(v.pos, v.path,
+                            "socket path is " + std::to_string(path->size()) +
+                                " bytes long; a Unix socket path may have at most " +
+                                std::to_string(kMaxSocketPath));
+                 return;
+             }
+             out.socket = std::move(*path);
+         }},
+        {"socket_mode",
+         [&](const Field& v) {
+             if (auto m = read_mode(diag, v)) out.socket_mode = *m;
+         }},
+        {"log_level",
+         [&](const Field& v) {
+             if (auto i = read_choice(diag, v, kLogLevels)) out.log_level = kLogLevels[*i];
+         }},
+        {"shutdown_timeout",
+         [&](const Field& v) {
+             if (auto d = read_duration(diag, v, false)) out.shutdown_timeout = *d;
+         }},
+    };
+    read_fields(diag, f, "a mapping of daemon settings", readers, kPlannedDaemonKeys);
+}
+
+}  // namespace cow::config::detail

@@ -1,0 +1,268 @@
+#include <unordered_set>
+
+#include "config/sections.hpp"
+#include "config/shell_split.hpp"
+#include "core/names.hpp"
+
+namespace cow::config::detail {
+namespace {
+
+constexpr std::string_view kRestartPolicies[] = {"always", "on-failure", "never"};
+constexpr RestartPolicy kRestartValues[] = {RestartPolicy::always, RestartPolicy::on_failure,
+                                            RestartPolicy::never};
+constexpr std::string_view kKillModes[] = {"auto", "cgroup", "group"};
+constexpr KillMode kKillModeValues[] = {KillMode::auto_, KillMode::cgroup, KillMode::group};
+constexpr std::string_view kOrphanPolicies[] = {"kill", "keep"};
+constexpr OrphanPolicy kOrphanValues[] = {OrphanPolicy::kill, OrphanPolicy::keep};
+
+// In the design (§1) but not implemented yet: better "not supported" than "unknown key".
+constexpr std::string_view kPlannedPoolKeys[] = {"user",  "group",   "umask", "rlimits",
+                                                 "ready", "sockets", "memory"};
+
+// The supervisor keeps a timestamp per restart inside the window, so the count bounds memory.
+constexpr int kMaxRestartCount = 10'000;
+
+bool valid_env_name(std::string_view name) {
+    if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
+    for (char c : name) {
+        bool ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+// Variables the daemon sets for each worker; a config value would be silently overwritten.
+bool reserved_env_name(std::string_view name) {
+    return name == "COWHERD_POOL" || name == "COWHERD_WORKER" || name == "NOTIFY_SOCKET" ||
+           name.starts_with("LISTEN_");
+}
+
+void read_command(Diagnostics& diag, const Field& f, std::vector<std::string>& out) {
+    std::vector<std::string> argv;
+    if (f.node.is_scalar()) {
+        ShellSplit split = shell_split(f.node.text);
+        if (split.error) {
+            diag.error(f.pos, f.path,
+                       "cannot split the command string: " + *split.error +
+                           " (it is split like sh does, but no shell runs)");
+            return;
+        }
+        argv = std::move(split.words);
+        // Only a YAML "\0" escape can put one there; execve would cut the argument short.
+        for (const auto& word : argv) {
+            if (word.find('\0') != std::string::npos) {
+                diag.error(f.pos, f.path, "command contains a NUL character");
+                return;
+            }
+        }
+    } else if (f.node.is_sequence()) {
+        bool ok = true;
+        for_each_item(diag, f, "", [&](std::size_t, const Field& item) {
+            auto arg = read_string(diag, item, "a string");
+            if (!arg) {
+                ok = false;
+            } else if (arg->find('\0') != std::string::npos) {
+                diag.error(item.pos, item.path, "argument contains a NUL character");
+                ok = false;
+            } else {
+                argv.push_back(std::move(*arg));
+            }
+        });
+        if (!ok) return;
+    } else {
+        report_expected(diag, f, "a command: a list like [\"/bin/app\", \"--flag\"] or a string");
+        return;
+    }
+    if (argv.empty()) {
+        diag.error(f.pos, f.path, "command is empty");
+        return;
+    }
+    if (argv[0].empty()) {
+        diag.error(f.pos, f.path, "command has an empty program name");
+        return;
+    }
+    out = std::move(argv);
+}
+
+void read_env(Diagnostics& diag, const Field& f,
+              std::vector<std::pair<std::string, std::string>>& out) {
+    for_each_entry(diag, f, "a mapping of NAME: value",
+                   [&](const std::string& name, Pos key_pos, const Field& v) {
+                       if (!valid_env_name(name)) {
+                           diag.error(key_pos, v.path,
+                                      "invalid environment variable name " + quote(name) +
+                                          ": use letters, digits and _, not starting with a "
+                                          "digit");
+                           return;
+                       }
+                       if (reserved_env_name(name)) {
+                           diag.error(key_pos, v.path,
+                                      name +
+                                          " is set by cowherd for each worker and cannot be "
+                                          "configured");
+                           return;
+                       }
+                       if (!v.node.is_scalar()) {
+                           report_expected(diag, v, "a string value (write \"\" for empty)");
+                           return;
+                       }
+                       if (v.node.text.find('\0') != std::string::npos) {
+                           diag.error(v.pos, v.path, "value contains a NUL character");
+                           return;
+                       }
+                       out.emplace_back(name, v.node.text);
+                   });
+}
+
+void read_backoff(Diagnostics& diag, const Field& f, Backoff& out) {
+    bool ok = true;
+    Pos initial_pos = f.pos;
+    const FieldReader readers[] = {
+        {"initial",
+         [&](const Field& v) {
+             initial_pos = v.pos;
+             if (auto d = read_duration(diag, v, true))
+                 out.initial = *d;
+             else
+                 ok = false;
+         }},
+        {"max",
+         [&](const Field& v) {
+             if (auto d = read_duration(diag, v, true))
+                 out.max = *d;
+             else
+                 ok = false;
+         }},
+    };
+    if (!read_fields(diag, f, "a mapping like {initial: 100ms, max: 30s}", readers) || !ok) return;
+    if (out.initial > out.max) {
+        diag.error(initial_pos, join_path(f.path, "initial"),
+                   "initial backoff " + exact_duration(out.initial) + " is longer than max " +
+                       exact_duration(out.max));
+    }
+}
+
+void read_max_restarts(Diagnostics& diag, const Field& f, MaxRestarts& out) {
+    const FieldReader readers[] = {
+        {"count",
+         [&](const Field& v) {
+             if (auto n = read_int(diag, v, 0, kMaxRestartCount)) out.count = static_cast<int>(*n);
+         }},
+        {"within",
+         [&](const Field& v) {
+             if (auto d = read_duration(diag, v, true)) out.within = *d;
+         }},
+    };
+    read_fields(diag, f, "a mapping like {count: 10, within: 60s}", readers);
+}
+
+void read_depends_on(Diagnostics& diag, const Field& f, PoolConfig& pool, DependsSource& deps) {
+    deps.list_pos = f.pos;
+    deps.list_path = f.path;
+    std::unordered_set<std::string> seen;
+    for_each_item(diag, f, "a list of pool names like [db]", [&](std::size_t, const Field& item) {
+        auto name = read_string(diag, item, "a pool name");
+        if (!name) return;
+        if (!valid_name(*name)) {
+            report_expected(diag, item, "a pool name");
+            return;
+        }
+        if (!seen.insert(*name).second) {
+            diag.error(item.pos, item.path, quote(*name) + " is listed twice");
+            return;
+        }
+        pool.depends_on.push_back(std::move(*name));
+        deps.item_pos.push_back(item.pos);
+    });
+}
+
+template <class E, std::size_t N>
+std::function<void(const Field&)> choice_reader(Diagnostics& diag,
+                                                const std::string_view (&names)[N],
+                                                const E (&values)[N], E& out) {
+    return [&diag, &names, &values, &out](const Field& v) {
+        if (auto i = read_choice(diag, v, names)) out = values[*i];
+    };
+}
+
+std::function<void(const Field&)> bool_reader(Diagnostics& diag, bool& out) {
+    return [&diag, &out](const Field& v) {
+        if (auto b = read_bool(diag, v)) out = *b;
+    };
+}
+
+std::function<void(const Field&)> duration_reader(Diagnostics& diag, Millis& out) {
+    return [&diag, &out](const Field& v) {
+        if (auto d = read_duration(diag, v, false)) out = *d;
+    };
+}
+
+}  // namespace
+
+bool is_pool_key(std::string_view key) {
+    static constexpr std::string_view kKeys[] = {
+        "command",      "workers",       "cwd",     "env",          "autostart",
+        "restart",      "start_timeout", "backoff", "max_restarts", "stop_signal",
+        "stop_timeout", "kill_mode",     "orphans", "essential",    "depends_on"};
+    for (auto k : kKeys)
+        if (k == key) return true;
+    for (auto k : kPlannedPoolKeys)
+        if (k == key) return true;
+    return false;
+}
+
+void read_pool(Diagnostics& diag, const Field& f, const std::string& base_dir, PoolConfig& out,
+               DependsSource& deps) {
+    bool have_command = false;
+    const FieldReader readers[] = {
+        {"command",
+         [&](const Field& v) {
+             have_command = true;
+             read_command(diag, v, out.command);
+         }},
+        {"workers",
+         [&](const Field& v) {
+             if (auto n = read_int(diag, v, 0, kMaxWorkersPerPool))
+                 out.workers = static_cast<int>(*n);
+         }},
+        {"cwd",
+         [&](const Field& v) {
+             if (auto p = read_path(diag, v, base_dir)) out.cwd = std::move(*p);
+         }},
+        {"env", [&](const Field& v) { read_env(diag, v, out.env); }},
+        {"autostart", bool_reader(diag, out.autostart)},
+        {"restart", choice_reader(diag, kRestartPolicies, kRestartValues, out.restart)},
+        {"start_timeout", duration_reader(diag, out.start_timeout)},
+        {"backoff", [&](const Field& v) { read_backoff(diag, v, out.backoff); }},
+        {"max_restarts", [&](const Field& v) { read_max_restarts(diag, v, out.max_restarts); }},
+        {"stop_signal",
+         [&](const Field& v) {
+             if (auto s = read_signal(diag, v)) out.stop_signal = *s;
+         }},
+        {"stop_timeout", duration_reader(diag, out.stop_timeout)},
+        {"kill_mode", choice_reader(diag, kKillModes, kKillModeValues, out.kill_mode)},
+        {"orphans", choice_reader(diag, kOrphanPolicies, kOrphanValues, out.orphans)},
+        {"essential", bool_reader(diag, out.essential)},
+        {"depends_on", [&](const Field& v) { read_depends_on(diag, v, out, deps); }},
+    };
+    if (!read_fields(diag, f, "a mapping of pool settings", readers, kPlannedPoolKeys)) return;
+    if (!have_command) diag.error(f.pos, join_path(f.path, "command"), "missing required key");
+}
+
+std::string exact_duration(Millis d) {
+    struct Unit {
+        std::int64_t ms;
+        const char* suffix;
+    };
+    static constexpr Unit kUnits[] = {
+        {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}};
+    std::int64_t ms = d.count();
+    if (ms != 0) {
+        for (const auto& u : kUnits)
+            if (ms % u.ms == 0) return std::to_string(ms / u.ms) + u.suffix;
+    }
+    return std::to_string(ms) + "ms";
+}
+
+}  // namespace cow::config::detail

@@ -1,0 +1,40 @@
+// cowctl's side of the control protocol: a blocking Unix-socket client with deadlines.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <variant>
+
+#include "core/protocol.hpp"
+
+namespace cow::ctl {
+
+struct Unreachable {
+    std::string message;  // "cannot reach cowherd at /run/...: No such file or directory"
+};
+
+class Client {
+  public:
+    static std::variant<Client, Unreachable> connect(const std::string& path,
+                                                     std::chrono::milliseconds timeout);
+    Client(Client&& o) noexcept : fd_(o.fd_), path_(std::move(o.path_)) { o.fd_ = -1; }
+    Client& operator=(Client&&) = delete;
+    ~Client();
+
+    using OnItem = std::function<void(const boost::json::value&)>;
+    // Sends one request and returns its final reply. Streaming items go to on_item.
+    // A negative timeout waits forever (for `logs -f`).
+    std::variant<proto::Reply, Unreachable> call(const std::string& cmd, boost::json::object args,
+                                                 std::chrono::milliseconds timeout,
+                                                 const OnItem& on_item = {});
+
+  private:
+    Client(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+    int fd_;
+    std::string path_;
+    std::string buf_;
+    std::int64_t next_id_ = 1;
+};
+
+}  // namespace cow::ctl

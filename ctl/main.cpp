@@ -1,0 +1,184 @@
+// cowctl: drives the daemon over its control socket. Exit codes (design §1): 0 ok, 1 the
+// daemon refused or the command failed, 2 bad usage, 3 the daemon is unreachable.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "core/paths.hpp"
+#include "core/signal_names.hpp"
+#include "ctl/client.hpp"
+#include "ctl/render.hpp"
+
+namespace json = boost::json;
+using namespace cow::ctl;
+
+namespace {
+
+constexpr int kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3;
+bool last_healthy = false;  // set from a health reply
+
+struct Options {
+    std::string socket;
+    bool json = false;
+    int timeout_s = 0;  // 0: the verb's default
+};
+
+std::string socket_path(const Options& o) {
+    if (!o.socket.empty()) return o.socket;
+    if (const char* env = std::getenv("COWHERD_SOCKET"); env && env[0]) return env;
+    return cow::default_socket_path();
+}
+
+// Sends one request and prints the reply; returns the exit code.
+int run(const Options& o, const std::string& cmd, json::object args,
+        const std::function<std::string(const json::value&)>& human,
+        std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    if (o.timeout_s > 0) timeout = std::chrono::seconds(o.timeout_s);
+    auto path = socket_path(o);
+    auto c = Client::connect(path, std::chrono::seconds(2));
+    if (auto* u = std::get_if<Unreachable>(&c)) {
+        std::fprintf(stderr, "cowctl: %s\n", u->message.c_str());
+        return kUnreachable;
+    }
+    auto& client = std::get<Client>(c);
+    auto r = client.call(cmd, std::move(args), timeout);
+    if (auto* u = std::get_if<Unreachable>(&r)) {
+        std::fprintf(stderr, "cowctl: %s\n", u->message.c_str());
+        return kUnreachable;
+    }
+    auto& reply = std::get<cow::proto::Reply>(r);
+    if (!reply.ok) {
+        if (o.json) {
+            json::object e{{"error", json::object{{"code", reply.error_code},
+                                                  {"message", reply.error_message}}}};
+            std::printf("%s\n", json::serialize(e).c_str());
+        }
+        std::fprintf(stderr, "cowctl: %s: %s\n", cmd.c_str(), reply.error_message.c_str());
+        return reply.error_code == "invalid_argument" ? kUsage : kFailed;
+    }
+    if (reply.result.is_object())
+        if (const auto* h = reply.result.as_object().if_contains("healthy"); h && h->is_bool())
+            last_healthy = h->get_bool();
+    if (o.json) {
+        std::printf("%s\n", json::serialize(reply.result).c_str());
+    } else if (human) {
+        std::fputs(human(reply.result).c_str(), stdout);
+    }
+    return kOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"cowctl: control a running cowherd"};
+    app.require_subcommand(1);
+    app.fallthrough();
+    Options o;
+    app.add_option(
+        "-s,--socket", o.socket,
+        "control socket (default: $COWHERD_SOCKET, then " + cow::default_socket_path() + ")");
+    app.add_flag("--json", o.json, "print the daemon's JSON result instead of a table");
+    app.add_option("--timeout", o.timeout_s, "seconds to wait for the daemon's answer");
+    const Style style = detect_style();
+
+    std::string target;
+    bool no_wait = false;
+    int rc = kOk;
+    std::function<int()> action;
+
+    auto* status = app.add_subcommand("status", "show pools and workers");
+    status->add_option("target", target, "POOL, POOL.N or all");
+    status->callback([&] {
+        json::object a;
+        if (!target.empty()) a["target"] = target;
+        action = [&, a] {
+            return run(o, "status", a,
+                       [&](const json::value& v) { return render_status(v, style); });
+        };
+    });
+
+    for (const char* verb : {"start", "stop", "restart"}) {
+        std::string help = std::string(verb) + " POOL, POOL.N or all; waits until done";
+        auto* sc = app.add_subcommand(verb, help);
+        sc->add_option("target", target, "POOL, POOL.N or all")->required();
+        sc->add_flag("--no-wait", no_wait, "return as soon as the daemon accepted the request");
+        sc->callback([&, verb] {
+            json::object a{{"target", target}, {"wait", !no_wait}};
+            action = [&, a, verb] {
+                return run(
+                    o, verb, a, [&](const json::value& v) { return render_workers(v, style); },
+                    std::chrono::minutes(10));
+            };
+        });
+    }
+
+    std::string sig;
+    bool tree_all = false;
+    auto* signal = app.add_subcommand("signal", "send a signal to workers' process groups");
+    signal->add_option("signal", sig, "HUP, USR1, 15, ...")->required();
+    signal->add_option("target", target, "POOL, POOL.N or all")->required();
+    signal->callback([&] {
+        json::object a{{"signal", sig}, {"target", target}, {"tree", tree_all}};
+        action = [&, a] {
+            return run(o, "signal", a, [](const json::value& v) {
+                const auto& r = v.as_object();
+                return "sent " + std::string(r.at("signal").as_string()) + " to " +
+                       std::to_string(r.at("signalled").to_number<int>()) + " worker(s)\n";
+            });
+        };
+    });
+
+    signal->add_flag("--tree", tree_all,
+                     "signal every process of each worker's tree (its cgroup or process group), "
+                     "not only its main process");
+
+    auto* tree = app.add_subcommand("tree", "show each worker's process tree, and orphans");
+    tree->add_option("pool", target, "POOL or all");
+    tree->callback([&] {
+        json::object a;
+        if (!target.empty()) a["target"] = target;
+        action = [&, a] {
+            return run(o, "tree", a, [&](const json::value& v) { return render_tree(v, style); });
+        };
+    });
+
+    auto* health = app.add_subcommand(
+        "health", "exit 0 if every essential pool (or, with none, every autostart pool) runs");
+    health->callback([&] {
+        action = [&] {
+            int rc = run(o, "health", {}, [](const json::value& v) { return render_health(v); });
+            if (rc != kOk) return rc;
+            // run() printed the verdict; the exit code carries it for probes.
+            return last_healthy ? kOk : kFailed;
+        };
+    });
+
+    auto* shutdown = app.add_subcommand("shutdown", "stop every pool and exit the daemon");
+    shutdown->callback([&] {
+        action = [&] {
+            return run(o, "shutdown", {}, [](const json::value&) {
+                return std::string("cowherd is shutting down\n");
+            });
+        };
+    });
+
+    auto* version = app.add_subcommand("version", "print the daemon's version");
+    version->callback([&] {
+        action = [&] {
+            return run(o, "version", {}, [](const json::value& v) {
+                return "cowherd " + std::string(v.as_object().at("version").as_string()) + "\n";
+            });
+        };
+    });
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int code = app.exit(e);
+        return code == 0 ? kOk : kUsage;
+    }
+    if (action) rc = action();
+    return rc;
+}

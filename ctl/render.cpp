@@ -1,0 +1,146 @@
+#include "ctl/render.hpp"
+
+#include "core/units.hpp"
+
+namespace cow::ctl {
+namespace json = boost::json;
+
+namespace {
+
+std::string str(const json::value* v) {
+    if (!v || v->is_null()) return "-";
+    if (v->is_string()) return std::string(v->get_string());
+    if (v->is_int64()) return std::to_string(v->get_int64());
+    if (v->is_uint64()) return std::to_string(v->get_uint64());
+    if (v->is_bool()) return v->get_bool() ? "true" : "false";
+    return json::serialize(*v);
+}
+
+std::int64_t num(const json::value* v) {
+    if (!v) return 0;
+    if (v->is_int64()) return v->get_int64();
+    if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
+    return 0;
+}
+
+std::string info_of(const json::object& w) {
+    if (const auto* e = w.if_contains("error"); e && e->is_string()) return str(e);
+    const auto* st = w.if_contains("state");
+    std::string state = str(st);
+    if (state == "running" || state == "starting") {
+        if (const auto* s = w.if_contains("status_text"); s && s->is_string()) return str(s);
+        return "";
+    }
+    if (const auto* r = w.if_contains("reason"); r && r->is_string()) return str(r);
+    return "";
+}
+
+void add_worker_row(Table& t, const json::object& w, const Style& style) {
+    std::string state = str(w.if_contains("state"));
+    std::string uptime = "-";
+    if (const auto* pid = w.if_contains("pid"); pid && !pid->is_null())
+        uptime = format_duration(Millis(num(w.if_contains("uptime_ms"))));
+    t.add({str(w.if_contains("name")), colored(style, state, state_color(state)),
+           str(w.if_contains("pid")), uptime, str(w.if_contains("restarts")), info_of(w)});
+}
+
+void tree_lines(std::string& out, const json::object& node, const std::string& prefix, bool last,
+                bool root, const Style& style) {
+    std::string line = prefix;
+    if (!root) line += last ? "└─ " : "├─ ";
+    line += colored(style, str(node.if_contains("pid")), "1");
+    line += " " + str(node.if_contains("cmd"));
+    line += colored(style,
+                    "  (" + str(node.if_contains("state")) + ", " +
+                        format_duration(Millis(num(node.if_contains("uptime_ms")))) + ")",
+                    "2");
+    out += line + "\n";
+    const auto* kids = node.if_contains("children");
+    if (!kids || !kids->is_array()) return;
+    const auto& arr = kids->get_array();
+    std::string child_prefix = root ? prefix : prefix + (last ? "   " : "│  ");
+    for (std::size_t i = 0; i < arr.size(); ++i)
+        tree_lines(out, arr[i].as_object(), child_prefix, i + 1 == arr.size(), false, style);
+}
+
+void orphan_lines(std::string& out, const json::array& orphans, const Style& style) {
+    for (const auto& ov : orphans) {
+        const auto& o = ov.as_object();
+        out += "  orphan from " + str(o.if_contains("from")) + ":\n";
+        if (const auto* t = o.if_contains("tree"); t && t->is_object())
+            tree_lines(out, t->as_object(), "    ", true, true, style);
+        else
+            out += "    " + str(o.if_contains("pid")) + " " + str(o.if_contains("cmd")) + "\n";
+    }
+}
+
+}  // namespace
+
+std::string render_tree(const json::value& result, const Style& style) {
+    std::string out;
+    const auto& r = result.as_object();
+    if (const auto* pools = r.if_contains("pools"); pools && pools->is_array()) {
+        for (const auto& pv : pools->get_array()) {
+            const auto& p = pv.as_object();
+            out += colored(style, "pool " + str(p.if_contains("name")), "1") + "\n";
+            if (const auto* ws = p.if_contains("workers"); ws && ws->is_array()) {
+                for (const auto& wv : ws->get_array()) {
+                    const auto& w = wv.as_object();
+                    std::string state = str(w.if_contains("state"));
+                    out += "  " + str(w.if_contains("name")) + " " +
+                           colored(style, state, state_color(state)) + "\n";
+                    if (const auto* t = w.if_contains("tree"); t && t->is_object())
+                        tree_lines(out, t->as_object(), "    ", true, true, style);
+                }
+            }
+            if (const auto* os = p.if_contains("orphans"); os && os->is_array())
+                orphan_lines(out, os->get_array(), style);
+        }
+    }
+    if (const auto* os = r.if_contains("orphans");
+        os && os->is_array() && !os->get_array().empty()) {
+        out += colored(style, "orphans of unknown origin", "1") + "\n";
+        orphan_lines(out, os->get_array(), style);
+    }
+    return out;
+}
+
+std::string render_health(const json::value& result) {
+    const auto& r = result.as_object();
+    std::string out;
+    bool healthy = r.at("healthy").as_bool();
+    out += healthy ? "healthy" : "unhealthy";
+    if (const auto* c = r.if_contains("checked"); c && c->is_array()) {
+        out += " (pools:";
+        for (const auto& p : c->get_array())
+            out += " " + str(&p);
+        out += ")";
+    }
+    out += "\n";
+    if (const auto* ps = r.if_contains("problems"); ps && ps->is_array())
+        for (const auto& p : ps->get_array())
+            out += "  " + str(&p) + "\n";
+    return out;
+}
+
+std::string render_status(const json::value& result, const Style& style) {
+    Table t({"WORKER", "STATE", "PID", "UPTIME", "RESTARTS", "INFO"});
+    const auto* pools = result.as_object().if_contains("pools");
+    if (!pools || !pools->is_array()) return "no pools\n";
+    for (const auto& p : pools->get_array())
+        if (const auto* ws = p.as_object().if_contains("workers"); ws && ws->is_array())
+            for (const auto& w : ws->get_array())
+                add_worker_row(t, w.as_object(), style);
+    if (t.empty()) return "no workers\n";
+    return t.render();
+}
+
+std::string render_workers(const json::value& result, const Style& style) {
+    Table t({"WORKER", "STATE", "PID", "UPTIME", "RESTARTS", "INFO"});
+    if (const auto* ws = result.as_object().if_contains("workers"); ws && ws->is_array())
+        for (const auto& w : ws->get_array())
+            add_worker_row(t, w.as_object(), style);
+    return t.render();
+}
+
+}  // namespace cow::ctl

@@ -1,0 +1,19 @@
+// Human renderings of protocol results (the --json output is the result itself).
+#pragma once
+
+#include <string>
+
+#include <boost/json.hpp>
+
+#include "ctl/table.hpp"
+
+namespace cow::ctl {
+
+std::string render_status(const boost::json::value& result, const Style& style);
+// The workers array of start/stop/restart replies, one line each.
+std::string render_workers(const boost::json::value& result, const Style& style);
+// pstree-like: each worker's subtree with pid, state, uptime and command, then orphans.
+std::string render_tree(const boost::json::value& result, const Style& style);
+std::string render_health(const boost::json::value& result);
+
+}  // namespace cow::ctl

@@ -1,0 +1,25 @@
+// The verb table of the control protocol. Verbs come from a fixed table, never from dynamic
+// lookup (supervisord's CVE-2017-11610 came from the latter).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "daemon/background.hpp"
+#include "daemon/control_server.hpp"
+#include "daemon/supervisor.hpp"
+
+namespace cow {
+
+struct CommandContext {
+    Supervisor& sup;
+    Background& background;
+    std::function<void(std::string reason)> shutdown;
+    fsm::TimePoint started_at;
+};
+
+void dispatch_command(CommandContext& ctx, const Peer& peer, proto::Request req,
+                      std::shared_ptr<Responder> resp);
+
+}  // namespace cow

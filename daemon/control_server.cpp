@@ -1,0 +1,390 @@
+#include "daemon/control_server.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace cow {
+namespace asio = boost::asio;
+using stream = asio::local::stream_protocol;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+  public:
+    Connection(ControlServer& srv, stream::socket sock, Peer peer)
+        : srv_(srv), sock_(std::move(sock)), peer_(peer), deadline_(srv.io_) {}
+
+    void start() {
+        last_active_ = std::chrono::steady_clock::now();
+        read_next();
+    }
+    bool busy() const { return busy_; }
+    bool is_open() const { return sock_.is_open() && !closing_; }
+    std::chrono::steady_clock::time_point last_active() const { return last_active_; }
+
+    void send(std::string line, bool final) {
+        if (!sock_.is_open()) return;
+        line.push_back('\n');
+        queued_ += line.size();
+        if (queued_ > srv_.limits_.max_queued_output) {
+            spdlog::warn("control client pid {} is not reading its replies; disconnecting",
+                         peer_.pid);
+            close();
+            return;
+        }
+        out_.push_back(std::move(line));
+        write_next();
+        if (final) {
+            busy_ = false;
+            last_active_ = std::chrono::steady_clock::now();
+            if (!closing_) read_next();
+        }
+    }
+
+    void close_after_write() {
+        closing_ = true;
+        deadline_.cancel();
+        if (out_.empty() && !writing_) close();
+    }
+
+    void close() {
+        if (!sock_.is_open()) return;
+        boost::system::error_code ec;
+        deadline_.cancel();
+        sock_.shutdown(stream::socket::shutdown_both, ec);
+        sock_.close(ec);
+        srv_.forget(this);
+    }
+
+  private:
+    void read_next() {
+        if (reading_ || closing_ || !sock_.is_open()) return;
+        reading_ = true;
+        arm_deadline(srv_.limits_.request_deadline);
+        auto self = shared_from_this();
+        asio::async_read_until(
+            sock_, asio::dynamic_buffer(inbuf_, proto::kMaxRequestBytes + 1), '\n',
+            [this, self](const boost::system::error_code& ec, std::size_t n) {
+                reading_ = false;
+                deadline_.cancel();
+                if (ec == asio::error::not_found) {
+                    send(
+                        proto::encode_error(std::nullopt, proto::ErrorCode::too_large,
+                                            "request line exceeds " +
+                                                std::to_string(proto::kMaxRequestBytes) + " bytes"),
+                        false);
+                    close_after_write();
+                    return;
+                }
+                if (ec) {
+                    close();
+                    return;
+                }
+                std::string line = inbuf_.substr(0, n - 1);
+                inbuf_.erase(0, n);
+                if (!line.empty() && line.back() == '\r') line.pop_back();
+                on_line(line);
+            });
+    }
+
+    void on_line(const std::string& line) {
+        last_active_ = std::chrono::steady_clock::now();
+        if (line.empty()) {
+            read_next();
+            return;
+        }
+        auto decoded = proto::decode_request(line);
+        if (auto* err = std::get_if<proto::DecodeError>(&decoded)) {
+            send(proto::encode_error(err->id, err->code, err->message), true);
+            return;
+        }
+        busy_ = true;
+        auto& req = std::get<proto::Request>(decoded);
+        auto responder = std::make_shared<Responder>(weak_from_this(), req.id);
+        srv_.dispatch_(peer_, std::move(req), std::move(responder));
+        if (srv_.after_each_) srv_.after_each_();
+    }
+
+    void write_next() {
+        if (writing_ || out_.empty() || !sock_.is_open()) return;
+        writing_ = true;
+        auto self = shared_from_this();
+        asio::async_write(sock_, asio::buffer(out_.front()),
+                          [this, self](const boost::system::error_code& ec, std::size_t) {
+                              writing_ = false;
+                              if (ec) {
+                                  close();
+                                  return;
+                              }
+                              queued_ -= out_.front().size();
+                              out_.pop_front();
+                              if (!out_.empty()) {
+                                  write_next();
+                              } else if (closing_) {
+                                  close();
+                              }
+                          });
+    }
+
+    void arm_deadline(std::chrono::milliseconds d) {
+        deadline_.expires_after(d);
+        std::weak_ptr<Connection> weak = weak_from_this();
+        deadline_.async_wait([weak](const boost::system::error_code& ec) {
+            if (ec) return;
+            if (auto self = weak.lock()) self->close();
+        });
+    }
+
+    ControlServer& srv_;
+    stream::socket sock_;
+    Peer peer_;
+    asio::steady_timer deadline_;
+    std::string inbuf_;
+    std::deque<std::string> out_;
+    std::size_t queued_ = 0;
+    bool writing_ = false;
+    bool reading_ = false;
+    bool busy_ = false;
+    bool closing_ = false;
+    std::chrono::steady_clock::time_point last_active_{};
+};
+
+// ---- Responder ----
+
+Responder::~Responder() {
+    // A handler that forgot to answer must not leave the client hanging forever.
+    if (!done_) error(proto::ErrorCode::internal, "the daemon dropped this request");
+}
+
+bool Responder::connected() const {
+    auto c = conn_.lock();
+    return c && c->is_open();
+}
+
+void Responder::item(boost::json::value v) {
+    if (done_) return;
+    if (auto c = conn_.lock()) c->send(proto::encode_item(id_, std::move(v)), false);
+}
+
+void Responder::ok(boost::json::value result) {
+    if (done_) return;
+    done_ = true;
+    if (auto c = conn_.lock()) c->send(proto::encode_ok(id_, std::move(result)), true);
+}
+
+void Responder::error(proto::ErrorCode code, std::string_view message) {
+    if (done_) return;
+    done_ = true;
+    if (auto c = conn_.lock()) c->send(proto::encode_error(id_, code, message), true);
+}
+
+// ---- ControlServer ----
+
+namespace {
+
+std::string errno_sentence(const std::string& what, int err) {
+    return what + ": " + std::strerror(err);
+}
+
+// Creates missing parent directories; the socket's own directory gets 0700 so that nobody
+// else can even reach the socket inode (mode bits on a socket alone are not enough on every
+// system).
+bool make_parent_dirs(const std::string& path, std::string& error) {
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos || slash == 0) return true;
+    std::string dir = path.substr(0, slash);
+    std::size_t pos = 1;
+    while (pos <= dir.size()) {
+        std::size_t next = dir.find('/', pos);
+        if (next == std::string::npos) next = dir.size();
+        std::string part = dir.substr(0, next);
+        bool last = next == dir.size();
+        if (mkdir(part.c_str(), last ? 0700 : 0755) < 0 && errno != EEXIST) {
+            error = errno_sentence("create directory " + part, errno);
+            return false;
+        }
+        pos = next + 1;
+    }
+    return true;
+}
+
+}  // namespace
+
+std::variant<std::unique_ptr<ControlServer>, std::string> ControlServer::open(
+    asio::io_context& io, const std::string& path, mode_t mode, Dispatch dispatch,
+    std::function<void()> after_each, ControlLimits limits) {
+    sockaddr_un addr{};
+    if (path.empty() || path.size() >= sizeof addr.sun_path)
+        return "control socket path \"" + path + "\" must be 1.." +
+               std::to_string(sizeof addr.sun_path - 1) + " bytes";
+    std::string error;
+    if (!make_parent_dirs(path, error)) return error;
+
+    const std::string lock_path = path + ".lock";
+    int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lock_fd < 0) return errno_sentence("open lock file " + lock_path, errno);
+    if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        int err = errno;
+        char buf[32] = {};
+        ssize_t n = pread(lock_fd, buf, sizeof buf - 1, 0);
+        ::close(lock_fd);
+        if (err == EWOULDBLOCK) {
+            std::string owner = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "?";
+            while (!owner.empty() && (owner.back() == '\n' || owner.back() == ' '))
+                owner.pop_back();
+            return "another cowherd (pid " + owner + ") is already running on " + path;
+        }
+        return errno_sentence("lock " + lock_path, err);
+    }
+    std::string pid = std::to_string(getpid()) + "\n";
+    if (ftruncate(lock_fd, 0) < 0 || pwrite(lock_fd, pid.data(), pid.size(), 0) < 0) {
+        // Not fatal: the lock itself is what protects the socket.
+    }
+
+    // We hold the lock, so any socket file left there is stale.
+    if (unlink(path.c_str()) < 0 && errno != ENOENT) {
+        int err = errno;
+        ::close(lock_fd);
+        return errno_sentence("remove stale socket " + path, err);
+    }
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        int err = errno;
+        ::close(lock_fd);
+        return errno_sentence("create control socket", err);
+    }
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    // The mode is set by the umask at bind time, so the socket is never briefly too open.
+    mode_t old = ::umask(static_cast<mode_t>(~mode & 0777));
+    int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    int bind_err = errno;
+    ::umask(old);
+    if (rc < 0 || ::listen(fd, 128) < 0) {
+        int err = rc < 0 ? bind_err : errno;
+        ::close(fd);
+        ::close(lock_fd);
+        return errno_sentence("bind control socket " + path, err);
+    }
+    std::unique_ptr<ControlServer> srv(
+        new ControlServer(io, path, lock_fd, std::move(dispatch), std::move(after_each), limits));
+    boost::system::error_code ec;
+    srv->acceptor_.assign(stream(), fd, ec);
+    if (ec) {
+        ::close(fd);
+        return "assign control socket: " + ec.message();
+    }
+    srv->accept();
+    return srv;
+}
+
+ControlServer::ControlServer(asio::io_context& io, std::string path, int lock_fd, Dispatch d,
+                             std::function<void()> after_each, ControlLimits limits)
+    : io_(io),
+      acceptor_(io),
+      path_(std::move(path)),
+      lock_fd_(lock_fd),
+      dispatch_(std::move(d)),
+      after_each_(std::move(after_each)),
+      limits_(limits) {}
+
+ControlServer::~ControlServer() {
+    close();
+    for (auto& c : std::list<std::shared_ptr<Connection>>(conns_))
+        c->close();
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+void ControlServer::close() {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    ::unlink(path_.c_str());
+    // Replies already queued (the answer to `shutdown`, say) are still delivered.
+    for (auto& c : std::list<std::shared_ptr<Connection>>(conns_))
+        c->close_after_write();
+}
+
+void ControlServer::when_drained(std::function<void()> f) {
+    if (closed_ && conns_.empty()) {
+        f();
+        return;
+    }
+    on_drained_ = std::move(f);
+}
+
+bool ControlServer::allowed(const Peer& p) const {
+    return p.uid == 0 || p.uid == geteuid();
+}
+
+void ControlServer::forget(Connection* c) {
+    conns_.remove_if([c](const std::shared_ptr<Connection>& x) { return x.get() == c; });
+    if (closed_ && conns_.empty() && on_drained_) {
+        auto f = std::move(on_drained_);
+        on_drained_ = nullptr;
+        f();
+    }
+}
+
+void ControlServer::accept() {
+    acceptor_.async_accept([this](const boost::system::error_code& ec, stream::socket sock) {
+        if (ec == asio::error::operation_aborted || closed_) return;
+        if (!ec) {
+            int fd = sock.native_handle();
+            ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+            ucred cred{};
+            socklen_t len = sizeof cred;
+            Peer peer;
+            if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+                peer = Peer{cred.pid, cred.uid, cred.gid};
+            } else {
+                peer.uid = static_cast<uid_t>(-1);
+            }
+            auto conn = std::make_shared<Connection>(*this, std::move(sock), peer);
+            if (!allowed(peer)) {
+                spdlog::warn("control: denied uid {} (pid {})", peer.uid, peer.pid);
+                conns_.push_back(conn);
+                conn->send(proto::encode_error(
+                               std::nullopt, proto::ErrorCode::denied,
+                               "uid " + std::to_string(peer.uid) + " may not use this socket"),
+                           false);
+                conn->close_after_write();
+            } else {
+                if (conns_.size() >= limits_.max_clients) {
+                    // Evict the connection idle longest, so idle or slow clients can never
+                    // lock out an operator.
+                    std::shared_ptr<Connection> victim;
+                    for (auto& c : conns_)
+                        if (!c->busy() && (!victim || c->last_active() < victim->last_active()))
+                            victim = c;
+                    if (victim) victim->close();
+                }
+                if (conns_.size() >= limits_.max_clients) {
+                    conns_.push_back(conn);
+                    conn->send(proto::encode_error(std::nullopt, proto::ErrorCode::busy,
+                                                   "too many control clients"),
+                               false);
+                    conn->close_after_write();
+                } else {
+                    conns_.push_back(conn);
+                    conn->start();
+                }
+            }
+        } else if (ec == asio::error::no_descriptors) {
+            spdlog::error("control: accept: {}", ec.message());
+        }
+        accept();
+    });
+}
+
+}  // namespace cow

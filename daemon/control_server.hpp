@@ -1,0 +1,97 @@
+// The control socket: a Unix stream socket speaking newline-delimited JSON (design §1).
+// It owns connections, bounds (request size, clients, idle time, output queue), peer
+// credential checks and the lock that keeps a second daemon off the same socket. What a verb
+// does lives in commands.cpp.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
+#include <sys/types.h>
+
+#include "core/protocol.hpp"
+
+namespace cow {
+
+struct Peer {
+    pid_t pid = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+};
+
+class Connection;
+
+// Answers one request: any number of item() lines, then exactly one ok() or error().
+class Responder {
+  public:
+    Responder(std::weak_ptr<Connection> conn, std::int64_t id) : conn_(std::move(conn)), id_(id) {}
+    ~Responder();
+    void item(boost::json::value v);
+    void ok(boost::json::value result);
+    void error(proto::ErrorCode code, std::string_view message);
+    bool done() const { return done_; }
+    bool connected() const;  // false once the client went away
+    std::int64_t id() const { return id_; }
+
+  private:
+    std::weak_ptr<Connection> conn_;
+    std::int64_t id_;
+    bool done_ = false;
+};
+
+struct ControlLimits {
+    std::size_t max_clients = 64;
+    std::chrono::milliseconds request_deadline{10'000};  // to finish a request line
+    std::chrono::milliseconds idle_deadline{300'000};    // between requests
+    std::size_t max_queued_output = 16u << 20;           // a client that stops reading
+};
+
+class ControlServer {
+  public:
+    using Dispatch = std::function<void(const Peer&, proto::Request, std::shared_ptr<Responder>)>;
+
+    // Takes the lock, binds the socket with `mode` (through the umask: never chmod after
+    // bind) and starts accepting. Returns an error sentence when another daemon holds the
+    // lock or the socket cannot be created.
+    static std::variant<std::unique_ptr<ControlServer>, std::string> open(
+        boost::asio::io_context& io, const std::string& path, mode_t mode, Dispatch dispatch,
+        std::function<void()> after_each, ControlLimits limits = {});
+    ~ControlServer();
+
+    // Stops accepting, removes the socket file and closes idle connections; connections with
+    // queued replies close once those are written.
+    void close();
+    // Runs f once the server is closed and every connection has gone.
+    void when_drained(std::function<void()> f);
+    const std::string& path() const { return path_; }
+    std::size_t clients() const { return conns_.size(); }
+
+  private:
+    friend class Connection;
+    ControlServer(boost::asio::io_context& io, std::string path, int lock_fd, Dispatch d,
+                  std::function<void()> after_each, ControlLimits limits);
+    void accept();
+    void forget(Connection* c);
+    bool allowed(const Peer& p) const;
+
+    boost::asio::io_context& io_;
+    boost::asio::local::stream_protocol::acceptor acceptor_;
+    std::string path_;
+    int lock_fd_;
+    Dispatch dispatch_;
+    std::function<void()> after_each_;
+    ControlLimits limits_;
+    std::list<std::shared_ptr<Connection>> conns_;
+    bool closed_ = false;
+    std::function<void()> on_drained_;
+};
+
+}  // namespace cow

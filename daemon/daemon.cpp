@@ -1,0 +1,200 @@
+#include "daemon/daemon.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "core/signal_names.hpp"
+#include "daemon/reaper.hpp"
+
+namespace cow {
+
+Daemon::Daemon(std::shared_ptr<const config::Config> cfg)
+    : cfg_(std::move(cfg)), timer_(io_), shutdown_timer_(io_) {}
+
+Daemon::~Daemon() {
+    background_.reset();  // join the reader thread before the loop it posts to goes away
+    if (devnull_ >= 0) ::close(devnull_);
+}
+
+// Decides, once, whether workers get cgroups, and says why.
+bool Daemon::setup_kill_mode() {
+    bool want_cgroup = false, need_cgroup = false;
+    for (const auto& p : cfg_->pools) {
+        want_cgroup |= p.kill_mode != config::KillMode::group;
+        need_cgroup |= p.kill_mode == config::KillMode::cgroup;
+    }
+    if (!want_cgroup) {
+        spdlog::info("kill mode: process group (every pool sets kill_mode: group)");
+        return true;
+    }
+    auto probe = cgroup::probe(cfg_->daemon.socket);
+    if (!probe.usable) {
+        if (need_cgroup) {
+            spdlog::critical("kill_mode: cgroup is configured but cgroups are unusable: {}",
+                             probe.reason);
+            return false;
+        }
+        spdlog::info("kill mode: process group plus a pidfd sweep of descendants ({})",
+                     probe.reason);
+        return true;
+    }
+    auto cgroups = std::make_unique<cgroup::Cgroups>(probe.mount, probe.base);
+    // A crashed predecessor on this socket may have left workers running: they would run on
+    // unsupervised, so they go.
+    auto leftovers = cgroups->kill_leftovers();
+    for (const auto& path : leftovers)
+        spdlog::warn("killed leftover workers of a previous cowherd in {}", path);
+    sys_.set_cgroups(std::move(cgroups));
+    spdlog::info("kill mode: cgroup ({})", probe.reason);
+    return true;
+}
+
+int Daemon::run() {
+    started_at_ = sys_.now();
+    ignore_sigpipe();
+    const bool pid1 = getpid() == 1;
+    if (!become_subreaper())
+        spdlog::warn("PR_SET_CHILD_SUBREAPER failed: orphans of workers will go to init");
+
+    devnull_ = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+
+    // Signals before the first spawn, so that no SIGCHLD can be missed.
+    signals_ = std::make_unique<Signals>(io_, [this](int s) { on_signal(s); });
+    if (!setup_kill_mode()) return 2;
+    sup_ = std::make_unique<Supervisor>(sys_, cfg_);
+    sup_->set_stdin(devnull_);
+    sup_->on_essential_exit = [this](int code, const std::string& why) {
+        exit_code_ = code;
+        request_shutdown(why + "; exiting with " + std::to_string(code));
+    };
+    sup_->on_all_finished = [this](int code) {
+        exit_code_ = code;
+        request_shutdown("every worker has finished");
+    };
+    background_ = std::make_unique<Background>(io_);
+
+    commands_ = std::make_unique<CommandContext>(CommandContext{
+        *sup_, *background_, [this](std::string why) { request_shutdown(why); }, started_at_});
+    auto opened = ControlServer::open(
+        io_, cfg_->daemon.socket, cfg_->daemon.socket_mode,
+        [this](const Peer& p, proto::Request req, std::shared_ptr<Responder> r) {
+            dispatch_command(*commands_, p, std::move(req), std::move(r));
+        },
+        [this] { after_batch(); });
+    if (auto* err = std::get_if<std::string>(&opened)) {
+        spdlog::critical("{}", *err);
+        return 1;
+    }
+    control_ = std::move(std::get<std::unique_ptr<ControlServer>>(opened));
+
+    spdlog::info("cowherd {} pid {}{} on {} with {} pools", COWHERD_VERSION, getpid(),
+                 pid1 ? " (PID 1)" : "", control_->path(), cfg_->pools.size());
+    sup_->boot();
+    after_batch();
+    io_.run();
+    return exit_code_;
+}
+
+void Daemon::on_signal(int signo) {
+    switch (signo) {
+        case SIGCHLD:
+            if (reap_all([this](pid_t pid, int status) { sup_->on_reaped(pid, status); }) > 0)
+                sup_->after_reap();
+            break;
+        case SIGTERM:
+        case SIGINT:
+            if (sup_->shutting_down()) {
+                // A second request means "now": skip the graceful wait.
+                spdlog::warn("second SIG{} during shutdown: killing every worker now",
+                             signal_name(signo));
+                sup_->kill_everything();
+            } else {
+                request_shutdown(std::string("received SIG") + std::string(signal_name(signo)));
+            }
+            break;
+        case SIGHUP:
+            spdlog::info("SIGHUP: reload is not available yet; ignoring");
+            break;
+        case SIGUSR1:
+            spdlog::debug("SIGUSR1: nothing to reopen");
+            break;
+        default:
+            break;
+    }
+    after_batch();
+}
+
+void Daemon::request_shutdown(const std::string& reason) {
+    if (sup_->shutting_down()) return;
+    spdlog::info("{}; stopping all pools (shutdown_timeout {})", reason,
+                 format_duration(cfg_->daemon.shutdown_timeout));
+    sup_->begin_shutdown();
+    shutdown_timer_.expires_after(cfg_->daemon.shutdown_timeout);
+    shutdown_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || finished_) return;
+        spdlog::warn("shutdown_timeout {} reached with {} processes left; sending KILL",
+                     format_duration(cfg_->daemon.shutdown_timeout), sup_->live_processes());
+        sup_->kill_everything();
+        // SIGKILL cannot be ignored; only a process stuck in the kernel survives it. Don't
+        // wait forever for one.
+        shutdown_timer_.expires_after(std::chrono::seconds(5));
+        shutdown_timer_.async_wait([this](const boost::system::error_code& ec2) {
+            if (ec2 || finished_) return;
+            spdlog::error("{} processes survived KILL; exiting anyway", sup_->live_processes());
+            exit_code_ = 1;
+            finish();
+        });
+    });
+}
+
+void Daemon::after_batch() {
+    if (finished_) return;
+    sup_->settle();
+    if (sup_->shutting_down() && sup_->quiescent()) {
+        finish();
+        return;
+    }
+    rearm_timer();
+}
+
+void Daemon::rearm_timer() {
+    auto next = sup_->next_deadline();
+    if (next == armed_at_) return;
+    armed_at_ = next;
+    if (!next) {
+        timer_.cancel();
+        return;
+    }
+    timer_.expires_at(*next);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec) return;
+        armed_at_.reset();
+        sup_->on_timers();
+        after_batch();
+    });
+}
+
+void Daemon::finish() {
+    if (finished_) return;
+    finished_ = true;
+    spdlog::info("all workers stopped; exiting with status {}", exit_code_);
+    if (auto* cg = sys_.cgroups()) cg->remove_all();
+    timer_.cancel();
+    shutdown_timer_.cancel();
+    if (signals_) signals_->cancel();
+    if (!control_) {
+        io_.stop();
+        return;
+    }
+    // Let queued replies (the answer to `cowctl shutdown`) flush, but not for long.
+    control_->close();
+    auto grace = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::seconds(1));
+    grace->async_wait([this, grace](const boost::system::error_code&) { io_.stop(); });
+    control_->when_drained([this, grace] {
+        grace->cancel();
+        io_.stop();
+    });
+}
+
+}  // namespace cow

@@ -1,0 +1,54 @@
+// The daemon: owns the io_context and wires signals, reaper, supervisor, timers and the
+// control server together, in a fixed startup and shutdown order.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "config/config.hpp"
+#include "daemon/background.hpp"
+#include "daemon/commands.hpp"
+#include "daemon/control_server.hpp"
+#include "daemon/signals.hpp"
+#include "daemon/supervisor.hpp"
+#include "daemon/sys.hpp"
+
+namespace cow {
+
+class Daemon {
+  public:
+    explicit Daemon(std::shared_ptr<const config::Config> cfg);
+    ~Daemon();
+    // Runs until shutdown; returns the process exit code.
+    int run();
+
+  private:
+    bool setup_kill_mode();
+    void on_signal(int signo);
+    void after_batch();
+    void rearm_timer();
+    void request_shutdown(const std::string& reason);
+    void finish();
+
+    std::shared_ptr<const config::Config> cfg_;
+    boost::asio::io_context io_;
+    RealSys sys_;
+    std::unique_ptr<Supervisor> sup_;
+    std::unique_ptr<Background> background_;
+    std::unique_ptr<Signals> signals_;
+    std::unique_ptr<ControlServer> control_;
+    std::unique_ptr<CommandContext> commands_;
+    boost::asio::steady_timer timer_;
+    std::optional<fsm::TimePoint> armed_at_;
+    boost::asio::steady_timer shutdown_timer_;
+    int devnull_ = -1;
+    int exit_code_ = 0;
+    bool finished_ = false;
+    fsm::TimePoint started_at_;
+};
+
+}  // namespace cow

@@ -1,0 +1,76 @@
+// cowherd: runs in the foreground (no self-daemonising); see README.md.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "config/config.hpp"
+#include "daemon/daemon.hpp"
+
+namespace {
+
+std::string find_config(const std::string& given) {
+    if (!given.empty()) return given;
+    for (const char* p : {"./cowherd.yaml", "/etc/cowherd/cowherd.yaml"})
+        if (std::filesystem::exists(p)) return p;
+    return {};
+}
+
+void setup_logging(const std::string& level) {
+    auto logger = spdlog::stderr_color_mt("cowherd");
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
+    spdlog::set_default_logger(logger);
+    spdlog::set_level(spdlog::level::from_str(level));
+    spdlog::flush_on(spdlog::level::info);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"cowherd: a process supervisor for pools of workers"};
+    std::string config_path, log_level;
+    bool check = false, version = false;
+    app.add_option("-c,--config", config_path,
+                   "config file (default: ./cowherd.yaml, then /etc/cowherd/cowherd.yaml)");
+    app.add_flag("--check", check, "validate the config, print a summary and exit (0 ok, 2 bad)");
+    app.add_option("--log-level", log_level, "override daemon.log_level")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+    app.add_flag("--version", version, "print the version and exit");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : 2;
+    }
+    if (version) {
+        std::printf("cowherd %s\n", COWHERD_VERSION);
+        return 0;
+    }
+
+    std::string path = find_config(config_path);
+    if (path.empty()) {
+        std::fprintf(stderr,
+                     "cowherd: no config file: pass -c FILE, or create ./cowherd.yaml or "
+                     "/etc/cowherd/cowherd.yaml\n");
+        return 2;
+    }
+    auto loaded = cow::config::load_file(path);
+    if (!loaded.ok()) {
+        for (const auto& e : loaded.errors)
+            std::fprintf(stderr, "%s\n", e.to_string().c_str());
+        std::fprintf(stderr, "cowherd: %s: %zu error%s; nothing started\n", path.c_str(),
+                     loaded.errors.size(), loaded.errors.size() == 1 ? "" : "s");
+        return 2;
+    }
+    if (check) {
+        std::fputs(cow::config::summarize(*loaded.config).c_str(), stdout);
+        return 0;
+    }
+    setup_logging(log_level.empty() ? loaded.config->daemon.log_level : log_level);
+    cow::Daemon daemon(loaded.config);
+    return daemon.run();
+}

@@ -1,0 +1,171 @@
+#include "daemon/spawn.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/spawn_child.hpp"
+
+namespace cow::spawn {
+namespace {
+
+// One stack serves every child: CLONE_VFORK suspends us until the child has exec'd or exited,
+// and only the loop thread spawns. Allocated once, with a guard page below it.
+constexpr std::size_t kStackSize = 256 * 1024;
+
+char* child_stack_top() {
+    static char* top = [] {
+        const long page = sysconf(_SC_PAGESIZE);
+        void* base = mmap(nullptr, kStackSize + page, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (base == MAP_FAILED) return static_cast<char*>(nullptr);
+        mprotect(base, page, PROT_NONE);
+        return static_cast<char*>(base) + page + kStackSize;
+    }();
+    return top;
+}
+
+std::string describe_failure(const Plan& plan, Stage stage, int err) {
+    std::string what;
+    switch (stage) {
+        case Stage::exec:
+            what = "exec " + plan.display_path;
+            break;
+        case Stage::chdir:
+            what = std::string("chdir ") + (plan.cwd ? plan.cwd : "");
+            break;
+        case Stage::cgroup:
+            what = std::string("join cgroup ") + (plan.cgroup_procs ? plan.cgroup_procs : "");
+            break;
+        default:
+            what = to_string(stage);
+            break;
+    }
+    return what + ": " + std::strerror(err);
+}
+
+}  // namespace
+
+const char* to_string(Stage s) {
+    switch (s) {
+        case Stage::none:
+            return "none";
+        case Stage::clone:
+            return "clone";
+        case Stage::pipe:
+            return "pipe";
+        case Stage::signals:
+            return "reset signals";
+        case Stage::setsid:
+            return "setsid";
+        case Stage::cgroup:
+            return "join cgroup";
+        case Stage::chdir:
+            return "chdir";
+        case Stage::stdio:
+            return "set up stdio";
+        case Stage::fds:
+            return "set up fds";
+        case Stage::rlimits:
+            return "setrlimit";
+        case Stage::umask:
+            return "umask";
+        case Stage::groups:
+            return "setgroups";
+        case Stage::gid:
+            return "setresgid";
+        case Stage::uid:
+            return "setresuid";
+        case Stage::verify_ids:
+            return "verify uid/gid";
+        case Stage::no_new_privs:
+            return "set no_new_privs";
+        case Stage::oom_score:
+            return "set oom_score_adj";
+        case Stage::exec:
+            return "exec";
+    }
+    return "unknown stage";
+}
+
+std::vector<std::string> exec_candidates(const std::string& file, const std::string& path_env) {
+    if (file.find('/') != std::string::npos) return {file};
+    std::vector<std::string> out;
+    const std::string_view path = path_env.empty()
+                                      ? std::string_view("/usr/local/bin:/usr/bin:/bin")
+                                      : std::string_view(path_env);
+    std::size_t start = 0;
+    while (start <= path.size()) {
+        std::size_t end = path.find(':', start);
+        if (end == std::string_view::npos) end = path.size();
+        std::string dir(path.substr(start, end - start));
+        if (dir.empty()) dir = ".";
+        out.push_back(dir + "/" + file);
+        start = end + 1;
+    }
+    return out;
+}
+
+Result spawn(Plan& plan) {
+    Result r;
+    char* stack = child_stack_top();
+    if (!stack) {
+        r.stage = Stage::clone;
+        r.err = ENOMEM;
+        r.message = "allocate the spawn stack: " + std::string(std::strerror(ENOMEM));
+        return r;
+    }
+    if (plan.argv.empty() || plan.argv.back() != nullptr) plan.argv.push_back(nullptr);
+    if (plan.envp.empty() || plan.envp.back() != nullptr) plan.envp.push_back(nullptr);
+    plan.scratch.assign(3 + plan.pass_fds.size(), -1);
+
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        r.stage = Stage::pipe;
+        r.err = errno;
+        r.message = "create the spawn error pipe: " + std::string(std::strerror(r.err));
+        return r;
+    }
+    detail::ChildArgs args{&plan, pipefd[1]};
+
+    // Every signal stays blocked from before clone until the child has reset its dispositions;
+    // the parent restores its mask on every path.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = clone(detail::child_main, stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    close(pipefd[1]);
+
+    if (pid < 0) {
+        close(pipefd[0]);
+        r.stage = Stage::clone;
+        r.err = clone_errno;
+        r.message = "clone: " + std::string(std::strerror(clone_errno));
+        return r;
+    }
+    r.pid = pid;
+    ChildError ce{};
+    ssize_t n;
+    do {
+        n = read(pipefd[0], &ce, sizeof ce);
+    } while (n < 0 && errno == EINTR);
+    close(pipefd[0]);
+    if (n == static_cast<ssize_t>(sizeof ce)) {
+        r.stage = static_cast<Stage>(ce.stage);
+        r.err = ce.err;
+        r.message = describe_failure(plan, r.stage, r.err);
+        return r;
+    }
+    r.ok = true;
+    return r;
+}
+
+}  // namespace cow::spawn

@@ -1,0 +1,152 @@
+// The supervisor: pools, the pid -> worker table, adopted orphans, timers, and the converge
+// loop that feeds the worker FSM and carries out its actions. Single-threaded: everything runs
+// on the loop.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <variant>
+#include <vector>
+
+#include <sys/types.h>
+
+#include "config/config.hpp"
+#include "daemon/sys.hpp"
+#include "daemon/worker.hpp"
+#include "daemon/worker_fsm.hpp"
+
+namespace cow {
+
+class Supervisor {
+  public:
+    Supervisor(Sys& sys, std::shared_ptr<const config::Config> cfg);
+    ~Supervisor();
+    Supervisor(const Supervisor&) = delete;
+    Supervisor& operator=(const Supervisor&) = delete;
+
+    // Starts every autostart pool whose dependencies run; the rest follow in settle().
+    void boot();
+
+    // Resolves "all", "web" or "web.2" to workers; the error names what was not found.
+    struct TargetError {
+        std::string code;  // "no_such_pool" | "no_such_worker" | "invalid_argument"
+        std::string message;
+    };
+    std::variant<std::vector<Worker*>, TargetError> resolve(std::string_view target);
+
+    // Operator events: start, stop, restart.
+    void command(const std::vector<Worker*>& targets, fsm::EventType ev);
+    // Sends a signal to each target's main process, or (tree) to its whole tree. Returns how
+    // many workers were signalled.
+    int signal(const std::vector<Worker*>& targets, int sig, bool tree);
+
+    // The reaper reports every reaped pid here, then calls after_reap() once per batch.
+    void on_reaped(pid_t pid, int wait_status);
+    void after_reap();
+    // Adopts descendants that reparented to us without any reap telling us (their parent was
+    // reaped by someone else): run before showing trees or orphans.
+    void refresh_orphans() { adopt_orphans(); }
+    // Fires every timer due at sys.now().
+    void on_timers();
+    std::optional<fsm::TimePoint> next_deadline() const;
+
+    // Shutdown: dependents stop before their dependencies; done when no descendant remains.
+    void begin_shutdown();
+    bool shutting_down() const { return shutting_down_; }
+    bool quiescent();
+    void kill_everything();  // SIGKILL every tree (shutdown deadline)
+
+    // Callbacks run after each batch of events (reaping, timers, commands).
+    struct Waiter {
+        std::function<bool()> done;
+        fsm::TimePoint deadline;
+        std::function<void(bool timed_out)> finish;
+    };
+    void add_waiter(Waiter w);
+    void settle();  // starts dependents, stages shutdown, runs satisfied or expired waiters
+
+    const std::vector<std::unique_ptr<Pool>>& pools() const { return pools_; }
+    const std::map<pid_t, Orphan>& orphans() const { return orphans_; }
+    const config::Config& config() const { return *cfg_; }
+    Sys& sys() { return sys_; }
+    fsm::TimePoint now() const { return sys_.now(); }
+    Worker* find_worker(std::uint64_t id) const {
+        auto it = by_id_.find(id);
+        return it == by_id_.end() ? nullptr : it->second;
+    }
+    std::size_t live_processes() const { return by_pid_.size() + orphans_.size(); }
+    void set_stdin(int fd) { stdin_fd_ = fd; }  // /dev/null, opened once by the daemon
+    // True when every worker of the pool runs (a pool of 0 counts as up).
+    static bool pool_up(const Pool& p);
+
+    // Observers, wired by the daemon.
+    std::function<void(const Worker&, fsm::State from, const fsm::Actions&)> on_transition;
+    // An essential pool's worker went fatal or finished: shut down with this exit code.
+    std::function<void(int code, const std::string& why)> on_essential_exit;
+    // Every worker of every pool has finished by policy (one-shot jobs): exit with this code.
+    std::function<void(int code)> on_all_finished;
+
+  private:
+    Pool& add_pool(std::shared_ptr<const config::PoolConfig> pc);
+    void build_spawn_template(Pool& pool);
+    Worker& add_worker(Pool& pool, int index);
+    void start_pool(Pool& p, const char* why);
+
+    void apply(Worker& w, const fsm::Event& ev);
+    void do_spawn(Worker& w);
+    void signal_tree(Worker& w, int sig);
+    bool tree_gone(const Worker& w);
+    void arm(Worker& w, Millis after);
+    void disarm(Worker& w);
+
+    void adopt_orphans();
+    void terminate_orphan(Orphan& o, Millis grace);
+    void kill_orphan(Orphan& o);
+    void release_cgroup(const std::string& path);
+    void check_finished(const Worker& w, const fsm::Actions& a);
+    void stage_shutdown();
+    void start_dependents();
+
+    struct TimerEntry {
+        fsm::TimePoint at;
+        std::uint64_t worker_id;
+        std::uint64_t seq;
+        bool operator>(const TimerEntry& o) const { return at > o.at; }
+    };
+    struct Owner {
+        std::uint64_t worker_id = 0;
+        std::uint64_t generation = 0;
+        std::string name;
+    };
+    std::optional<Owner> owner_of(const ProcInfo& info) const;
+
+    Sys& sys_;
+    std::shared_ptr<const config::Config> cfg_;
+    std::vector<std::unique_ptr<Pool>> pools_;
+    std::unordered_map<pid_t, Worker*> by_pid_;
+    std::unordered_map<std::uint64_t, Worker*> by_id_;
+    std::unordered_set<pid_t> failed_spawns_;  // children that died before exec; reap silently
+    std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
+    std::vector<Waiter> waiters_;
+    std::map<pid_t, Orphan> orphans_;
+    // Leaders reaped recently, and every live or draining generation cgroup: how orphans are
+    // traced back to the worker they came from.
+    std::unordered_map<pid_t, Owner> dead_leaders_;
+    std::deque<pid_t> dead_leader_order_;
+    std::unordered_map<std::string, Owner> cgroup_owner_;
+    std::unordered_set<std::string> dead_cgroups_;  // rmdir once empty
+    std::vector<Owner> batch_deaths_;               // deaths in the current reap batch
+    std::uint64_t next_worker_id_ = 1;
+    bool shutting_down_ = false;
+    bool any_finished_ = false;
+    int stdin_fd_ = -1;
+};
+
+}  // namespace cow

@@ -1,0 +1,78 @@
+#include "daemon/sys.hpp"
+
+#include <cerrno>
+
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/proc/reader.hpp"
+#include "core/proc/tree.hpp"
+
+namespace cow {
+
+void RealSys::kill_group(pid_t leader, int sig) {
+    if (leader <= 1) return;  // never -1 or 0: that would be everyone, or ourselves
+    if (::kill(-leader, sig) < 0 && errno == ESRCH) ::kill(leader, sig);
+}
+
+void RealSys::kill_child(pid_t pid, int sig) {
+    if (pid <= 1) return;
+    ::kill(pid, sig);
+}
+
+int RealSys::kill_descendants(pid_t leader, int sig) {
+    proc::ProcReader reader;
+    auto tree = proc::build_subtree(reader, leader);
+    if (!tree.ok()) return 0;
+    int n = 0;
+    // Breadth-first over the snapshot; each pid is pinned with a pidfd and re-identified by its
+    // start time before the signal, so a pid that died and was reused is never hit.
+    std::vector<const proc::ProcNode*> todo;
+    for (const auto& c : tree.value.root.children)
+        todo.push_back(&c);
+    while (!todo.empty()) {
+        const proc::ProcNode* node = todo.back();
+        todo.pop_back();
+        for (const auto& c : node->children)
+            todo.push_back(&c);
+        int fd = static_cast<int>(syscall(SYS_pidfd_open, node->pid, 0));
+        if (fd < 0) continue;
+        auto st = reader.read_stat(node->pid);
+        if (st.ok() && st.value.starttime == node->starttime && st.value.pgrp != leader &&
+            syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0) == 0)
+            ++n;
+        ::close(fd);
+    }
+    return n;
+}
+
+std::vector<pid_t> RealSys::children() {
+    proc::ProcReader reader;
+    auto r = reader.children(getpid());
+    return r.ok() ? r.value : std::vector<pid_t>{};
+}
+
+std::optional<ProcInfo> RealSys::proc_info(pid_t pid) {
+    proc::ProcReader reader;
+    auto st = reader.read_stat(pid);
+    if (!st.ok()) return std::nullopt;
+    ProcInfo info;
+    info.sid = st.value.session;
+    info.pgid = st.value.pgrp;
+    info.starttime = st.value.starttime;
+    info.comm = st.value.comm;
+    if (cgroups_) {
+        auto cg = reader.read_file(pid, "cgroup");
+        if (cg.ok())
+            if (auto rel = cgroup::parse_v2_path(cg.value)) info.cgroup = cgroups_->absolute(*rel);
+    }
+    return info;
+}
+
+void RealSys::kill_all_but_self() {
+    // kill(-1) skips the caller itself (and, in a pid namespace, reaches only that namespace).
+    if (getpid() == 1) ::kill(-1, SIGKILL);
+}
+
+}  // namespace cow

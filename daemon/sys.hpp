@@ -1,0 +1,68 @@
+// The supervisor's window on the operating system, so that its logic runs in unit tests over
+// a fake clock and fake processes (design §5).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+#include "daemon/cgroup.hpp"
+#include "daemon/spawn.hpp"
+#include "daemon/worker_fsm.hpp"
+
+namespace cow {
+
+// What the supervisor needs to know of a process it did not start (an adopted orphan).
+struct ProcInfo {
+    pid_t sid = 0;
+    pid_t pgid = 0;
+    std::uint64_t starttime = 0;
+    std::string comm;
+    std::string cgroup;  // absolute path of its cgroup directory, "" when unknown
+};
+
+class Sys {
+  public:
+    virtual ~Sys() = default;
+    virtual fsm::TimePoint now() const = 0;
+    virtual spawn::Result spawn(spawn::Plan& plan) = 0;
+    // Signals the process group led by an unreaped child (design §3.3: only while unreaped;
+    // a session leader cannot leave its group, so the group still exists).
+    virtual void kill_group(pid_t leader, int sig) = 0;
+    // Signals one unreaped child of ours.
+    virtual void kill_child(pid_t pid, int sig) = 0;
+    // Signals the descendants of an unreaped child, each pinned by a pidfd while signalled,
+    // skipping members of the child's own process group (they get kill_group). Used where no
+    // cgroup holds the tree, to reach descendants that called setsid.
+    virtual int kill_descendants(pid_t leader, int sig) = 0;
+    // Our direct children, as the kernel lists them (adopted orphans included).
+    virtual std::vector<pid_t> children() = 0;
+    virtual std::optional<ProcInfo> proc_info(pid_t pid) = 0;
+    // The cgroup manager, or null when workers run without cgroups.
+    virtual cgroup::Cgroups* cgroups() = 0;
+    // PID 1 of a container: SIGKILL everything left in the namespace.
+    virtual void kill_all_but_self() = 0;
+};
+
+class RealSys final : public Sys {
+  public:
+    fsm::TimePoint now() const override { return fsm::Clock::now(); }
+    spawn::Result spawn(spawn::Plan& plan) override { return spawn::spawn(plan); }
+    void kill_group(pid_t leader, int sig) override;
+    void kill_child(pid_t pid, int sig) override;
+    int kill_descendants(pid_t leader, int sig) override;
+    std::vector<pid_t> children() override;
+    std::optional<ProcInfo> proc_info(pid_t pid) override;
+    cgroup::Cgroups* cgroups() override { return cgroups_.get(); }
+    void kill_all_but_self() override;
+
+    void set_cgroups(std::unique_ptr<cgroup::Cgroups> c) { cgroups_ = std::move(c); }
+
+  private:
+    std::unique_ptr<cgroup::Cgroups> cgroups_;
+};
+
+}  // namespace cow

@@ -1,0 +1,83 @@
+// A pool and its worker slots, and the orphans its workers leave: the supervisor's records.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+#include "config/config.hpp"
+#include "core/wait_status.hpp"
+#include "daemon/worker_fsm.hpp"
+
+namespace cow {
+
+struct Pool;
+
+struct Worker {
+    Pool* pool = nullptr;
+    int index = 0;
+    std::uint64_t id = 0;  // unique for the daemon's life; timers refer to slots by id
+    std::string name;      // "web.2"
+
+    fsm::Slot slot;
+    pid_t pid = 0;  // > 0 while the worker's main process is unreaped
+    pid_t last_pid = 0;
+    std::uint64_t generation = 0;  // bumped on every spawn
+    fsm::TimePoint started_at{};
+    fsm::TimePoint state_since{};
+    std::optional<ExitInfo> last_exit;
+    fsm::TimePoint last_exit_at{};
+    std::string last_error;   // the last spawn failure sentence, cleared when one succeeds
+    std::string last_reason;  // why the last transition happened
+    std::uint64_t restarts = 0;
+    std::uint64_t timer_seq = 0;
+    std::optional<fsm::TimePoint> timer_at;
+    std::string env_worker;  // "COWHERD_WORKER=2", built once
+    std::string cgroup;      // this generation's cgroup directory; "" without cgroups
+
+    // A stop is in progress, the main process is reaped, and the rest of its tree is not gone
+    // yet: the FSM hears of the exit only once the tree is empty.
+    bool draining = false;
+    ExitInfo drain_exit;
+
+    bool alive() const { return pid > 0; }
+};
+
+struct Pool {
+    std::shared_ptr<const config::PoolConfig> cfg;
+    fsm::Policy policy;
+    std::vector<std::unique_ptr<Worker>> workers;
+    bool use_cgroup = false;
+    bool waiting_for_deps = false;  // autostart held back until depends_on pools run
+    bool stop_sent = false;         // shutdown: this pool has been told to stop
+
+    // Built once per config so that each spawn only assembles pointers.
+    std::vector<std::string> argv;
+    std::vector<std::string> env;  // "K=V", the daemon's environment overlaid with the pool's
+    std::vector<std::string> exec_paths;
+
+    const std::string& name() const { return cfg->name; }
+};
+
+// A descendant of a worker that outlived it and was reparented to us.
+struct Orphan {
+    pid_t pid = 0;
+    std::uint64_t starttime = 0;
+    std::string comm;
+    std::string from;             // "web.1", or "unknown" when nothing tells where it came from
+    std::uint64_t worker_id = 0;  // 0 when unknown
+    std::uint64_t generation = 0;
+    std::string cgroup;         // the dead generation's cgroup, when there is one
+    bool group_leader = false;  // pgid == pid: signal its group too
+    config::OrphanPolicy policy = config::OrphanPolicy::kill;
+    Millis grace{10000};  // TERM -> KILL
+    bool terminating = false;
+    std::optional<fsm::TimePoint> kill_at;
+    fsm::TimePoint adopted_at{};
+};
+
+}  // namespace cow

@@ -1,0 +1,337 @@
+#include "daemon/worker_fsm.hpp"
+
+#include <algorithm>
+
+#include "core/units.hpp"
+
+namespace cow::fsm {
+namespace {
+
+using config::RestartPolicy;
+
+void to(Slot& s, State next) {
+    s.state = next;
+}
+
+Actions begin_start(Slot& s, std::string reason) {
+    to(s, State::starting);
+    s.killed = false;
+    Actions a;
+    a.spawn = true;
+    a.cancel_timer = true;
+    a.reason = std::move(reason);
+    return a;
+}
+
+Actions begin_stop(Slot& s, const Policy& p, std::string reason) {
+    to(s, State::stopping);
+    s.killed = false;
+    Actions a;
+    a.signal = p.stop_signal;
+    a.arm = p.stop_timeout;
+    a.reason = std::move(reason);
+    return a;
+}
+
+// Records an automatic restart; returns false when max_restarts within the window is exhausted.
+bool admit_restart(Slot& s, const Policy& p, TimePoint now) {
+    const auto window = p.max_restarts.within;
+    while (!s.recent_restarts.empty() && now - s.recent_restarts.front() >= window)
+        s.recent_restarts.pop_front();
+    if (static_cast<int>(s.recent_restarts.size()) >= p.max_restarts.count) return false;
+    s.recent_restarts.push_back(now);
+    return true;
+}
+
+Actions give_up(Slot& s, const Policy& p, std::string why) {
+    to(s, State::fatal);
+    Actions a;
+    a.cancel_timer = true;
+    a.gave_up = true;
+    a.reason = std::move(why) + "; gave up after " + std::to_string(p.max_restarts.count) +
+               " restarts within " + format_duration(p.max_restarts.within);
+    return a;
+}
+
+Actions failed_start(Slot& s, const Policy& p, TimePoint now, std::string why) {
+    ++s.failed_starts;
+    if (!admit_restart(s, p, now)) return give_up(s, p, std::move(why));
+    to(s, State::backoff);
+    Actions a;
+    a.arm = backoff_delay(p.backoff, s.failed_starts);
+    a.reason = std::move(why) + "; retrying in " + format_duration(*a.arm);
+    return a;
+}
+
+Actions finish(Slot& s, std::string why) {
+    to(s, State::exited);
+    Actions a;
+    a.cancel_timer = true;
+    a.finished = true;
+    a.reason = std::move(why);
+    return a;
+}
+
+bool wants_restart(const Policy& p, const ExitInfo& e) {
+    switch (p.restart) {
+        case RestartPolicy::always:
+            return true;
+        case RestartPolicy::on_failure:
+            return !e.success();
+        case RestartPolicy::never:
+            return false;
+    }
+    return false;
+}
+
+Actions on_start(Slot& s, std::string_view who) {
+    s.want = Want::up;
+    switch (s.state) {
+        case State::stopped:
+        case State::exited:
+        case State::fatal:
+        case State::backoff:
+            // An operator's start is a fresh start: forget earlier failures.
+            s.failed_starts = 0;
+            s.recent_restarts.clear();
+            return begin_start(s, std::string("started by ") + std::string(who));
+        case State::stopping:
+            s.restart_pending = true;
+            return {};
+        case State::starting:
+        case State::running:
+            return {};
+    }
+    return {};
+}
+
+Actions on_stop(Slot& s, const Policy& p) {
+    s.want = Want::down;
+    s.restart_pending = false;
+    switch (s.state) {
+        case State::starting:
+        case State::running:
+            return begin_stop(s, p, "stop requested");
+        case State::backoff:
+        case State::exited:
+        case State::fatal: {
+            to(s, State::stopped);
+            Actions a;
+            a.cancel_timer = true;
+            a.reason = "stop requested";
+            return a;
+        }
+        case State::stopping:
+        case State::stopped:
+            return {};
+    }
+    return {};
+}
+
+Actions on_restart(Slot& s, const Policy& p) {
+    switch (s.state) {
+        case State::starting:
+        case State::running: {
+            s.want = Want::up;
+            Actions a = begin_stop(s, p, "restart requested");
+            s.restart_pending = true;
+            return a;
+        }
+        case State::stopping:
+            s.want = Want::up;
+            s.restart_pending = true;
+            return {};
+        default:
+            return on_start(s, "restart");
+    }
+}
+
+Actions on_timer(Slot& s, const Policy& p, TimePoint now) {
+    switch (s.state) {
+        case State::starting: {
+            if (p.ready_notify) {
+                // No READY=1 in time: stop it, and count the attempt as a failed start.
+                Actions a = begin_stop(
+                    s, p, "no READY=1 within start_timeout " + format_duration(p.start_timeout));
+                s.restart_pending = false;
+                s.start_failing = true;
+                return a;
+            }
+            to(s, State::running);
+            s.failed_starts = 0;
+            Actions a;
+            a.reason = "up for start_timeout " + format_duration(p.start_timeout);
+            return a;
+        }
+        case State::backoff: {
+            Actions a = begin_start(s, "backoff elapsed");
+            a.counted_restart = true;
+            return a;
+        }
+        case State::stopping:
+            if (s.killed) return {};
+            s.killed = true;
+            {
+                Actions a;
+                a.signal = 9;
+                a.reason = "did not stop within stop_timeout " + format_duration(p.stop_timeout) +
+                           "; sending KILL";
+                return a;
+            }
+        default:
+            (void)now;
+            return {};  // a stale timer
+    }
+}
+
+Actions on_exited(Slot& s, const Policy& p, const Event& ev) {
+    const std::string what = describe(ev.exit);
+    switch (s.state) {
+        case State::starting:
+            if (!wants_restart(p, ev.exit)) return finish(s, what);
+            return failed_start(s, p, ev.now,
+                                what + " before start_timeout " + format_duration(p.start_timeout));
+        case State::running: {
+            if (!wants_restart(p, ev.exit)) return finish(s, what);
+            if (!admit_restart(s, p, ev.now)) return give_up(s, p, what);
+            s.failed_starts = 0;
+            Actions a = begin_start(s, what + "; restarting");
+            a.counted_restart = true;
+            return a;
+        }
+        case State::stopping: {
+            if (s.start_failing) {
+                s.start_failing = false;
+                if (s.want == Want::down) {
+                    to(s, State::stopped);
+                    Actions a;
+                    a.cancel_timer = true;
+                    a.reason = what;
+                    return a;
+                }
+                return failed_start(s, p, ev.now, "start failed (no READY=1), then " + what);
+            }
+            if (s.want == Want::up || s.restart_pending) {
+                s.restart_pending = false;
+                s.failed_starts = 0;
+                return begin_start(s, what + "; starting again");
+            }
+            to(s, State::stopped);
+            Actions a;
+            a.cancel_timer = true;
+            a.reason = what;
+            return a;
+        }
+        default:
+            return {};  // no process was running for this slot
+    }
+}
+
+}  // namespace
+
+std::string_view to_string(State s) {
+    switch (s) {
+        case State::starting:
+            return "starting";
+        case State::running:
+            return "running";
+        case State::backoff:
+            return "backoff";
+        case State::stopping:
+            return "stopping";
+        case State::stopped:
+            return "stopped";
+        case State::exited:
+            return "exited";
+        case State::fatal:
+            return "fatal";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(Want w) {
+    return w == Want::up ? "up" : "down";
+}
+
+std::string_view to_string(EventType e) {
+    switch (e) {
+        case EventType::start:
+            return "start";
+        case EventType::stop:
+            return "stop";
+        case EventType::restart:
+            return "restart";
+        case EventType::spawned:
+            return "spawned";
+        case EventType::spawn_failed:
+            return "spawn_failed";
+        case EventType::ready:
+            return "ready";
+        case EventType::exited:
+            return "exited";
+        case EventType::timer:
+            return "timer";
+    }
+    return "unknown";
+}
+
+Policy policy_from(const config::PoolConfig& pool) {
+    Policy p;
+    p.restart = pool.restart;
+    p.start_timeout = pool.start_timeout;
+    p.backoff = pool.backoff;
+    p.max_restarts = pool.max_restarts;
+    p.stop_signal = pool.stop_signal;
+    p.stop_timeout = pool.stop_timeout;
+    return p;
+}
+
+Millis backoff_delay(const config::Backoff& b, int n) {
+    if (n < 1) n = 1;
+    auto d = b.initial;
+    for (int i = 1; i < n && d < b.max; ++i)
+        d *= 2;
+    return std::min(d, b.max);
+}
+
+Actions step(Slot& s, const Event& ev, const Policy& p) {
+    switch (ev.type) {
+        case EventType::start:
+            return on_start(s, "operator");
+        case EventType::stop:
+            return on_stop(s, p);
+        case EventType::restart:
+            return on_restart(s, p);
+        case EventType::spawned: {
+            if (s.state != State::starting) return {};
+            Actions a;
+            if (!p.ready_notify && p.start_timeout.count() == 0) {
+                to(s, State::running);
+                s.failed_starts = 0;
+                a.reason = "spawned (start_timeout 0)";
+            } else if (p.start_timeout.count() > 0) {
+                a.arm = p.start_timeout;
+            }
+            return a;
+        }
+        case EventType::spawn_failed:
+            if (s.state != State::starting) return {};
+            return failed_start(s, p, ev.now, "spawn failed");
+        case EventType::ready: {
+            if (s.state != State::starting) return {};
+            to(s, State::running);
+            s.failed_starts = 0;
+            Actions a;
+            a.cancel_timer = true;
+            a.reason = "READY=1";
+            return a;
+        }
+        case EventType::exited:
+            return on_exited(s, p, ev);
+        case EventType::timer:
+            return on_timer(s, p, ev.now);
+    }
+    return {};
+}
+
+}  // namespace cow::fsm

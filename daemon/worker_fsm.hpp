@@ -1,0 +1,95 @@
+// The worker state machine: a pure function (slot, event, policy) -> (slot', actions).
+// It makes no syscalls, reads no clock and writes no log (design §2); the supervisor feeds it
+// events with the current time and carries out the actions it returns.
+//
+// *want* (what the operator asked for) is kept apart from *state* (what we observe). The
+// supervisor converges state toward want by feeding events; the FSM decides how.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+#include "core/wait_status.hpp"
+
+namespace cow::fsm {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+enum class State : std::uint8_t { starting, running, backoff, stopping, stopped, exited, fatal };
+enum class Want : std::uint8_t { up, down };
+
+std::string_view to_string(State s);
+std::string_view to_string(Want w);
+inline constexpr State kAllStates[] = {State::starting, State::running, State::backoff,
+                                       State::stopping, State::stopped, State::exited,
+                                       State::fatal};
+
+// What the FSM needs to know of the pool's config.
+struct Policy {
+    config::RestartPolicy restart = config::RestartPolicy::always;
+    Millis start_timeout{1000};
+    config::Backoff backoff;
+    config::MaxRestarts max_restarts;
+    int stop_signal = 15;
+    Millis stop_timeout{10000};
+    bool ready_notify = false;  // running only after READY=1, and start_timeout is a deadline
+};
+Policy policy_from(const config::PoolConfig& pool);
+
+// The FSM's memory of one worker slot.
+struct Slot {
+    State state = State::stopped;
+    Want want = Want::down;
+    bool restart_pending = false;  // a stop is in progress and a start follows it
+    bool killed = false;           // SIGKILL already sent in this stop
+    bool start_failing = false;    // stopping because the start failed (no READY=1 in time)
+    int failed_starts = 0;         // consecutive; drives the backoff exponent
+    std::deque<TimePoint> recent_restarts;  // automatic restarts within max_restarts.within
+};
+
+enum class EventType : std::uint8_t {
+    start,         // operator: want up
+    stop,          // operator: want down
+    restart,       // operator: stop if up, then start
+    spawned,       // fork-exec succeeded
+    spawn_failed,  // fork-exec failed before exec (bad binary, cwd, ...)
+    ready,         // READY=1 from the worker (ready: notify)
+    exited,        // the worker process was reaped
+    timer,         // the slot's single timer fired; its meaning depends on the state
+};
+std::string_view to_string(EventType e);
+inline constexpr EventType kAllEvents[] = {
+    EventType::start,        EventType::stop,  EventType::restart, EventType::spawned,
+    EventType::spawn_failed, EventType::ready, EventType::exited,  EventType::timer};
+
+struct Event {
+    EventType type;
+    TimePoint now{};
+    ExitInfo exit{};  // for exited
+};
+
+struct Actions {
+    bool spawn = false;            // start a new process for the slot
+    std::optional<int> signal;     // send to the worker's whole process tree
+    std::optional<Millis> arm;     // (re)arm the slot's timer this far from now
+    bool cancel_timer = false;     // disarm the slot's timer (implied by arm)
+    bool counted_restart = false;  // an automatic restart happened (the `restarts` counter)
+    bool gave_up = false;          // entered fatal
+    bool finished = false;         // entered exited (no restart by policy)
+    std::string reason;            // why, for the log and for status
+};
+
+// Applies one event. Events that make no sense in the current state change nothing and
+// return empty actions (e.g. a stale timer, or `exited` when no process runs).
+Actions step(Slot& slot, const Event& ev, const Policy& policy);
+
+// Delay before the n-th consecutive failed start is retried (n >= 1): initial * 2^(n-1), capped.
+Millis backoff_delay(const config::Backoff& b, int n);
+
+}  // namespace cow::fsm

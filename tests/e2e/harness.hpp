@@ -1,0 +1,154 @@
+// End-to-end harness: a real cowherd in a temp dir with its own socket, driven by the real
+// cowctl. Everything it starts is gone when the test ends, pass or fail.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "tests/support/run.hpp"
+
+namespace cow::test {
+
+namespace fs = std::filesystem;
+
+inline std::string bin(const std::string& name) {
+    return std::string(COWHERD_BIN_DIR) + "/" + name;
+}
+
+class DaemonFixture : public ::testing::Test {
+  protected:
+    fs::path dir;
+    std::string socket, config, log;
+    pid_t daemon = -1;
+    int exit_status = -1;
+    ProcessJanitor janitor;
+
+    void SetUp() override {
+        char tmpl[] = "/tmp/cowherd-e2e-XXXXXX";
+        dir = mkdtemp(tmpl);
+        socket = (dir / "cowherd.sock").string();
+        config = (dir / "cowherd.yaml").string();
+        log = (dir / "daemon.log").string();
+    }
+
+    void TearDown() override {
+        if (daemon > 0 && exit_status < 0) {
+            kill(daemon, SIGTERM);
+            if (!wait_exit(std::chrono::seconds(15))) kill(daemon, SIGKILL);
+            wait_exit(std::chrono::seconds(5));
+        }
+        ProcessJanitor::sweep();
+        if (HasFailure()) std::fprintf(stderr, "---- daemon log ----\n%s\n", slurp(log).c_str());
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+
+    // Writes the config (the daemon section with our socket is prepended) and starts cowherd.
+    // Prepended to the cowherd command line, e.g. {"unshare", "-p", "-f", "--mount-proc"}.
+    std::vector<std::string> launcher;
+
+    void start(const std::string& pools_yaml, const std::string& daemon_extra = "",
+               bool wait_ready = true) {
+        write_config(pools_yaml, daemon_extra);
+        int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        std::vector<std::string> argv = launcher;
+        for (const auto& a : {bin("cowherd"), std::string("-c"), config, std::string("--log-level"),
+                              std::string("debug")})
+            argv.push_back(a);
+        daemon = spawn_with(argv, fd, fd);
+        close(fd);
+        ASSERT_GT(daemon, 0);
+        if (wait_ready) {
+            ASSERT_TRUE(
+                WaitFor([&] { return ctl({"version"}).code == 0; }, std::chrono::seconds(10)))
+                << slurp(log);
+        }
+    }
+
+    void write_config(const std::string& pools_yaml, const std::string& daemon_extra = "") {
+        std::ofstream f(config);
+        f << "daemon:\n  socket: " << socket << "\n  shutdown_timeout: 10s\n"
+          << daemon_extra << "pools:\n"
+          << pools_yaml;
+    }
+
+    RunResult ctl(std::vector<std::string> args,
+                  std::chrono::milliseconds deadline = std::chrono::seconds(30)) {
+        std::vector<std::string> argv = {bin("cowctl"), "--socket", socket};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return run(argv, deadline);
+    }
+
+    boost::json::value ctl_json(std::vector<std::string> args) {
+        args.push_back("--json");
+        auto r = ctl(args);
+        EXPECT_EQ(r.code, 0) << r.err;
+        boost::system::error_code ec;
+        auto v = boost::json::parse(r.out, ec);
+        EXPECT_FALSE(ec) << r.out;
+        return v;
+    }
+
+    // Workers of `pool` from `cowctl status --json`.
+    std::vector<boost::json::object> workers(const std::string& pool = "") {
+        auto v = ctl_json(pool.empty() ? std::vector<std::string>{"status"}
+                                       : std::vector<std::string>{"status", pool});
+        std::vector<boost::json::object> out;
+        if (!v.is_object()) return out;
+        for (auto& p : v.as_object()["pools"].as_array())
+            for (auto& w : p.as_object()["workers"].as_array())
+                out.push_back(w.as_object());
+        return out;
+    }
+
+    int count_state(const std::string& pool, const std::string& state) {
+        int n = 0;
+        for (auto& w : workers(pool))
+            n += w["state"].as_string() == state;
+        return n;
+    }
+
+    bool wait_exit(std::chrono::milliseconds d) {
+        if (exit_status >= 0) return true;
+        int st = 0;
+        bool ok = WaitFor([&] { return waitpid(daemon, &st, WNOHANG) == daemon; }, d);
+        if (ok) exit_status = decode(st);
+        return ok;
+    }
+
+    // Lines of the daemon log containing `needle`.
+    int log_count(const std::string& needle) {
+        std::string l = slurp(log);
+        int n = 0;
+        for (auto p = l.find(needle); p != std::string::npos; p = l.find(needle, p + 1))
+            ++n;
+        return n;
+    }
+
+    // Pids listed one per line in a file (forker's $FORKER_PIDS).
+    static std::vector<pid_t> pids_in(const std::string& path) {
+        std::vector<pid_t> out;
+        std::istringstream in(slurp(path));
+        for (pid_t p; in >> p;)
+            out.push_back(p);
+        return out;
+    }
+
+    static bool alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0 && !zombie(pid); }
+    static bool zombie(pid_t pid) {
+        std::string s = slurp("/proc/" + std::to_string(pid) + "/stat");
+        auto rp = s.rfind(')');
+        return rp != std::string::npos && rp + 2 < s.size() && s[rp + 2] == 'Z';
+    }
+};
+
+inline std::int64_t as_int(const boost::json::value& v) {
+    return v.is_null() ? -1 : v.to_number<std::int64_t>();
+}
+
+}  // namespace cow::test

@@ -1,0 +1,210 @@
+// Real fork-exec through spawn(): errors come back through the pipe with their stage and
+// errno; the child starts clean (fds, signal mask and dispositions, session).
+#include "daemon/spawn.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon/reaper.hpp"
+#include "tests/support/wait_for.hpp"
+
+using namespace cow;
+using namespace cow::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        char tmpl[] = "/tmp/cowherd-spawn-XXXXXX";
+        path = mkdtemp(tmpl);
+    }
+    ~TempDir() { fs::remove_all(path); }
+};
+
+// Owns the argv/env storage a Plan points into.
+struct PlanBuilder {
+    std::vector<std::string> args, env;
+    spawn::Plan plan;
+    explicit PlanBuilder(std::vector<std::string> argv) : args(std::move(argv)) {
+        env = {"PATH=/usr/bin:/bin", "COWHERD_POOL=t", "COWHERD_WORKER=0"};
+    }
+    spawn::Plan& build() {
+        plan.exec_paths = spawn::exec_candidates(args[0], "/usr/bin:/bin");
+        plan.display_path = args[0];
+        plan.argv.clear();
+        plan.envp.clear();
+        for (auto& a : args)
+            plan.argv.push_back(a.data());
+        for (auto& e : env)
+            plan.envp.push_back(e.data());
+        return plan;
+    }
+};
+
+// Waits for one specific child with a deadline; kills it if the deadline passes.
+int wait_child(pid_t pid) {
+    int status = -1;
+    bool ok = WaitFor([&] { return waitpid(pid, &status, WNOHANG) == pid; });
+    if (!ok) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    return status;
+}
+
+std::string helper(const char* name) {
+    return std::string(COWHERD_BIN_DIR) + "/" + name;
+}
+
+TEST(Spawn, MissingBinaryReportsExecEnoent) {
+    PlanBuilder b({"/nonexistent/cowherd-no-such-binary"});
+    auto r = spawn::spawn(b.build());
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.stage, spawn::Stage::exec);
+    EXPECT_EQ(r.err, ENOENT);
+    EXPECT_EQ(r.message, "exec /nonexistent/cowherd-no-such-binary: No such file or directory");
+    ASSERT_GT(r.pid, 0);
+    int st = wait_child(r.pid);
+    EXPECT_TRUE(WIFEXITED(st));
+    EXPECT_EQ(WEXITSTATUS(st), 127);
+}
+
+TEST(Spawn, PathSearchFindsBinariesAndReportsMissingOnes) {
+    PlanBuilder ok({"true"});
+    auto r = spawn::spawn(ok.build());
+    ASSERT_TRUE(r.ok) << r.message;
+    EXPECT_EQ(WEXITSTATUS(wait_child(r.pid)), 0);
+
+    PlanBuilder missing({"cowherd-surely-not-in-path"});
+    auto m = spawn::spawn(missing.build());
+    EXPECT_FALSE(m.ok);
+    EXPECT_EQ(m.err, ENOENT);
+    EXPECT_EQ(m.message, "exec cowherd-surely-not-in-path: No such file or directory");
+    wait_child(m.pid);
+}
+
+TEST(Spawn, NonExecutableFileReportsEacces) {
+    TempDir d;
+    auto file = d.path / "not-executable";
+    { std::ofstream(file) << "#!/bin/sh\necho hi\n"; }
+    chmod(file.c_str(), 0644);
+    PlanBuilder b({file.string()});
+    auto r = spawn::spawn(b.build());
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.err, EACCES);
+    EXPECT_EQ(r.stage, spawn::Stage::exec);
+    wait_child(r.pid);
+}
+
+TEST(Spawn, BadCwdReportsChdirStage) {
+    PlanBuilder b({"/bin/true"});
+    auto& plan = b.build();
+    plan.cwd = "/nonexistent-cowherd-dir";
+    auto r = spawn::spawn(plan);
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.stage, spawn::Stage::chdir);
+    EXPECT_EQ(r.err, ENOENT);
+    EXPECT_EQ(r.message, "chdir /nonexistent-cowherd-dir: No such file or directory");
+    wait_child(r.pid);
+}
+
+TEST(Spawn, ChildStartsCleanEvenWhenTheParentIsNot) {
+    TempDir d;
+    auto report = (d.path / "report").string();
+    // Dirty the parent: a leaked fd without CLOEXEC, a blocked signal, an ignored signal.
+    int leaked = open("/dev/null", O_RDONLY);
+    ASSERT_GE(leaked, 0);
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    auto old_pipe = signal(SIGPIPE, SIG_IGN);
+    auto old_hup = signal(SIGHUP, SIG_IGN);
+
+    PlanBuilder b({helper("probe"), report});
+    auto r = spawn::spawn(b.build());
+
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    signal(SIGPIPE, old_pipe);
+    signal(SIGHUP, old_hup);
+    close(leaked);
+
+    ASSERT_TRUE(r.ok) << r.message;
+    EXPECT_EQ(WEXITSTATUS(wait_child(r.pid)), 0);
+    std::string rep = slurp(report);
+    ASSERT_FALSE(rep.empty());
+    EXPECT_EQ(field(rep, "pid"), std::to_string(r.pid));
+    EXPECT_EQ(field(rep, "fds"), "0,1,2") << rep;
+    EXPECT_EQ(field(rep, "sigblk"), "0000000000000000") << rep;
+    EXPECT_EQ(field(rep, "sigign"), "0000000000000000") << rep;
+    EXPECT_EQ(field(rep, "sid"), std::to_string(r.pid)) << "own session";
+    EXPECT_EQ(field(rep, "pgid"), std::to_string(r.pid)) << "own process group";
+    EXPECT_EQ(field(rep, "pool"), "t");
+    EXPECT_EQ(field(rep, "worker"), "0");
+}
+
+TEST(Spawn, StdioAndPassedFdsLandInPlaceEvenWhenTheyCollide) {
+    TempDir d;
+    auto report = (d.path / "report").string();
+    auto out = (d.path / "out").string();
+    int out_fd = open(out.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    int p[2];
+    ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+    PlanBuilder b({helper("probe"), report});
+    auto& plan = b.build();
+    plan.stdout_fd = out_fd;
+    // Pass them in an order that forces a swap between the target slots.
+    plan.pass_fds = {p[1], p[0], out_fd};
+    auto r = spawn::spawn(plan);
+    ASSERT_TRUE(r.ok) << r.message;
+    EXPECT_EQ(WEXITSTATUS(wait_child(r.pid)), 0);
+    EXPECT_EQ(field(slurp(report), "fds"), "0,1,2,3,4,5");
+    close(out_fd);
+    close(p[0]);
+    close(p[1]);
+}
+
+TEST(Spawn, ListenPidSlotCarriesTheChildsOwnPid) {
+    TempDir d;
+    auto out = (d.path / "env").string();
+    PlanBuilder b({"/bin/sh", "-c", "echo \"$LISTEN_PID\" > " + out});
+    std::string slot = "LISTEN_PID=" + std::string(20, '\0');
+    auto& plan = b.build();
+    plan.envp.push_back(slot.data());
+    plan.listen_pid_slot = slot.data();
+    plan.listen_pid_prefix = 11;
+    auto r = spawn::spawn(plan);
+    ASSERT_TRUE(r.ok) << r.message;
+    EXPECT_EQ(WEXITSTATUS(wait_child(r.pid)), 0);
+    EXPECT_EQ(slurp(out), std::to_string(r.pid) + "\n");
+}
+
+TEST(Reaper, ReapsEveryExitedChildInOnePass) {
+    std::vector<pid_t> pids;
+    for (int i = 0; i < 50; ++i) {
+        PlanBuilder b({"/bin/true"});
+        auto r = spawn::spawn(b.build());
+        ASSERT_TRUE(r.ok);
+        pids.push_back(r.pid);
+    }
+    std::set<pid_t> reaped;
+    // SIGCHLD coalesces; one reap_all must collect every child that has exited by then.
+    ASSERT_TRUE(WaitFor([&] {
+        reap_all([&](pid_t pid, int) { reaped.insert(pid); });
+        return reaped.size() == pids.size();
+    }));
+    for (pid_t p : pids)
+        EXPECT_TRUE(reaped.count(p));
+}
+
+}  // namespace

@@ -1,0 +1,82 @@
+// The control protocol: round trips and hostile input.
+#include "core/protocol.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace cow::proto;
+namespace json = boost::json;
+
+TEST(Protocol, RequestRoundTrip) {
+    Request r;
+    r.id = 42;
+    r.cmd = "status";
+    r.args["target"] = "web.2";
+    auto d = decode_request(encode_request(r));
+    ASSERT_TRUE(std::holds_alternative<Request>(d));
+    const auto& back = std::get<Request>(d);
+    EXPECT_EQ(back.id, 42);
+    EXPECT_EQ(back.cmd, "status");
+    EXPECT_EQ(get_string(back.args, "target"), "web.2");
+}
+
+TEST(Protocol, ReplyRoundTrip) {
+    auto ok = decode_reply(encode_ok(7, json::object{{"x", 1}}));
+    ASSERT_TRUE(std::holds_alternative<Reply>(ok));
+    EXPECT_TRUE(std::get<Reply>(ok).ok);
+    EXPECT_EQ(std::get<Reply>(ok).id, 7);
+    EXPECT_TRUE(std::get<Reply>(ok).final);
+    EXPECT_EQ(std::get<Reply>(ok).result.as_object().at("x").as_int64(), 1);
+
+    auto err = decode_reply(encode_error(8, ErrorCode::no_such_pool, "no pool named \"x\""));
+    const auto& e = std::get<Reply>(err);
+    EXPECT_FALSE(e.ok);
+    EXPECT_EQ(e.error_code, "no_such_pool");
+    EXPECT_EQ(e.error_message, "no pool named \"x\"");
+
+    auto item = decode_reply(encode_item(9, json::string("line")));
+    EXPECT_FALSE(std::get<Reply>(item).final);
+}
+
+TEST(Protocol, MalformedRequestsGiveTypedErrors) {
+    struct Case {
+        std::string line;
+        ErrorCode code;
+        bool has_id;
+    };
+    std::vector<Case> cases = {
+        {"", ErrorCode::bad_request, false},
+        {"not json", ErrorCode::bad_request, false},
+        {"[1,2]", ErrorCode::bad_request, false},
+        {"{}", ErrorCode::bad_request, false},
+        {R"({"id":"x","v":1,"cmd":"status"})", ErrorCode::bad_request, false},
+        {R"({"id":1,"cmd":"status"})", ErrorCode::bad_request, true},
+        {R"({"id":1,"v":2,"cmd":"status"})", ErrorCode::unsupported_version, true},
+        {R"({"id":1,"v":1})", ErrorCode::bad_request, true},
+        {R"({"id":1,"v":1,"cmd":5})", ErrorCode::bad_request, true},
+        {R"({"id":1,"v":1,"cmd":"x","args":[1]})", ErrorCode::bad_request, true},
+        {R"({"id":1,"v":1,"cmd":"status"} trailing)", ErrorCode::bad_request, false},
+        {std::string("{\"id\":1,\"v\":1,\"cmd\":\"\xff\xfe\"}"), ErrorCode::bad_request, false},
+    };
+    for (const auto& c : cases) {
+        auto d = decode_request(c.line);
+        ASSERT_TRUE(std::holds_alternative<DecodeError>(d)) << c.line;
+        EXPECT_EQ(std::get<DecodeError>(d).code, c.code) << c.line;
+        EXPECT_EQ(std::get<DecodeError>(d).id.has_value(), c.has_id) << c.line;
+    }
+}
+
+TEST(Protocol, OversizeAndDeepInputAreRefused) {
+    std::string big(kMaxRequestBytes + 1, ' ');
+    EXPECT_EQ(std::get<DecodeError>(decode_request(big)).code, ErrorCode::too_large);
+    std::string deep = R"({"id":1,"v":1,"cmd":"status","args":{"a":)" + std::string(10000, '[') +
+                       std::string(10000, ']') + "}}";
+    auto d = decode_request(deep.substr(0, kMaxRequestBytes));
+    EXPECT_EQ(std::get<DecodeError>(d).code, ErrorCode::bad_request);
+}
+
+TEST(Protocol, ErrorCodesRoundTrip) {
+    for (auto c : {ErrorCode::bad_request, ErrorCode::unknown_verb, ErrorCode::no_such_pool,
+                   ErrorCode::denied, ErrorCode::timeout, ErrorCode::internal})
+        EXPECT_EQ(error_code_from_string(to_string(c)), c);
+    EXPECT_FALSE(error_code_from_string("nope"));
+}

@@ -1,0 +1,217 @@
+// The supervisor's converge loop over a fake Sys and a manual clock: no real processes.
+#include "daemon/supervisor.hpp"
+
+#include <map>
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+using namespace cow;
+using namespace std::chrono_literals;
+using fsm::State;
+
+namespace {
+
+class FakeSys : public Sys {
+  public:
+    fsm::TimePoint t = fsm::TimePoint{} + 1h;
+    pid_t next_pid = 1000;
+    std::string fail_with;  // when set, spawns fail with this message
+    std::vector<std::vector<std::string>> spawned_env;
+    std::vector<std::pair<pid_t, int>> kills;
+
+    fsm::TimePoint now() const override { return t; }
+    spawn::Result spawn(spawn::Plan& plan) override {
+        spawn::Result r;
+        r.pid = next_pid++;
+        if (!fail_with.empty()) {
+            r.message = fail_with;
+            r.stage = spawn::Stage::exec;
+            return r;
+        }
+        r.ok = true;
+        std::vector<std::string> env;
+        for (char* e : plan.envp)
+            if (e) env.emplace_back(e);
+        spawned_env.push_back(env);
+        return r;
+    }
+    void kill_group(pid_t leader, int sig) override { kills.emplace_back(leader, sig); }
+    void kill_child(pid_t pid, int sig) override { kills.emplace_back(pid, sig); }
+    int kill_descendants(pid_t, int) override { return 0; }
+    std::vector<pid_t> extra_children;  // adopted orphans the test pretends exist
+    std::map<pid_t, ProcInfo> infos;
+    std::vector<pid_t> children() override { return extra_children; }
+    std::optional<ProcInfo> proc_info(pid_t pid) override {
+        auto it = infos.find(pid);
+        if (it == infos.end()) return std::nullopt;
+        return it->second;
+    }
+    cgroup::Cgroups* cgroups() override { return nullptr; }
+    void kill_all_but_self() override {}
+    int kills_of(pid_t pid, int sig) const {
+        int n = 0;
+        for (auto& [p, s] : kills)
+            n += (p == pid && s == sig);
+        return n;
+    }
+};
+
+std::shared_ptr<const config::Config> make_config(int workers, Millis start_timeout = 1s) {
+    auto cfg = std::make_shared<config::Config>();
+    config::PoolConfig p;
+    p.name = "web";
+    p.command = {"/bin/true"};
+    p.workers = workers;
+    p.start_timeout = start_timeout;
+    p.max_restarts = {3, 60s};
+    p.stop_timeout = 5s;
+    cfg->pools.push_back(p);
+    return cfg;
+}
+
+int exited(int code) {
+    return W_EXITCODE(code, 0);
+}
+int killed(int sig) {
+    return W_EXITCODE(0, sig);
+}
+
+struct Fixture : ::testing::Test {
+    FakeSys sys;
+    std::unique_ptr<Supervisor> sup;
+    void boot(int workers, Millis start_timeout = 1s) {
+        sup = std::make_unique<Supervisor>(sys, make_config(workers, start_timeout));
+        sup->boot();
+    }
+    Worker& w(int i) { return *sup->pools()[0]->workers[static_cast<std::size_t>(i)]; }
+    void reap(pid_t pid, int status) {
+        sup->on_reaped(pid, status);
+        sup->after_reap();
+        sup->settle();
+    }
+    void advance(Millis d) {
+        sys.t += d;
+        sup->on_timers();
+        sup->settle();
+    }
+};
+
+TEST_F(Fixture, BootSpawnsEveryWorkerWithItsIdentity) {
+    boot(4);
+    ASSERT_EQ(sys.spawned_env.size(), 4u);
+    for (int i = 0; i < 4; ++i) {
+        EXPECT_EQ(w(i).slot.state, State::starting);
+        EXPECT_GT(w(i).pid, 0);
+        const auto& env = sys.spawned_env[static_cast<std::size_t>(i)];
+        EXPECT_NE(std::find(env.begin(), env.end(), "COWHERD_POOL=web"), env.end());
+        EXPECT_NE(std::find(env.begin(), env.end(), "COWHERD_WORKER=" + std::to_string(i)),
+                  env.end());
+    }
+    advance(1s);
+    for (int i = 0; i < 4; ++i)
+        EXPECT_EQ(w(i).slot.state, State::running);
+}
+
+TEST_F(Fixture, ARunningWorkerThatIsKilledIsReplacedAndCounted) {
+    boot(2);
+    advance(1s);
+    pid_t old = w(1).pid;
+    reap(old, killed(9));
+    EXPECT_EQ(w(1).slot.state, State::starting);
+    EXPECT_NE(w(1).pid, old);
+    EXPECT_EQ(w(1).restarts, 1u);
+    EXPECT_EQ(w(1).generation, 2u);
+    ASSERT_TRUE(w(1).last_exit);
+    EXPECT_EQ(w(1).last_exit->signal, 9);
+    EXPECT_EQ(w(0).restarts, 0u);
+}
+
+TEST_F(Fixture, SpawnFailureIsReportedThenBacksOffToFatal) {
+    sys.fail_with = "exec /nope: No such file or directory";
+    boot(1);
+    EXPECT_EQ(w(0).slot.state, State::backoff);
+    EXPECT_EQ(w(0).last_error, "exec /nope: No such file or directory");
+    for (int i = 0; i < 10 && w(0).slot.state != State::fatal; ++i)
+        advance(1s);
+    EXPECT_EQ(w(0).slot.state, State::fatal);
+    EXPECT_EQ(w(0).pid, 0);
+}
+
+TEST_F(Fixture, StopSignalsTheGroupThenKillsAfterTheTimeout) {
+    boot(1);
+    advance(1s);
+    pid_t pid = w(0).pid;
+    auto targets = std::get<std::vector<Worker*>>(sup->resolve("web.0"));
+    sup->command(targets, fsm::EventType::stop);
+    EXPECT_EQ(sys.kills_of(pid, SIGTERM), 1);
+    EXPECT_EQ(sys.kills_of(pid, SIGCONT), 1);
+    advance(4s);
+    EXPECT_EQ(sys.kills_of(pid, SIGKILL), 0);
+    advance(1s);
+    EXPECT_EQ(sys.kills_of(pid, SIGKILL), 1);
+    advance(10s);
+    EXPECT_EQ(sys.kills_of(pid, SIGKILL), 1);  // exactly once
+    reap(pid, killed(9));
+    EXPECT_EQ(w(0).slot.state, State::stopped);
+    EXPECT_EQ(w(0).restarts, 0u);
+}
+
+TEST_F(Fixture, NoSignalReachesAReapedWorker) {
+    boot(1);
+    advance(1s);
+    pid_t pid = w(0).pid;
+    sup->command({&w(0)}, fsm::EventType::stop);
+    reap(pid, exited(0));
+    sys.kills.clear();
+    EXPECT_EQ(sup->signal({&w(0)}, SIGHUP, false), 0);
+    advance(60s);
+    EXPECT_TRUE(sys.kills.empty());
+}
+
+TEST_F(Fixture, UnknownPidsChangeNothing) {
+    boot(1);
+    auto before = w(0).slot.state;
+    reap(99999, exited(0));
+    EXPECT_EQ(w(0).slot.state, before);
+    EXPECT_EQ(w(0).restarts, 0u);
+}
+
+TEST_F(Fixture, ShutdownIsQuiescentOnceEveryWorkerIsReaped) {
+    boot(3);
+    advance(1s);
+    sup->begin_shutdown();
+    EXPECT_FALSE(sup->quiescent());
+    for (int i = 0; i < 3; ++i)
+        reap(w(i).pid, exited(0));
+    EXPECT_TRUE(sup->quiescent());
+    for (int i = 0; i < 3; ++i)
+        EXPECT_EQ(w(i).slot.state, State::stopped);
+}
+
+TEST_F(Fixture, ResolveTargets) {
+    boot(3);
+    EXPECT_EQ(std::get<std::vector<Worker*>>(sup->resolve("all")).size(), 3u);
+    EXPECT_EQ(std::get<std::vector<Worker*>>(sup->resolve("web")).size(), 3u);
+    EXPECT_EQ(std::get<std::vector<Worker*>>(sup->resolve("web.2"))[0]->index, 2);
+    EXPECT_EQ(std::get<Supervisor::TargetError>(sup->resolve("web.3")).code, "no_such_worker");
+    EXPECT_EQ(std::get<Supervisor::TargetError>(sup->resolve("db")).code, "no_such_pool");
+    EXPECT_EQ(std::get<Supervisor::TargetError>(sup->resolve("a b")).code, "invalid_argument");
+}
+
+TEST_F(Fixture, WaitersFinishWhenDoneOrAtTheirDeadline) {
+    boot(1);
+    int done = 0, timed_out = 0;
+    sup->add_waiter({[&] { return w(0).slot.state == State::running; }, sys.t + 10s,
+                     [&](bool to) { (to ? timed_out : done)++; }});
+    sup->add_waiter(
+        {[] { return false; }, sys.t + 2s, [&](bool to) { (to ? timed_out : done)++; }});
+    EXPECT_EQ(sup->next_deadline(), sys.t + 1s);  // the start timer comes first
+    advance(1s);
+    EXPECT_EQ(done, 1);
+    EXPECT_EQ(timed_out, 0);
+    advance(1s);
+    EXPECT_EQ(timed_out, 1);
+}
+
+}  // namespace
