@@ -50,7 +50,7 @@ inline pid_t spawn_with(const std::vector<std::string>& argv, int out_fd, int er
     if (out_fd >= 0) posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
     if (err_fd >= 0) posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), env.data());
+    int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), env.data());
     posix_spawn_file_actions_destroy(&fa);
     return rc == 0 ? pid : -1;
 }
