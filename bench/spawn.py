@@ -427,13 +427,16 @@ def pct(values, p):
 
 
 def floor_startup(bins, n):
-    t0 = now_ns()
-    r = subprocess.run([bins["bench_floor_spawn"], str(n)], stdin=subprocess.DEVNULL,
-                       capture_output=True, env=bench_env())
-    wall = (now_ns() - t0) / 1e9
-    lines = r.stdout.decode().split()
+    # Output to a file, not a pipe: the children inherit stdout and outlive the loop.
+    with tempfile.TemporaryFile() as out:
+        t0 = now_ns()
+        r = subprocess.run([bins["bench_floor_spawn"], str(n)], stdin=subprocess.DEVNULL,
+                           stdout=out, stderr=out, env=bench_env())
+        wall = (now_ns() - t0) / 1e9
+        out.seek(0)
+        lines = out.read().decode().split()
     if r.returncode != 0 or lines[0] != "elapsed_ns":
-        raise RuntimeError(f"bench_floor_spawn failed: {r.stderr.decode()}")
+        raise RuntimeError(f"bench_floor_spawn failed: {' '.join(lines)}")
     inner = int(lines[1]) / 1e9
     for pid in map(int, lines[2:]):
         try:
@@ -537,9 +540,10 @@ def replacement(sysm, n, kills, bins):
 def floor_replacement(bins, tmp, kills):
     f = os.path.join(tempfile.mkdtemp(prefix="floor-repl-", dir=tmp), "stamps.txt")
     r = subprocess.run([bins["bench_floor_spawn"], "--replace", str(kills), f,
-                        bins["bench_stamp"]], capture_output=True, env=bench_env())
+                        bins["bench_stamp"]], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=bench_env())
     if r.returncode != 0:
-        raise RuntimeError(f"bench_floor_spawn --replace: {r.stderr.decode()}")
+        raise RuntimeError("bench_floor_spawn --replace failed")
     vals = [int(x) / 1e9 for x in r.stdout.decode().split("\n", 1)[1].split()]
     sweep()
     return vals
@@ -736,17 +740,21 @@ def machine():
 
 def versions(bins):
     out = {}
-    for name, argv in (("cowherd", [bins["cowherd"], "--version"]),
-                       ("supervisord", [bins.get("supervisord") or "", "--version"]),
-                       ("pm2", [bins.get("pm2") or "", "--version"])):
-        if not argv[0]:
-            continue
+    try:
+        r = subprocess.run([bins["cowherd"], "--version"], capture_output=True, timeout=10)
+        out["cowherd"] = r.stdout.decode().strip()
+    except (OSError, subprocess.TimeoutExpired):
+        out["cowherd"] = "?"
+    if bins.get("supervisord"):
+        r = subprocess.run([bins["supervisord"], "--version"], capture_output=True, timeout=30)
+        out["supervisord"] = r.stdout.decode().strip()
+    if bins.get("pm2"):
+        # `pm2 --version` would start a God daemon in ~/.pm2; read the package instead.
+        pkg = os.path.join(os.path.dirname(os.path.realpath(bins["pm2"])), "..", "package.json")
         try:
-            r = subprocess.run(argv, capture_output=True, timeout=60, env=bench_env(
-                {"PM2_HOME": tempfile.mkdtemp(prefix="pm2v-")}))
-            out[name] = (r.stdout or r.stderr).decode().strip().splitlines()[-1]
-        except Exception as e:  # noqa: BLE001 - informational only
-            out[name] = f"? ({e})"
+            out["pm2"] = json.load(open(pkg))["version"]
+        except (OSError, ValueError, KeyError):
+            out["pm2"] = "?"
     return out
 
 

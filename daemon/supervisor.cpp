@@ -329,6 +329,7 @@ void Supervisor::on_reaped(pid_t pid, int wait_status) {
     w.pid = 0;
     const auto now = sys_.now();
     w.last_exit = info;
+    w.last_exit_pid = pid;
     w.last_exit_at = now;
     Owner me{w.id, w.generation, w.name};
     batch_deaths_.push_back(me);

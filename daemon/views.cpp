@@ -41,7 +41,7 @@ json::object worker(const Worker& w, fsm::TimePoint now) {
             e["signal"] = nullptr;
         }
         e["at_ms"] = epoch_ms(w.last_exit_at, now);
-        e["pid"] = w.last_pid;
+        e["pid"] = w.last_exit_pid;
         o["last_exit"] = std::move(e);
     } else {
         o["last_exit"] = nullptr;

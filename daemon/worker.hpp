@@ -30,6 +30,7 @@ struct Worker {
     fsm::TimePoint started_at{};
     fsm::TimePoint state_since{};
     std::optional<ExitInfo> last_exit;
+    pid_t last_exit_pid = 0;
     fsm::TimePoint last_exit_at{};
     std::string last_error;   // the last spawn failure sentence, cleared when one succeeds
     std::string last_reason;  // why the last transition happened

@@ -6,11 +6,19 @@
 set -u
 bin=$1 dir=$2 mode=$3
 sock=$dir/cowherd.sock
-fail() { echo "FAIL: $*"; exit 1; }
+fail() {
+    echo "FAIL: $*"
+    ctl status --json
+    tail -20 "$dir/daemon.log"
+    exit 1
+}
 ctl() { "$bin/cowctl" --socket "$sock" "$@"; }
-worker_pid() { ctl status web.0 --json | grep -o '"pid":[0-9]*' | head -1 | cut -d: -f2; }
+# The worker's own pid (null while it has no process, so never some other "pid" field).
+worker_pid() {
+    ctl status web.0 --json | grep -o '"name":"web.0","index":0,"pid":[0-9]*' | grep -o '[0-9]*$'
+}
 restarts() { ctl status web.0 --json | grep -o '"restarts":[0-9]*' | head -1 | cut -d: -f2; }
-wait_for() {  # wait_for CMD...: up to 10 s
+wait_for() {  # wait_for CMD...: up to 10 s; CMD is re-run each time, so pass a function
     for _ in $(seq 1 1000); do "$@" && return 0; sleep 0.01; done
     return 1
 }
@@ -29,11 +37,13 @@ YAML
 daemon=$!
 trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null' EXIT
 wait_for ctl version >/dev/null 2>&1 || fail "daemon did not come up"
-wait_for test -n "$(worker_pid)" || fail "no worker"
+has_worker() { [ -n "$(worker_pid)" ]; }
+replaced() { [ "$(restarts)" = 1 ]; }
+wait_for has_worker || fail "no worker"
 old=$(worker_pid)
 
 kill -KILL "$old"
-wait_for test "$(restarts)" = 1 || fail "worker was not replaced"
+wait_for replaced || fail "worker was not replaced"
 [ "$(worker_pid)" != "$old" ] || fail "replacement reused the pid"
 
 # Hand the old pid to a sentinel that leads its own session and group, as a worker would.
@@ -41,7 +51,7 @@ echo $((old - 1)) > /proc/sys/kernel/ns_last_pid
 setsid sleep 100000 &
 sentinel=$!
 [ "$sentinel" = "$old" ] || fail "sentinel got pid $sentinel, wanted $old"
-grep -q "^$old (sleep)" /proc/$old/stat || fail "sentinel is not what we think"
+wait_for grep -q "^$old (sleep)" /proc/$old/stat || fail "sentinel is not what we think"
 
 ctl signal HUP web >/dev/null || fail "signal"
 ctl signal --tree USR1 web >/dev/null || fail "signal --tree"
