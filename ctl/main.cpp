@@ -136,9 +136,13 @@ int main(int argc, char** argv) {
 
     auto* tree = app.add_subcommand("tree", "show each worker's process tree, and orphans");
     tree->add_option("pool", target, "POOL or all");
+    bool tree_args = false;
+    tree->add_flag("-a,--args", tree_args,
+                   "show full command lines (reads one more /proc file per process)");
     tree->callback([&] {
         json::object a;
         if (!target.empty()) a["target"] = target;
+        if (tree_args) a["args"] = true;
         action = [&, a] {
             return run(o, "tree", a, [&](const json::value& v) { return render_tree(v, style); });
         };

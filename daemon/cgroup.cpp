@@ -187,6 +187,10 @@ std::optional<bool> Cgroups::populated(const std::string& path) const {
 }
 
 std::vector<pid_t> Cgroups::procs(const std::string& path) const {
+    return read_procs(path);
+}
+
+std::vector<pid_t> read_procs(const std::string& path) {
     std::vector<pid_t> out;
     std::string text = read_small(path + "/cgroup.procs");
     std::size_t pos = 0;

@@ -62,6 +62,9 @@ class Cgroups {
     std::string base_;
 };
 
+// Members of the cgroup at `dir` (its cgroup.procs); empty when it is gone.
+std::vector<pid_t> read_procs(const std::string& dir);
+
 // True when `pid` is in the cgroup at `rel` (its path relative to the hierarchy root).
 bool pid_in_cgroup(pid_t pid, std::string_view rel);
 

@@ -204,7 +204,8 @@ void cmd_tree(CommandContext& ctx, const Peer&, proto::Request& req,
     }
     ctx.sup.refresh_orphans();
     // Reading /proc for thousands of processes takes tens of milliseconds: off the loop.
-    ctx.background.run([q = make_tree_query(ctx.sup, pool)] { return read_trees(q); },
+    const bool cmdlines = proto::get_bool(req.args, "args").value_or(false);
+    ctx.background.run([q = make_tree_query(ctx.sup, pool, cmdlines)] { return read_trees(q); },
                        [resp](json::object result) { resp->ok(std::move(result)); });
 }
 

@@ -398,7 +398,9 @@ void Supervisor::adopt_orphans() {
         if (w) {
             o.policy = w->pool->cfg->orphans;
             o.grace = w->pool->cfg->stop_timeout;
-            if (!info->cgroup.empty() && info->cgroup != w->cgroup) o.cgroup = info->cgroup;
+            o.cgroup = info->cgroup;
+            // A dead generation's cgroup holds only leftovers; the live one holds the worker.
+            o.own_cgroup = !info->cgroup.empty() && info->cgroup != w->cgroup;
         }
         auto& rec = orphans_[pid] = std::move(o);
         // Orphans of a worker being stopped, or of a daemon shutting down, always go.
@@ -420,7 +422,7 @@ void Supervisor::terminate_orphan(Orphan& o, Millis grace) {
     for (int sig : {SIGTERM, SIGCONT}) {
         sys_.kill_child(o.pid, sig);
         if (o.group_leader) sys_.kill_group(o.pid, sig);
-        if (!o.cgroup.empty() && sys_.cgroups()) sys_.cgroups()->signal(o.cgroup, sig);
+        if (o.own_cgroup && sys_.cgroups()) sys_.cgroups()->signal(o.cgroup, sig);
     }
     o.kill_at = sys_.now() + grace;
 }
@@ -430,7 +432,7 @@ void Supervisor::kill_orphan(Orphan& o) {
                  o.from);
     sys_.kill_child(o.pid, SIGKILL);
     if (o.group_leader) sys_.kill_group(o.pid, SIGKILL);
-    if (!o.cgroup.empty() && sys_.cgroups()) sys_.cgroups()->kill(o.cgroup);
+    if (o.own_cgroup && sys_.cgroups()) sys_.cgroups()->kill(o.cgroup);
     o.kill_at.reset();
 }
 

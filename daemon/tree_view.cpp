@@ -1,9 +1,14 @@
 #include "daemon/tree_view.hpp"
 
+#include <algorithm>
+#include <thread>
+#include <unordered_set>
+
 #include <time.h>
 #include <unistd.h>
 
 #include "core/proc/tree.hpp"
+#include "daemon/cgroup.hpp"
 #include "daemon/supervisor.hpp"
 
 namespace cow {
@@ -23,7 +28,7 @@ json::object node_json(const proc::ProcNode& n, std::int64_t now_ms, long hz) {
     o["pid"] = n.pid;
     o["ppid"] = n.ppid;
     o["cmd"] = n.cmdline;
-    o["comm"] = n.comm;
+    if (n.comm != n.cmdline) o["comm"] = n.comm;
     o["state"] = std::string(1, n.state);
     o["uptime_ms"] =
         now_ms - static_cast<std::int64_t>(n.starttime * 1000 / static_cast<std::uint64_t>(hz));
@@ -35,23 +40,71 @@ json::object node_json(const proc::ProcNode& n, std::int64_t now_ms, long hz) {
     return o;
 }
 
+// The stats of thousands of processes, read by up to 4 threads: the kernel's formatting of
+// /proc/PID/stat is the whole cost and spreads across cores. Halves a 4000-process tree on
+// 2 cores (bench/trees.py).
+proc::ProcSnapshot parallel_snapshot(const std::vector<pid_t>& pids) {
+    const std::size_t hw = std::max(1u, std::thread::hardware_concurrency());
+    const std::size_t parts = std::min<std::size_t>({hw, 4, pids.size() / 256 + 1});
+    std::vector<proc::ProcSnapshot> snaps(parts);
+    auto work = [&](std::size_t k) {
+        proc::ProcReader reader;
+        std::vector<pid_t> mine;
+        for (std::size_t i = k; i < pids.size(); i += parts)
+            mine.push_back(pids[i]);
+        snaps[k] = proc::snapshot_of(reader, mine);
+    };
+    std::vector<std::thread> threads;
+    for (std::size_t k = 1; k < parts; ++k)
+        threads.emplace_back(work, k);
+    work(0);
+    for (auto& t : threads)
+        t.join();
+    proc::ProcSnapshot out = std::move(snaps[0]);
+    for (std::size_t k = 1; k < parts; ++k) {
+        for (auto& [pid, e] : snaps[k].procs)
+            out.procs.emplace(pid, std::move(e));
+        for (auto& [ppid, kids] : snaps[k].children) {
+            auto& dst = out.children[ppid];
+            dst.insert(dst.end(), kids.begin(), kids.end());
+        }
+    }
+    for (auto& [ppid, kids] : out.children)
+        std::sort(kids.begin(), kids.end());
+    return out;
+}
+
 }  // namespace
 
-TreeQuery make_tree_query(const Supervisor& sup, const std::string& pool) {
+TreeQuery make_tree_query(const Supervisor& sup, const std::string& pool, bool cmdlines) {
     TreeQuery q;
+    q.cmdlines = cmdlines;
+    q.cgroups_cover_all = true;
+    std::unordered_set<std::string> cgroups;
     for (const auto& p : sup.pools()) {
         if (!pool.empty() && p->name() != pool) continue;
         q.pools.push_back(p->name());
-        for (const auto& w : p->workers)
+        for (const auto& w : p->workers) {
             q.workers.push_back({p->name(), w->name, std::string(fsm::to_string(w->slot.state)),
                                  w->alive() ? w->pid : 0});
+            if (!w->alive()) continue;
+            if (w->cgroup.empty())
+                q.cgroups_cover_all = false;
+            else
+                cgroups.insert(w->cgroup);
+        }
     }
     for (const auto& [pid, o] : sup.orphans()) {
         const Worker* w = o.worker_id ? sup.find_worker(o.worker_id) : nullptr;
         std::string opool = w ? w->pool->name() : "";
         if (!pool.empty() && opool != pool) continue;
         q.orphans.push_back({pid, o.from, o.comm, o.worker_id, opool});
+        if (o.cgroup.empty())
+            q.cgroups_cover_all = false;
+        else
+            cgroups.insert(o.cgroup);
     }
+    q.cgroups.assign(cgroups.begin(), cgroups.end());
     return q;
 }
 
@@ -59,13 +112,27 @@ json::object read_trees(const TreeQuery& q) {
     proc::ProcReader reader;
     const long hz = sysconf(_SC_CLK_TCK);
     const std::int64_t now = boot_ms();
-    // Many roots: one pass over /proc beats a children-file walk per process (core/proc/tree).
+    // Reading /proc/PID/stat is the cost (~5-10 us each). With cgroups we read only the
+    // members of our cgroups; otherwise, for many roots, one pass over all of /proc beats a
+    // children-file walk per process (core/proc/tree); for a few, the walk wins.
     std::size_t roots = q.workers.size() + q.orphans.size();
     std::optional<proc::ProcSnapshot> snap;
-    if (roots > 32) snap = proc::build_all(reader);
+    if (q.cgroups_cover_all) {
+        std::vector<pid_t> members;
+        for (const auto& cg : q.cgroups) {
+            auto m = cgroup::read_procs(cg);
+            members.insert(members.end(), m.begin(), m.end());
+        }
+        snap = parallel_snapshot(members);
+    } else if (roots > 32) {
+        snap = proc::build_all(reader);
+    }
+    proc::TreeLimits limits;
+    limits.cmdlines = q.cmdlines;
     auto subtree = [&](pid_t pid) -> std::optional<proc::ProcNode> {
         if (pid <= 0) return std::nullopt;
-        auto r = snap ? proc::build_subtree(*snap, reader, pid) : proc::build_subtree(reader, pid);
+        auto r = snap ? proc::build_subtree(*snap, reader, pid, limits)
+                      : proc::build_subtree(reader, pid, limits);
         if (!r.ok()) return std::nullopt;
         return std::move(r.value.root);
     };

@@ -72,7 +72,8 @@ struct Orphan {
     std::string from;             // "web.1", or "unknown" when nothing tells where it came from
     std::uint64_t worker_id = 0;  // 0 when unknown
     std::uint64_t generation = 0;
-    std::string cgroup;         // the dead generation's cgroup, when there is one
+    std::string cgroup;         // its cgroup directory, when cgroups are in use
+    bool own_cgroup = false;    // that cgroup is a dead generation's: signal all of it
     bool group_leader = false;  // pgid == pid: signal its group too
     config::OrphanPolicy policy = config::OrphanPolicy::kill;
     Millis grace{10000};  // TERM -> KILL

@@ -109,6 +109,21 @@ ProcSnapshot build_all(ProcReader& reader) {
     return snap;
 }
 
+ProcSnapshot snapshot_of(ProcReader& reader, const std::vector<pid_t>& pids) {
+    std::vector<pid_t> sorted(pids);
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    ProcSnapshot snap;
+    for (pid_t pid : sorted) {
+        auto st = reader.read_stat(pid);
+        if (!st.ok()) continue;
+        snap.children[st.value.ppid].push_back(pid);
+        snap.procs.emplace(pid, ProcEntry{st.value.ppid, st.value.starttime, st.value.state,
+                                          std::move(st.value.comm)});
+    }
+    return snap;
+}
+
 std::vector<pid_t> descendants_of(const ProcSnapshot& snap, pid_t root, std::size_t max) {
     std::vector<pid_t> out;
     std::unordered_set<pid_t> seen{root};
@@ -137,6 +152,10 @@ Read<Subtree> build_subtree(const ProcSnapshot& snap, ProcReader& reader, pid_t 
         if (it == snap.procs.end()) return {ReadStatus::gone, ENOENT, {}};
         const ProcEntry& e = it->second;
         ProcNode n{pid, e.ppid, e.starttime, e.state, e.comm, {}, {}};
+        if (!limits.cmdlines) {
+            n.cmdline = n.comm;
+            return {ReadStatus::ok, 0, std::move(n)};
+        }
         ReadStatus cmd_status;
         n.cmdline = cmdline_or_comm(reader, pid, n.comm, &cmd_status);
         if (cmd_status == ReadStatus::gone) return {ReadStatus::gone, ESRCH, {}};

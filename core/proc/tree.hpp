@@ -34,6 +34,9 @@ struct ProcNode {
 struct TreeLimits {
     std::size_t max_nodes = 4096;
     std::size_t max_depth = 64;
+    // Reading each /proc/PID/cmdline costs as much as the stat itself; without it a node's
+    // cmdline is its comm, as `pstree` shows by default.
+    bool cmdlines = true;
 };
 
 struct Subtree {
@@ -62,6 +65,10 @@ struct ProcSnapshot {
 // One pass over /proc/*/stat. Not atomic: a process forked during the scan may be missing,
 // and one that exits may linger; identity checks (starttime) catch reused pids later.
 ProcSnapshot build_all(ProcReader& reader);
+
+// Like build_all, but reads only the given pids (the members of a worker's cgroup, say):
+// much cheaper than a scan of every process when the caller already knows who to look at.
+ProcSnapshot snapshot_of(ProcReader& reader, const std::vector<pid_t>& pids);
 
 // Breadth-first, root excluded; bounded by `max`.
 std::vector<pid_t> descendants_of(const ProcSnapshot& snap, pid_t root, std::size_t max = 1u << 20);

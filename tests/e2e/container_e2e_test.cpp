@@ -7,7 +7,7 @@ using namespace cow::test;
 namespace {
 
 class Container : public DaemonFixture {
-protected:
+  protected:
     void SetUp() override {
         DaemonFixture::SetUp();
         if (run({"unshare", "-p", "-f", "--mount-proc", "true"}).code != 0)
@@ -28,8 +28,8 @@ protected:
 
 TEST_F(Container, RunsAsPidOneAndStopsInOrderOnSigterm) {
     start("  tick:\n    command: [\"" + bin("cow-ticker") +
-          "\", \"60\"]\n    workers: 3\n    start_timeout: 100ms\n" +
-          "  left:\n    command: [\"" + bin("forker") +
+          "\", \"60\"]\n    workers: 3\n    start_timeout: 100ms\n" + "  left:\n    command: [\"" +
+          bin("forker") +
           "\", scatter, \"5\"]\n    restart: never\n    orphans: keep\n    start_timeout: 0s\n");
     ASSERT_TRUE(WaitFor([&] { return count_state("tick", "running") == 3; }));
     EXPECT_NE(slurp(log).find("(PID 1)"), std::string::npos);
@@ -46,14 +46,17 @@ TEST_F(Container, RunsAsPidOneAndStopsInOrderOnSigterm) {
     EXPECT_NE(slurp(log).find("all workers stopped; exiting with status 0"), std::string::npos);
 }
 
-class EssentialExit : public Container, public ::testing::WithParamInterface<std::pair<std::string, int>> {};
+class EssentialExit : public Container,
+                      public ::testing::WithParamInterface<std::pair<std::string, int>> {};
 
 TEST_P(EssentialExit, PropagatesTheWorkersExitCode) {
     auto [arg, expected] = GetParam();
-    start("  idle:\n    command: [sleep, \"100000\"]\n"
-          "  job:\n    command: [\"" + bin("exit_with") + "\", \"" + arg +
-              "\"]\n    essential: true\n    restart: never\n    start_timeout: 0s\n",
-          "", false);
+    start(
+        "  idle:\n    command: [sleep, \"100000\"]\n"
+        "  job:\n    command: [\"" +
+            bin("exit_with") + "\", \"" + arg +
+            "\"]\n    essential: true\n    restart: never\n    start_timeout: 0s\n",
+        "", false);
     ASSERT_TRUE(wait_exit(std::chrono::seconds(20))) << slurp(log);
     EXPECT_EQ(exit_status, expected) << slurp(log);
     EXPECT_NE(slurp(log).find("essential pool job"), std::string::npos);
@@ -67,9 +70,10 @@ INSTANTIATE_TEST_SUITE_P(Codes, EssentialExit,
                                            std::pair<std::string, int>{"sig:9", 137}));
 
 TEST_F(Container, OneShotJobsExitZeroWhenAllFinishCleanly) {
-    start("  a:\n    command: [\"true\"]\n    restart: never\n    start_timeout: 0s\n"
-          "  b:\n    command: [\"true\"]\n    restart: on-failure\n    workers: 3\n",
-          "", false);
+    start(
+        "  a:\n    command: [\"true\"]\n    restart: never\n    start_timeout: 0s\n"
+        "  b:\n    command: [\"true\"]\n    restart: on-failure\n    workers: 3\n",
+        "", false);
     ASSERT_TRUE(wait_exit(std::chrono::seconds(20)));
     EXPECT_EQ(exit_status, 0) << slurp(log);
     EXPECT_NE(slurp(log).find("every worker has finished"), std::string::npos);

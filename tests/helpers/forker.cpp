@@ -9,6 +9,7 @@
 //   forker tree3            2 children, each with 2 children, each with 1 child: 3 levels
 //                           below the worker; everyone waits forever
 //   forker exit-after N     fork N waiting children, then exit 3 (a crash that leaves orphans)
+//   forker family N         fork N children; all of them, and the worker, exit on SIGTERM
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -60,6 +61,11 @@ int main(int argc, char** argv) {
         for (int i = 0; i < n; ++i)
             spawn([] { wait_forever(); });
         return mode == "scatter" ? 0 : 3;
+    }
+    if (mode == "family") {
+        for (int i = 0; i < n; ++i)
+            spawn([] { wait_forever(); });
+        wait_forever();
     }
     if (mode == "daemonize") {
         int ready[2];
