@@ -34,6 +34,14 @@ struct MaxRestarts {
     bool operator==(const MaxRestarts&) const = default;
 };
 
+// Memory recycling (design §4): a worker whose private memory (uss + swap_pss of its whole
+// tree) exceeds max_private is restarted gracefully. Checked every check_every.
+struct MemoryPolicy {
+    std::optional<std::uint64_t> max_private;  // bytes; unset = no recycling
+    Millis check_every{30s};
+    bool operator==(const MemoryPolicy&) const = default;
+};
+
 struct PoolConfig {
     std::string name;
     std::vector<std::string> command;  // argv; command[0] is searched in PATH when it has no '/'
@@ -51,6 +59,7 @@ struct PoolConfig {
     OrphanPolicy orphans = OrphanPolicy::kill;
     bool essential = false;
     std::vector<std::string> depends_on;
+    MemoryPolicy memory;
 
     bool operator==(const PoolConfig&) const = default;
 };

@@ -117,6 +117,18 @@ std::optional<Millis> read_duration(Diagnostics& diag, const Field& f, bool posi
     return std::nullopt;
 }
 
+std::optional<std::uint64_t> read_size(Diagnostics& diag, const Field& f, bool positive) {
+    if (f.node.is_scalar()) {
+        if (auto n = parse_size(f.node.text)) {
+            if (!positive || *n > 0) return *n;
+            report_expected(diag, f, "a size greater than 0");
+            return std::nullopt;
+        }
+    }
+    report_expected(diag, f, "a size like 512MiB, 2GiB or 100MB");
+    return std::nullopt;
+}
+
 std::optional<int> read_signal(Diagnostics& diag, const Field& f) {
     if (f.node.is_scalar()) {
         if (auto s = parse_signal(f.node.text)) return *s;

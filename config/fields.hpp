@@ -37,6 +37,8 @@ std::optional<long long> read_int(Diagnostics& diag, const Field& f, long long l
 std::optional<bool> read_bool(Diagnostics& diag, const Field& f);
 // cow::parse_duration; `positive` rejects 0.
 std::optional<Millis> read_duration(Diagnostics& diag, const Field& f, bool positive);
+// cow::parse_size: "512MiB", "2GiB", "100MB", or a byte count; `positive` rejects 0.
+std::optional<std::uint64_t> read_size(Diagnostics& diag, const Field& f, bool positive);
 // cow::parse_signal: "TERM", "SIGTERM", "term", "15".
 std::optional<int> read_signal(Diagnostics& diag, const Field& f);
 // Octal permission bits, "0600", "660" or a YAML integer 660 (read as octal digits).

@@ -16,8 +16,8 @@ constexpr std::string_view kOrphanPolicies[] = {"kill", "keep"};
 constexpr OrphanPolicy kOrphanValues[] = {OrphanPolicy::kill, OrphanPolicy::keep};
 
 // In the design (§1) but not implemented yet: better "not supported" than "unknown key".
-constexpr std::string_view kPlannedPoolKeys[] = {"user",  "group",   "umask", "rlimits",
-                                                 "ready", "sockets", "memory"};
+constexpr std::string_view kPlannedPoolKeys[] = {"user",    "group", "umask",
+                                                 "rlimits", "ready", "sockets"};
 
 // The supervisor keeps a timestamp per restart inside the window, so the count bounds memory.
 constexpr int kMaxRestartCount = 10'000;
@@ -177,6 +177,26 @@ void read_depends_on(Diagnostics& diag, const Field& f, PoolConfig& pool, Depend
     });
 }
 
+void read_memory(Diagnostics& diag, const Field& f, MemoryPolicy& out) {
+    const FieldReader readers[] = {
+        {"max_private",
+         [&](const Field& v) {
+             if (auto n = read_size(diag, v, true)) out.max_private = *n;
+         }},
+        {"check_every",
+         [&](const Field& v) {
+             if (auto d = read_duration(diag, v, true)) {
+                 if (*d < Millis(100)) {
+                     report_expected(diag, v, "a duration of at least 100ms");
+                     return;
+                 }
+                 out.check_every = *d;
+             }
+         }},
+    };
+    read_fields(diag, f, "a mapping like {max_private: 512MiB, check_every: 30s}", readers);
+}
+
 template <class E, std::size_t N>
 std::function<void(const Field&)> choice_reader(Diagnostics& diag,
                                                 const std::string_view (&names)[N],
@@ -202,9 +222,9 @@ std::function<void(const Field&)> duration_reader(Diagnostics& diag, Millis& out
 
 bool is_pool_key(std::string_view key) {
     static constexpr std::string_view kKeys[] = {
-        "command",      "workers",       "cwd",     "env",          "autostart",
-        "restart",      "start_timeout", "backoff", "max_restarts", "stop_signal",
-        "stop_timeout", "kill_mode",     "orphans", "essential",    "depends_on"};
+        "command",       "workers",   "cwd",          "env",         "autostart",    "restart",
+        "start_timeout", "backoff",   "max_restarts", "stop_signal", "stop_timeout", "kill_mode",
+        "orphans",       "essential", "depends_on",   "memory"};
     for (auto k : kKeys)
         if (k == key) return true;
     for (auto k : kPlannedPoolKeys)
@@ -245,6 +265,7 @@ void read_pool(Diagnostics& diag, const Field& f, const std::string& base_dir, P
         {"orphans", choice_reader(diag, kOrphanPolicies, kOrphanValues, out.orphans)},
         {"essential", bool_reader(diag, out.essential)},
         {"depends_on", [&](const Field& v) { read_depends_on(diag, v, out, deps); }},
+        {"memory", [&](const Field& v) { read_memory(diag, v, out.memory); }},
     };
     if (!read_fields(diag, f, "a mapping of pool settings", readers, kPlannedPoolKeys)) return;
     if (!have_command) diag.error(f.pos, join_path(f.path, "command"), "missing required key");

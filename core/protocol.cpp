@@ -124,6 +124,14 @@ std::string encode_ok(std::int64_t id, json::value result) {
     return json::serialize(o);
 }
 
+std::string encode_ok_raw(std::int64_t id, std::string_view result_json) {
+    std::string out = "{\"v\":" + std::to_string(kVersion) + ",\"id\":" + std::to_string(id) +
+                      ",\"ok\":true,\"result\":";
+    out.append(result_json);
+    out.push_back('}');
+    return out;
+}
+
 std::string encode_item(std::int64_t id, json::value item) {
     json::object o;
     o["v"] = kVersion;

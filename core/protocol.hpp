@@ -63,6 +63,8 @@ struct Reply {
 };
 
 std::string encode_ok(std::int64_t id, boost::json::value result);
+// The same, around a result that is already serialized JSON (built off the loop).
+std::string encode_ok_raw(std::int64_t id, std::string_view result_json);
 std::string encode_error(std::optional<std::int64_t> id, ErrorCode code, std::string_view message);
 // An intermediate line of a streaming reply ("more":true); the stream ends with encode_ok/error.
 std::string encode_item(std::int64_t id, boost::json::value item);

@@ -148,6 +148,32 @@ int main(int argc, char** argv) {
         };
     });
 
+    auto* mem = app.add_subcommand(
+        "mem", "memory per worker and pool: rss, pss, uss, shared vs private, COW erosion");
+    mem->add_option("pool", target, "POOL, POOL.N (its pool) or all");
+    std::string mem_sort, mem_maps;
+    mem->add_option("--sort", mem_sort, "order workers by their tree's pss, uss or rss")
+        ->check(CLI::IsMember({"pss", "uss", "rss"}));
+    mem->add_option("--maps", mem_maps,
+                    "break one worker (and its children) down by mapping: binary, libraries, "
+                    "heap, anonymous, shmem, stack, files");
+    mem->callback([&] {
+        json::object a;
+        if (!target.empty()) a["target"] = target;
+        if (!mem_sort.empty()) a["sort"] = mem_sort;
+        if (!mem_maps.empty()) a["maps"] = mem_maps;
+        const bool maps = !mem_maps.empty();
+        action = [&, a, maps] {
+            return run(
+                o, "mem", a,
+                [&, maps](const json::value& v) {
+                    if (maps) return render_maps(v, style);
+                    return render_mem(v, style);
+                },
+                std::chrono::minutes(5));
+        };
+    });
+
     auto* health = app.add_subcommand(
         "health", "exit 0 if every essential pool (or, with none, every autostart pool) runs");
     health->callback([&] {

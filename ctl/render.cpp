@@ -123,6 +123,104 @@ std::string render_health(const json::value& result) {
     return out;
 }
 
+namespace {
+
+std::string size_of(const json::value* v) {
+    if (!v || v->is_null()) return "-";
+    return format_size(static_cast<std::uint64_t>(num(v)));
+}
+
+std::string size_at(const json::object& o, std::string_view key) {
+    return size_of(o.if_contains(key));
+}
+
+}  // namespace
+
+std::string render_mem(const json::value& result, const Style& style) {
+    std::string out;
+    const auto* pools = result.as_object().if_contains("pools");
+    if (!pools || !pools->is_array()) return "no pools\n";
+    for (const auto& pv : pools->get_array()) {
+        const auto& p = pv.as_object();
+        const auto& t = p.at("totals").as_object();
+        out += colored(style, "pool " + str(p.if_contains("name")), "1") + ": footprint " +
+               size_at(t, "footprint") + " (pss " + size_at(t, "pss") + " + swap_pss " +
+               size_at(t, "swap_pss") + "), uss " + size_at(t, "uss") + ", saved by sharing " +
+               size_at(t, "saved") +
+               " (rss_sum - pss, includes libraries shared with other "
+               "programs)\n";
+        Table tb({"WORKER", "PID", "RSS", "PSS", "USS", "SHR_CLEAN", "SHR_DIRTY", "PRIV_CLEAN",
+                  "PRIV_DIRTY", "SWAP_PSS", "COW_LOST", "TREE_PSS", "TREE_USS", "PROCS"});
+        for (const auto& wv : p.at("workers").as_array()) {
+            const auto& w = wv.as_object();
+            const auto& procs = w.at("processes").as_array();
+            const auto* self = w.if_contains("self");
+            if (!self || !self->is_object()) {
+                tb.add({str(w.if_contains("name")), str(w.if_contains("pid")), "-", "-", "-", "-",
+                        "-", "-", "-", "-", "-", "-", "-", str(w.if_contains("status"))});
+                continue;
+            }
+            const auto& m = self->as_object();
+            const auto& tree = w.at("tree").as_object();
+            const auto* cow = w.if_contains("tree_cow_lost");
+            std::string cow_lost =
+                cow && cow->is_object() ? size_at(cow->as_object(), "private_dirty_growth") : "-";
+            tb.add({str(w.if_contains("name")), str(w.if_contains("pid")), size_at(m, "rss"),
+                    size_at(m, "pss"), size_at(m, "uss"), size_at(m, "shared_clean"),
+                    size_at(m, "shared_dirty"), size_at(m, "private_clean"),
+                    size_at(m, "private_dirty"), size_at(m, "swap_pss"), cow_lost,
+                    size_at(tree, "pss"), size_at(tree, "uss"), std::to_string(procs.size())});
+            // The worker's forked children, one line each, under it.
+            for (std::size_t i = 1; i < procs.size(); ++i) {
+                const auto& pr = procs[i].as_object();
+                std::string name = "  " + std::string(i + 1 == procs.size() ? "└ " : "├ ") +
+                                   str(pr.if_contains("cmd"));
+                if (str(pr.if_contains("status")) != "ok") {
+                    tb.add({name, str(pr.if_contains("pid")), "-", "-", "-", "-", "-", "-", "-",
+                            "-", "-", "", "", str(pr.if_contains("status"))});
+                    continue;
+                }
+                const auto* pc = pr.if_contains("cow_lost");
+                tb.add(
+                    {name, str(pr.if_contains("pid")), size_at(pr, "rss"), size_at(pr, "pss"),
+                     size_at(pr, "uss"), "", size_at(pr, "shared_dirty"), "",
+                     size_at(pr, "private_dirty"), size_at(pr, "swap_pss"),
+                     pc && pc->is_object() ? size_at(pc->as_object(), "private_dirty_growth") : "-",
+                     "", "", ""});
+            }
+        }
+        out += tb.render();
+        if (num(p.if_contains("unreadable")) > 0)
+            out += "  " + str(p.if_contains("unreadable")) +
+                   " process(es) unreadable: not counted, never shown as zero\n";
+        out += "\n";
+    }
+    out += colored(style,
+                   "shared = mapped more than once, by anyone (this process included); uss = "
+                   "private (freed if it exits); pss = rss with shared pages split among their "
+                   "mappers; COW_LOST = private dirty gained since the first sample (copy-on-"
+                   "write erosion)\n",
+                   "2");
+    return out;
+}
+
+std::string render_maps(const json::value& result, const Style& style) {
+    const auto& r = result.as_object();
+    const auto& t = r.at("totals").as_object();
+    std::string out = colored(style, str(r.if_contains("worker")), "1") + " (pid " +
+                      str(r.if_contains("pid")) + ", " + str(r.if_contains("processes")) +
+                      " processes): pss " + size_at(t, "pss") + ", uss " + size_at(t, "uss") +
+                      ", rss_sum " + size_at(t, "rss_sum") + "\n";
+    Table tb({"GROUP", "NAME", "MAPS", "RSS", "PSS", "SHARED", "PRIVATE", "SWAP_PSS"});
+    for (const auto& gv : r.at("groups").as_array()) {
+        const auto& g = gv.as_object();
+        tb.add({str(g.if_contains("group")), str(g.if_contains("name")),
+                str(g.if_contains("mappings")), size_at(g, "rss"), size_at(g, "pss"),
+                size_at(g, "shared"), size_at(g, "private"), size_at(g, "swap_pss")});
+    }
+    return out + tb.render();
+}
+
 std::string render_status(const json::value& result, const Style& style) {
     Table t({"WORKER", "STATE", "PID", "UPTIME", "RESTARTS", "INFO"});
     const auto* pools = result.as_object().if_contains("pools");

@@ -15,5 +15,8 @@ std::string render_workers(const boost::json::value& result, const Style& style)
 // pstree-like: each worker's subtree with pid, state, uptime and command, then orphans.
 std::string render_tree(const boost::json::value& result, const Style& style);
 std::string render_health(const boost::json::value& result);
+// `mem`: a table per pool with its totals; `mem --maps`: one worker by mapping group.
+std::string render_mem(const boost::json::value& result, const Style& style);
+std::string render_maps(const boost::json::value& result, const Style& style);
 
 }  // namespace cow::ctl

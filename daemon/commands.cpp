@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/signal_names.hpp"
+#include "daemon/memory_view.hpp"
 #include "daemon/tree_view.hpp"
 #include "daemon/views.hpp"
 
@@ -205,8 +206,60 @@ void cmd_tree(CommandContext& ctx, const Peer&, proto::Request& req,
     ctx.sup.refresh_orphans();
     // Reading /proc for thousands of processes takes tens of milliseconds: off the loop.
     const bool cmdlines = proto::get_bool(req.args, "args").value_or(false);
-    ctx.background.run([q = make_tree_query(ctx.sup, pool, cmdlines)] { return read_trees(q); },
-                       [resp](json::object result) { resp->ok(std::move(result)); });
+    ctx.background.run(
+        [q = make_tree_query(ctx.sup, pool, cmdlines)] { return json::serialize(read_trees(q)); },
+        [resp](std::string out) { resp->ok_raw(std::move(out)); });
+}
+
+// Memory per worker and per pool, read off the loop; see daemon/memory_sampler.
+void cmd_mem(CommandContext& ctx, const Peer&, proto::Request& req,
+             std::shared_ptr<Responder>& resp) {
+    std::vector<Worker*> workers;
+    auto target = proto::get_string(req.args, "target").value_or("all");
+    auto maps = proto::get_string(req.args, "maps");
+    if (maps) target = *maps;
+    auto r = ctx.sup.resolve(target);
+    if (auto* err = std::get_if<Supervisor::TargetError>(&r)) {
+        resp->error(code_of(err->code), err->message);
+        return;
+    }
+    workers = std::get<std::vector<Worker*>>(std::move(r));
+    mem::Sampler* sampler = &ctx.sampler;
+    if (maps) {
+        if (workers.size() != 1) {
+            resp->error(ErrorCode::invalid_argument, "--maps takes one worker, like web.0");
+            return;
+        }
+        if (!workers[0]->alive()) {
+            resp->error(ErrorCode::failed, workers[0]->name + " is not running");
+            return;
+        }
+        ctx.background.run(
+            [sampler, t = mem::target_of(*workers[0])] {
+                return json::serialize(sampler->maps(t));
+            },
+            [resp](std::string out) { resp->ok_raw(std::move(out)); });
+        return;
+    }
+    std::string sort = proto::get_string(req.args, "sort").value_or("");
+    if (!sort.empty() && sort != "pss" && sort != "uss" && sort != "rss") {
+        resp->error(ErrorCode::invalid_argument, "--sort takes pss, uss or rss");
+        return;
+    }
+    // A pool named with one worker (web.2) still reports that whole pool's totals.
+    std::vector<Worker*> all_of_pools;
+    for (const auto& p : ctx.sup.pools())
+        for (Worker* w : workers)
+            if (w->pool == p.get()) {
+                for (auto& x : p->workers)
+                    all_of_pools.push_back(x.get());
+                break;
+            }
+    ctx.background.run(
+        [sampler, q = mem::make_query(ctx.sup, all_of_pools), sort] {
+            return json::serialize(mem::Sampler::to_json(q, sampler->sample(q), sort));
+        },
+        [resp](std::string out) { resp->ok_raw(std::move(out)); });
 }
 
 // Healthy when every essential pool (or, with none marked essential, every autostart pool)
@@ -254,8 +307,9 @@ void cmd_version(CommandContext&, const Peer&, proto::Request&, std::shared_ptr<
     resp->ok(std::move(o));
 }
 
-constexpr std::array<std::pair<std::string_view, Handler>, 9> kVerbs{{
+constexpr std::array<std::pair<std::string_view, Handler>, 10> kVerbs{{
     {"status", cmd_status},
+    {"mem", cmd_mem},
     {"tree", cmd_tree},
     {"health", cmd_health},
     {"start", cmd_start},

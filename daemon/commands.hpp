@@ -8,6 +8,7 @@
 
 #include "daemon/background.hpp"
 #include "daemon/control_server.hpp"
+#include "daemon/memory_sampler.hpp"
 #include "daemon/supervisor.hpp"
 
 namespace cow {
@@ -15,6 +16,7 @@ namespace cow {
 struct CommandContext {
     Supervisor& sup;
     Background& background;
+    mem::Sampler& sampler;  // used only on the reader thread, inside background jobs
     std::function<void(std::string reason)> shutdown;
     fsm::TimePoint started_at;
 };

@@ -181,6 +181,12 @@ void Responder::ok(boost::json::value result) {
     if (auto c = conn_.lock()) c->send(proto::encode_ok(id_, std::move(result)), true);
 }
 
+void Responder::ok_raw(std::string result_json) {
+    if (done_) return;
+    done_ = true;
+    if (auto c = conn_.lock()) c->send(proto::encode_ok_raw(id_, result_json), true);
+}
+
 void Responder::error(proto::ErrorCode code, std::string_view message) {
     if (done_) return;
     done_ = true;

@@ -36,6 +36,8 @@ class Responder {
     ~Responder();
     void item(boost::json::value v);
     void ok(boost::json::value result);
+    // A result serialized elsewhere (on the reader thread), so the loop only writes it.
+    void ok_raw(std::string result_json);
     void error(proto::ErrorCode code, std::string_view message);
     bool done() const { return done_; }
     bool connected() const;  // false once the client went away

@@ -73,9 +73,14 @@ int Daemon::run() {
         request_shutdown("every worker has finished");
     };
     background_ = std::make_unique<Background>(io_);
+    recycler_ = std::make_unique<Recycler>(io_, *sup_, *background_, sampler_);
+    sup_->on_transition = [this](const Worker& w, fsm::State, const fsm::Actions&) {
+        if (w.slot.state == fsm::State::running) recycler_->note_running(w);
+    };
 
-    commands_ = std::make_unique<CommandContext>(CommandContext{
-        *sup_, *background_, [this](std::string why) { request_shutdown(why); }, started_at_});
+    commands_ = std::make_unique<CommandContext>(
+        CommandContext{*sup_, *background_, sampler_,
+                       [this](std::string why) { request_shutdown(why); }, started_at_});
     auto opened = ControlServer::open(
         io_, cfg_->daemon.socket, cfg_->daemon.socket_mode,
         [this](const Peer& p, proto::Request req, std::shared_ptr<Responder> r) {
@@ -91,6 +96,7 @@ int Daemon::run() {
     spdlog::info("cowherd {} pid {}{} on {} with {} pools", COWHERD_VERSION, getpid(),
                  pid1 ? " (PID 1)" : "", control_->path(), cfg_->pools.size());
     sup_->boot();
+    recycler_->start();
     after_batch();
     io_.run();
     return exit_code_;
@@ -151,6 +157,7 @@ void Daemon::request_shutdown(const std::string& reason) {
 void Daemon::after_batch() {
     if (finished_) return;
     sup_->settle();
+    recycler_->flush();
     if (sup_->shutting_down() && sup_->quiescent()) {
         finish();
         return;
@@ -182,6 +189,7 @@ void Daemon::finish() {
     if (auto* cg = sys_.cgroups()) cg->remove_all();
     timer_.cancel();
     shutdown_timer_.cancel();
+    recycler_->stop();
     if (signals_) signals_->cancel();
     if (!control_) {
         io_.stop();

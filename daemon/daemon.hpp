@@ -13,6 +13,8 @@
 #include "daemon/background.hpp"
 #include "daemon/commands.hpp"
 #include "daemon/control_server.hpp"
+#include "daemon/memory_sampler.hpp"
+#include "daemon/recycler.hpp"
 #include "daemon/signals.hpp"
 #include "daemon/supervisor.hpp"
 #include "daemon/sys.hpp"
@@ -39,6 +41,8 @@ class Daemon {
     RealSys sys_;
     std::unique_ptr<Supervisor> sup_;
     std::unique_ptr<Background> background_;
+    mem::Sampler sampler_;  // only touched by background jobs
+    std::unique_ptr<Recycler> recycler_;
     std::unique_ptr<Signals> signals_;
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<CommandContext> commands_;

@@ -9,6 +9,7 @@
 
 #include "core/proc/tree.hpp"
 #include "daemon/cgroup.hpp"
+#include "daemon/parallel.hpp"
 #include "daemon/supervisor.hpp"
 
 namespace cow {
@@ -40,28 +41,22 @@ json::object node_json(const proc::ProcNode& n, std::int64_t now_ms, long hz) {
     return o;
 }
 
-// The stats of thousands of processes, read by up to 4 threads: the kernel's formatting of
-// /proc/PID/stat is the whole cost and spreads across cores. Halves a 4000-process tree on
-// 2 cores (bench/trees.py).
+// The stats of thousands of processes, read on several threads (daemon/parallel.hpp). Halves
+// a 4000-process tree on 2 cores (bench/trees.py).
 proc::ProcSnapshot parallel_snapshot(const std::vector<pid_t>& pids) {
-    const std::size_t hw = std::max(1u, std::thread::hardware_concurrency());
-    const std::size_t parts = std::min<std::size_t>({hw, 4, pids.size() / 256 + 1});
-    std::vector<proc::ProcSnapshot> snaps(parts);
-    auto work = [&](std::size_t k) {
-        proc::ProcReader reader;
-        std::vector<pid_t> mine;
-        for (std::size_t i = k; i < pids.size(); i += parts)
-            mine.push_back(pids[i]);
-        snaps[k] = proc::snapshot_of(reader, mine);
-    };
-    std::vector<std::thread> threads;
-    for (std::size_t k = 1; k < parts; ++k)
-        threads.emplace_back(work, k);
-    work(0);
-    for (auto& t : threads)
-        t.join();
+    std::vector<proc::ProcSnapshot> snaps(4);
+    parallel_parts(
+        pids.size(),
+        [&](std::size_t k, std::size_t parts) {
+            proc::ProcReader reader;
+            std::vector<pid_t> mine;
+            for (std::size_t i = k; i < pids.size(); i += parts)
+                mine.push_back(pids[i]);
+            snaps[k] = proc::snapshot_of(reader, mine);
+        },
+        256);
     proc::ProcSnapshot out = std::move(snaps[0]);
-    for (std::size_t k = 1; k < parts; ++k) {
+    for (std::size_t k = 1; k < snaps.size(); ++k) {
         for (auto& [pid, e] : snaps[k].procs)
             out.procs.emplace(pid, std::move(e));
         for (auto& [ppid, kids] : snaps[k].children) {

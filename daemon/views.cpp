@@ -51,6 +51,11 @@ json::object worker(const Worker& w, fsm::TimePoint now) {
     else
         o["error"] = nullptr;
     o["reason"] = w.last_reason;
+    o["recycles"] = w.recycles;
+    if (!w.recycle_reason.empty())
+        o["recycled"] = w.recycle_reason;
+    else
+        o["recycled"] = nullptr;
     return o;
 }
 

@@ -35,6 +35,8 @@ struct Worker {
     std::string last_error;   // the last spawn failure sentence, cleared when one succeeds
     std::string last_reason;  // why the last transition happened
     std::uint64_t restarts = 0;
+    std::uint64_t recycles = 0;  // restarts for memory.max_private
+    std::string recycle_reason;  // "private 530 MiB > 512 MiB"
     std::uint64_t timer_seq = 0;
     std::optional<fsm::TimePoint> timer_at;
     std::string env_worker;  // "COWHERD_WORKER=2", built once

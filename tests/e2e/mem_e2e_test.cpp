@@ -1,0 +1,212 @@
+// `cowctl mem` against theory: copy-on-write after fork, fork-exec'd copies, shared anonymous
+// memory, unreadable processes, erosion since the first sample, and recycling.
+#include "tests/e2e/harness.hpp"
+
+using namespace cow::test;
+namespace json = boost::json;
+
+namespace {
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+class Mem : public DaemonFixture {
+  protected:
+    std::string ready() const { return (dir / "ready").string(); }
+
+    // Waits until the ready file has `lines` lines (the helper's processes have done their part).
+    void wait_ready(std::size_t lines) {
+        ASSERT_TRUE(WaitFor(
+            [&] {
+                std::string s = slurp(ready());
+                return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')) == lines;
+            },
+            std::chrono::seconds(30)));
+    }
+
+    json::object pool_of(const json::value& v, const std::string& name) {
+        for (auto& p : v.as_object().at("pools").as_array())
+            if (p.as_object().at("name").as_string() == name) return p.as_object();
+        ADD_FAILURE() << "no pool " << name;
+        return {};
+    }
+
+    // Direct read of one pid's smaps_rollup field, in bytes.
+    static double rollup(pid_t pid, const std::string& field) {
+        std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/smaps_rollup"));
+        std::string line;
+        while (std::getline(in, line))
+            if (line.rfind(field + ":", 0) == 0)
+                return std::stod(line.substr(field.size() + 1)) * 1024;
+        return -1;
+    }
+
+    static double num(const json::value& v) { return v.to_number<double>(); }
+};
+
+// Within 2 % + 1 MiB of the theory, as the issue demands.
+::testing::AssertionResult Near(double got, double want) {
+    double tol = 0.02 * want + kMiB;
+    if (std::abs(got - want) <= tol) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << "got " << got / kMiB << " MiB, want " << want / kMiB << " MiB +- " << tol / kMiB;
+}
+
+TEST_F(Mem, ForkedChildrenMatchCopyOnWriteTheory) {
+    const double A = 64 * kMiB, W = 8 * kMiB;
+    const int K = 3;
+    start("  hog:\n    command: [\"" + bin("memhog") + "\", \"64\", \"3\", \"8\", --ready, \"" +
+          ready() + "\"]\n    start_timeout: 100ms\n");
+    wait_ready(K + 1);
+    auto v = ctl_json({"mem", "hog"});
+    auto pool = pool_of(v, "hog");
+    auto& worker = pool["workers"].as_array()[0].as_object();
+    auto& procs = worker["processes"].as_array();
+    ASSERT_EQ(procs.size(), 4u);
+    double sum_pss = 0;
+    for (std::size_t i = 0; i < procs.size(); ++i) {
+        auto& p = procs[i].as_object();
+        ASSERT_EQ(p["status"].as_string(), "ok");
+        sum_pss += num(p["pss"]);
+        if (i == 0) continue;  // the parent: its table is shared with all three children
+        EXPECT_TRUE(Near(num(p["private_dirty"]), W)) << "child private dirty";
+        EXPECT_TRUE(Near(num(p["shared_dirty"]), A - W)) << "child shared dirty";
+    }
+    // A + K*W, plus a small overhead (libc, stacks, the helper's own data).
+    EXPECT_GE(sum_pss, A + K * W);
+    EXPECT_LE(sum_pss, A + K * W + 3 * kMiB);
+    EXPECT_EQ(num(pool["totals"].as_object()["pss"]), sum_pss);
+    EXPECT_EQ(num(worker["tree"].as_object()["pss"]), sum_pss);
+
+    // And against the kernel read directly, right after: within 1 % (everyone is idle).
+    for (auto& pv : procs) {
+        auto& p = pv.as_object();
+        pid_t pid = static_cast<pid_t>(as_int(p["pid"]));
+        double direct = rollup(pid, "Pss");
+        EXPECT_NEAR(num(p["pss"]), direct, 0.01 * direct + 8192) << pid;
+        EXPECT_NEAR(num(p["rss"]), rollup(pid, "Rss"), 0.01 * rollup(pid, "Rss") + 8192) << pid;
+    }
+    auto human = ctl({"mem", "hog"});
+    EXPECT_NE(human.out.find("footprint"), std::string::npos);
+    EXPECT_NE(human.out.find("saved by sharing"), std::string::npos);
+}
+
+TEST_F(Mem, ForkExecCopiesShareMostlyFileBackedPages) {
+    start("  copies:\n    command: [\"" + bin("memhog") +
+          "\", \"0\", \"0\", \"0\"]\n    workers: 4\n    start_timeout: 100ms\n");
+    ASSERT_TRUE(WaitFor([&] { return count_state("copies", "running") == 4; }));
+    auto pool = pool_of(ctl_json({"mem", "copies"}), "copies");
+    for (auto& wv : pool["workers"].as_array()) {
+        auto& self = wv.as_object()["self"].as_object();
+        double shared = num(self["shared_clean"]) + num(self["shared_dirty"]);
+        EXPECT_GT(shared, 0);
+        EXPECT_GE(num(self["shared_clean"]), 0.9 * shared) << "file-backed: libc, the binary";
+    }
+}
+
+TEST_F(Mem, SharedAnonymousMemoryCountsOnceInThePool) {
+    const double S = 32 * kMiB;
+    start("  shm:\n    command: [\"" + bin("memhog") +
+          "\", \"0\", \"3\", \"0\", --shared, \"32\", --ready, \"" + ready() +
+          "\"]\n    start_timeout: 100ms\n");
+    wait_ready(4);
+    auto pool = pool_of(ctl_json({"mem", "shm"}), "shm");
+    auto& procs = pool["workers"].as_array()[0].as_object()["processes"].as_array();
+    ASSERT_EQ(procs.size(), 4u);
+    double sum_pss = 0, sum_rss = 0;
+    for (auto& pv : procs) {
+        auto& p = pv.as_object();
+        EXPECT_GE(num(p["shared_dirty"]), S) << "every process maps all of it";
+        sum_pss += num(p["pss"]);
+        sum_rss += num(p["rss"]);
+    }
+    EXPECT_TRUE(Near(sum_pss, S + 1.5 * kMiB)) << "counted once, plus each process's own bits";
+    EXPECT_GE(sum_rss, 4 * S) << "rss counts it in every process";
+    auto& totals = pool["totals"].as_object();
+    EXPECT_GE(num(totals["saved"]), 3 * S - 2 * kMiB);
+}
+
+TEST_F(Mem, CopyOnWriteErosionIsMeasuredFromTheFirstSample) {
+    const double W = 16 * kMiB;
+    start("  cow:\n    command: [\"" + bin("memhog") +
+          "\", \"64\", \"2\", \"16\", --write-on-usr1, --ready, \"" + ready() +
+          "\"]\n    start_timeout: 100ms\n");
+    ASSERT_TRUE(WaitFor([&] { return count_state("cow", "running") == 1; }));
+    // Both children exist once the tree shows them; the first sample is the baseline.
+    ASSERT_TRUE(WaitFor([&] {
+        auto p = pool_of(ctl_json({"mem", "cow"}), "cow");
+        return p["workers"].as_array()[0].as_object()["processes"].as_array().size() == 3;
+    }));
+    auto before = pool_of(ctl_json({"mem", "cow"}), "cow");
+    EXPECT_LT(num(before["cow_lost"].as_object()["private_dirty_growth"]), 1 * kMiB);
+    ASSERT_EQ(ctl({"signal", "--tree", "USR1", "cow"}).code, 0);
+    wait_ready(3);
+    auto after = pool_of(ctl_json({"mem", "cow"}), "cow");
+    auto& procs = after["workers"].as_array()[0].as_object()["processes"].as_array();
+    for (std::size_t i = 1; i < procs.size(); ++i) {
+        auto& lost = procs[i].as_object()["cow_lost"].as_object();
+        EXPECT_TRUE(Near(num(lost["private_dirty_growth"]), W));
+        EXPECT_TRUE(Near(num(lost["shared_lost"]), W));
+    }
+    // Both children wrote the same 16 MiB, so the parent is now the only mapper of the
+    // original pages: they turned private in the parent too. The pool lost 3 W of sharing.
+    auto& parent = procs[0].as_object()["cow_lost"].as_object();
+    EXPECT_TRUE(Near(num(parent["private_dirty_growth"]), W));
+    EXPECT_TRUE(Near(num(after["cow_lost"].as_object()["private_dirty_growth"]), 3 * W));
+    EXPECT_NE(ctl({"mem", "cow"}).out.find("COW_LOST"), std::string::npos);
+}
+
+TEST_F(Mem, MapsBreaksAWorkerDownByMappingGroup) {
+    start("  hog:\n    command: [\"" + bin("memhog") + "\", \"32\", \"1\", \"4\", --ready, \"" +
+          ready() + "\"]\n    start_timeout: 100ms\n");
+    wait_ready(2);
+    auto v = ctl_json({"mem", "--maps", "hog.0"});
+    auto& r = v.as_object();
+    EXPECT_EQ(as_int(r["processes"]), 2);
+    auto& groups = r["groups"].as_array();
+    ASSERT_FALSE(groups.empty());
+    // The 32 MiB table is anonymous memory and the biggest group.
+    EXPECT_EQ(groups[0].as_object()["group"].as_string(), "anon");
+    EXPECT_GE(num(groups[0].as_object()["rss"]), 2 * 32 * kMiB - kMiB);
+    bool libc = false;
+    for (auto& g : groups)
+        libc |= g.as_object()["name"].as_string().find("libc.so") == 0;
+    EXPECT_TRUE(libc);
+    EXPECT_NE(ctl({"mem", "--maps", "hog.0"}).out.find("PRIVATE"), std::string::npos);
+}
+
+TEST_F(Mem, RecyclesAWorkerOverItsPrivateLimit) {
+    start("  fat:\n    command: [\"" + bin("memhog") +
+          "\", \"32\", \"0\", \"0\"]\n    start_timeout: 100ms\n"
+          "    memory: {max_private: 16MiB, check_every: 200ms}\n");
+    ASSERT_TRUE(WaitFor([&] { return as_int(workers("fat")[0]["recycles"]) >= 1; },
+                        std::chrono::seconds(20)));
+    auto w = workers("fat")[0];
+    EXPECT_NE(std::string(w["recycled"].as_string()).find("> 16.0 MiB"), std::string::npos);
+    EXPECT_NE(slurp(log).find("fat.0 recycled: private 3"), std::string::npos) << slurp(log);
+    EXPECT_EQ(as_int(w["restarts"]), 0) << "a recycle is not a failure";
+}
+
+// A worker we may not read is reported as unreadable, never as zero. Root reads everything,
+// so the daemon runs as nobody here and the worker makes itself non-dumpable.
+TEST_F(Mem, UnreadableProcessesAreMarkedNotZero) {
+    if (run({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "true"}).code != 0)
+        GTEST_SKIP() << "setpriv cannot drop to nobody here";
+    chmod(dir.c_str(), 0777);
+    launcher = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+    start("  secret:\n    command: [\"" + bin("undumpable") +
+          "\"]\n    start_timeout: 100ms\n  open:\n    command: [sleep, \"100000\"]\n"
+          "    start_timeout: 100ms\n");
+    ASSERT_TRUE(WaitFor([&] { return count_state("secret", "running") == 1; }));
+    auto v = ctl_json({"mem"});
+    auto secret = pool_of(v, "secret");
+    auto& w = secret["workers"].as_array()[0].as_object();
+    EXPECT_EQ(w["status"].as_string(), "unreadable");
+    EXPECT_TRUE(w["self"].is_null());
+    EXPECT_EQ(as_int(secret["unreadable"]), 1);
+    EXPECT_EQ(as_int(secret["totals"].as_object()["pss"]), 0);
+    auto open = pool_of(v, "open");
+    EXPECT_GT(as_int(open["totals"].as_object()["pss"]), 0);
+    EXPECT_NE(ctl({"mem", "secret"}).out.find("unreadable"), std::string::npos);
+}
+
+}  // namespace
