@@ -147,8 +147,10 @@ std::string render_mem(const json::value& result, const Style& style) {
                size_at(t, "footprint") + " (pss " + size_at(t, "pss") + " + swap_pss " +
                size_at(t, "swap_pss") + "), uss " + size_at(t, "uss") + ", saved by sharing " +
                size_at(t, "saved") +
-               " (rss_sum - pss, includes libraries shared with other "
-               "programs)\n";
+               " (rss_sum - pss, includes libraries shared with other programs)";
+        if (const auto* c = p.if_contains("cow_lost"); c && c->is_object())
+            out += ", cow_lost " + size_at(c->as_object(), "private_dirty_growth");
+        out += "\n";
         Table tb({"WORKER", "PID", "RSS", "PSS", "USS", "SHR_CLEAN", "SHR_DIRTY", "PRIV_CLEAN",
                   "PRIV_DIRTY", "SWAP_PSS", "COW_LOST", "TREE_PSS", "TREE_USS", "PROCS"});
         for (const auto& wv : p.at("workers").as_array()) {
@@ -162,7 +164,7 @@ std::string render_mem(const json::value& result, const Style& style) {
             }
             const auto& m = self->as_object();
             const auto& tree = w.at("tree").as_object();
-            const auto* cow = w.if_contains("tree_cow_lost");
+            const auto* cow = w.if_contains("cow_lost");
             std::string cow_lost =
                 cow && cow->is_object() ? size_at(cow->as_object(), "private_dirty_growth") : "-";
             tb.add({str(w.if_contains("name")), str(w.if_contains("pid")), size_at(m, "rss"),

@@ -5,7 +5,8 @@
 //
 //   cow-preload [TABLE_MIB=64] [CHILDREN=3] [WRITE_MIB=8]
 //
-// Child i writes WRITE_MIB * (i + 1) MiB, so the erosion differs visibly between them.
+// Child i writes WRITE_MIB * (i + 1) MiB, one MiB every half second, so the erosion differs
+// between them and grows while you watch (COW_LOST).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop = 0;
@@ -40,7 +42,11 @@ int main(int argc, char** argv) {
         if (pid == 0) {
             prctl(PR_SET_PDEATHSIG, SIGTERM);
             std::size_t n = std::min(bytes, (write_mib << 20) * static_cast<std::size_t>(c + 1));
-            std::memset(table, c + 1, n);
+            for (std::size_t off = 0; off < n && !stop; off += 1 << 20) {
+                std::memset(table + off, c + 1, std::min<std::size_t>(1 << 20, n - off));
+                timespec half{0, 500'000'000};
+                nanosleep(&half, nullptr);
+            }
             std::printf("preload child %d (pid %d): wrote %zu MiB of the table\n", c, getpid(),
                         n >> 20);
             std::fflush(stdout);
