@@ -132,6 +132,25 @@ std::string encode_ok_raw(std::int64_t id, std::string_view result_json) {
     return out;
 }
 
+std::optional<Reply> decode_ok_raw(std::string_view line) {
+    constexpr std::string_view head = "{\"v\":1,\"id\":";
+    if (!line.starts_with(head) || !line.ends_with('}')) return std::nullopt;
+    std::size_t i = head.size();
+    std::int64_t id = 0;
+    std::size_t digits = 0;
+    while (i < line.size() && line[i] >= '0' && line[i] <= '9' && digits < 18) {
+        id = id * 10 + (line[i++] - '0');
+        ++digits;
+    }
+    constexpr std::string_view mid = ",\"ok\":true,\"result\":";
+    if (digits == 0 || line.substr(i, mid.size()) != mid) return std::nullopt;
+    Reply r;
+    r.id = id;
+    r.ok = true;
+    r.raw_result = std::string(line.substr(i + mid.size(), line.size() - i - mid.size() - 1));
+    return r;
+}
+
 std::string encode_item(std::int64_t id, json::value item) {
     json::object o;
     o["v"] = kVersion;

@@ -60,7 +60,13 @@ struct Reply {
     std::string error_code;     // when !ok
     std::string error_message;  // when !ok
     bool final = true;          // false for the intermediate lines of a streaming verb
+    std::string raw_result;     // set instead of `result` by decode_ok_raw
 };
+
+// The fast path for printing a large result verbatim (`cowctl mem --json`): when the line is
+// a final ok reply as our encoder writes it, returns the result's JSON text without parsing
+// it; otherwise nullopt, and the caller decodes normally.
+std::optional<Reply> decode_ok_raw(std::string_view line);
 
 std::string encode_ok(std::int64_t id, boost::json::value result);
 // The same, around a result that is already serialized JSON (built off the loop).

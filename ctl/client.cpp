@@ -54,7 +54,7 @@ Client::~Client() {
 std::variant<proto::Reply, Unreachable> Client::call(const std::string& cmd,
                                                      boost::json::object args,
                                                      std::chrono::milliseconds timeout,
-                                                     const OnItem& on_item) {
+                                                     const OnItem& on_item, bool raw_ok) {
     const bool forever = timeout.count() < 0;
     const auto deadline = Clock::now() + (forever ? std::chrono::milliseconds(0) : timeout);
     proto::Request req;
@@ -75,6 +75,8 @@ std::variant<proto::Reply, Unreachable> Client::call(const std::string& cmd,
         while ((nl = buf_.find('\n')) != std::string::npos) {
             std::string one = buf_.substr(0, nl);
             buf_.erase(0, nl + 1);
+            if (raw_ok)
+                if (auto fast = proto::decode_ok_raw(one)) return std::move(*fast);
             auto decoded = proto::decode_reply(one);
             if (auto* err = std::get_if<std::string>(&decoded))
                 return Unreachable{"bad reply from cowherd: " + *err};

@@ -24,10 +24,11 @@ class Client {
 
     using OnItem = std::function<void(const boost::json::value&)>;
     // Sends one request and returns its final reply. Streaming items go to on_item.
-    // A negative timeout waits forever (for `logs -f`).
+    // A negative timeout waits forever (for `logs -f`). With raw_ok, a final ok reply comes
+    // back unparsed in raw_result (for printing --json output verbatim).
     std::variant<proto::Reply, Unreachable> call(const std::string& cmd, boost::json::object args,
                                                  std::chrono::milliseconds timeout,
-                                                 const OnItem& on_item = {});
+                                                 const OnItem& on_item = {}, bool raw_ok = false);
 
   private:
     Client(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}

@@ -43,7 +43,9 @@ int run(const Options& o, const std::string& cmd, json::object args,
         return kUnreachable;
     }
     auto& client = std::get<Client>(c);
-    auto r = client.call(cmd, std::move(args), timeout);
+    // --json prints the result verbatim; only health needs its verdict parsed.
+    const bool raw = o.json && cmd != "health";
+    auto r = client.call(cmd, std::move(args), timeout, {}, raw);
     if (auto* u = std::get_if<Unreachable>(&r)) {
         std::fprintf(stderr, "cowctl: %s\n", u->message.c_str());
         return kUnreachable;
@@ -61,7 +63,10 @@ int run(const Options& o, const std::string& cmd, json::object args,
     if (reply.result.is_object())
         if (const auto* h = reply.result.as_object().if_contains("healthy"); h && h->is_bool())
             last_healthy = h->get_bool();
-    if (o.json) {
+    if (o.json && !reply.raw_result.empty()) {
+        std::fwrite(reply.raw_result.data(), 1, reply.raw_result.size(), stdout);
+        std::fputc('\n', stdout);
+    } else if (o.json) {
         std::printf("%s\n", json::serialize(reply.result).c_str());
     } else if (human) {
         std::fputs(human(reply.result).c_str(), stdout);

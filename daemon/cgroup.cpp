@@ -192,7 +192,19 @@ std::vector<pid_t> Cgroups::procs(const std::string& path) const {
 
 std::vector<pid_t> read_procs(const std::string& path) {
     std::vector<pid_t> out;
-    std::string text = read_small(path + "/cgroup.procs");
+    // One read() answers for the usual handful of members; a full buffer means read on.
+    std::string text;
+    int fd = ::open((path + "/cgroup.procs").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return out;
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) text.assign(buf, static_cast<std::size_t>(n));
+    if (n == static_cast<ssize_t>(sizeof buf)) {
+        ::close(fd);
+        text = read_small(path + "/cgroup.procs");
+    } else {
+        ::close(fd);
+    }
     std::size_t pos = 0;
     while (pos < text.size()) {
         std::size_t end = text.find('\n', pos);

@@ -23,11 +23,26 @@ std::uint64_t sat_sub(std::uint64_t a, std::uint64_t b) {
     return a > b ? a - b : 0;
 }
 
+// The contract's fields (design §1), the PSS split where the kernel gives it, and any other
+// counter that is not zero (THP, KSM, locked...), new kernel fields included. Leaving the
+// usual zeros out keeps a 1000-worker reply small.
 json::object counters_json(const proc::MemCounters& m) {
     json::object o;
-    for (const auto& f : proc::kMemFields)
-        o[f.json_name] = m.*(f.member);
+    o["rss"] = m.rss;
+    o["pss"] = m.pss;
     o["uss"] = m.uss();
+    o["shared_clean"] = m.shared_clean;
+    o["shared_dirty"] = m.shared_dirty;
+    o["private_clean"] = m.private_clean;
+    o["private_dirty"] = m.private_dirty;
+    o["swap"] = m.swap;
+    o["swap_pss"] = m.swap_pss;
+    for (const auto& f : proc::kMemFields) {
+        std::string_view n = f.json_name;
+        if (o.contains(n)) continue;
+        const std::uint64_t v = m.*(f.member);
+        if (v != 0 || n == "pss_anon" || n == "pss_file" || n == "pss_shmem") o[n] = v;
+    }
     for (const auto& [name, v] : m.extra)
         o[name] = v;
     return o;
@@ -258,7 +273,7 @@ json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::str
     json::object out;
     out["pools"] = std::move(pools);
     out["processes"] = s.processes;
-    out["scan_ms"] = s.seconds * 1000.0;
+    out["scan_ms"] = static_cast<std::int64_t>(s.seconds * 1000.0 + 0.5);
     return out;
 }
 

@@ -83,9 +83,8 @@ void Recycler::flush() {
     pending_.clear();
     if (ws.empty()) return;
     mem::MemQuery q = mem::make_query(sup_, ws);
-    bg_.run([this, q] { return sampler_.sample(q).processes; }, [](std::size_t n) {
-        spdlog::debug("memory baseline taken for {} processes", n);
-    });
+    bg_.run([this, q] { return sampler_.sample(q).processes; },
+            [](std::size_t n) { spdlog::debug("memory baseline taken for {} processes", n); });
 }
 
 }  // namespace cow

@@ -80,3 +80,17 @@ TEST(Protocol, ErrorCodesRoundTrip) {
         EXPECT_EQ(error_code_from_string(to_string(c)), c);
     EXPECT_FALSE(error_code_from_string("nope"));
 }
+
+TEST(Protocol, RawFastPathOnlyForOurOwnOkReplies) {
+    auto line = encode_ok(12, json::object{{"pools", json::array{}}});
+    auto fast = decode_ok_raw(line);
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(fast->id, 12);
+    EXPECT_TRUE(fast->ok);
+    EXPECT_EQ(fast->raw_result, R"({"pools":[]})");
+    EXPECT_EQ(decode_ok_raw(encode_ok_raw(3, R"({"a":1})"))->raw_result, R"({"a":1})");
+    EXPECT_FALSE(decode_ok_raw(encode_error(1, ErrorCode::failed, "no")));
+    EXPECT_FALSE(decode_ok_raw(encode_item(1, json::string("x"))));
+    EXPECT_FALSE(decode_ok_raw(R"({"v":1,"id":x,"ok":true,"result":{}})"));
+    EXPECT_FALSE(decode_ok_raw("garbage"));
+}
