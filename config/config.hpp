@@ -42,6 +42,24 @@ struct MemoryPolicy {
     bool operator==(const MemoryPolicy&) const = default;
 };
 
+// A listening socket the daemon binds once and hands to every worker of the pool as
+// fd 3, 4, ... (systemd's LISTEN_FDS convention).
+struct SocketConfig {
+    enum class Kind { tcp, unix_stream };
+    std::string name;    // LISTEN_FDNAMES entry
+    std::string listen;  // as written: "tcp://127.0.0.1:8000", "unix:/run/app.sock"
+    Kind kind = Kind::tcp;
+    std::string host;            // tcp: numeric address ("" = any IPv4, "::" = any IPv6)
+    int port = 0;                // tcp
+    std::string path;            // unix: absolute
+    std::optional<mode_t> mode;  // unix: chmod of the socket file
+    int backlog = 1024;
+    bool reuse_port = false;
+    bool operator==(const SocketConfig&) const = default;
+};
+
+enum class Ready { none, notify };
+
 struct PoolConfig {
     std::string name;
     std::vector<std::string> command;  // argv; command[0] is searched in PATH when it has no '/'
@@ -60,6 +78,9 @@ struct PoolConfig {
     bool essential = false;
     std::vector<std::string> depends_on;
     MemoryPolicy memory;
+    std::vector<SocketConfig> sockets;
+    Ready ready = Ready::none;
+    Millis watchdog{0};  // 0 = off; with ready: notify, WATCHDOG=1 is due this often
 
     bool operator==(const PoolConfig&) const = default;
 };

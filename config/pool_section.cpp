@@ -16,8 +16,9 @@ constexpr std::string_view kOrphanPolicies[] = {"kill", "keep"};
 constexpr OrphanPolicy kOrphanValues[] = {OrphanPolicy::kill, OrphanPolicy::keep};
 
 // In the design (§1) but not implemented yet: better "not supported" than "unknown key".
-constexpr std::string_view kPlannedPoolKeys[] = {"user",    "group", "umask",
-                                                 "rlimits", "ready", "sockets"};
+constexpr std::string_view kPlannedPoolKeys[] = {"user", "group", "umask", "rlimits"};
+constexpr std::string_view kReadyModes[] = {"none", "notify"};
+constexpr Ready kReadyValues[] = {Ready::none, Ready::notify};
 
 // The supervisor keeps a timestamp per restart inside the window, so the count bounds memory.
 constexpr int kMaxRestartCount = 10'000;
@@ -197,6 +198,102 @@ void read_memory(Diagnostics& diag, const Field& f, MemoryPolicy& out) {
     read_fields(diag, f, "a mapping like {max_private: 512MiB, check_every: 30s}", readers);
 }
 
+// "tcp://127.0.0.1:8000", "tcp://[::1]:8000", "tcp://:8000", "unix:/run/app.sock". Returns
+// why it does not parse, or nullopt.
+std::optional<std::string> parse_listen(std::string_view text, const std::string& base_dir,
+                                        SocketConfig& out) {
+    if (text.starts_with("unix:")) {
+        std::string path(text.substr(5));
+        if (path.empty()) return "a unix socket needs a path: unix:/run/app.sock";
+        if (path[0] != '/') path = base_dir + "/" + path;
+        if (path.size() >= 108) return "the socket path is longer than 107 bytes";
+        out.kind = SocketConfig::Kind::unix_stream;
+        out.path = path;
+        return std::nullopt;
+    }
+    if (!text.starts_with("tcp://")) return "expected tcp://HOST:PORT or unix:/PATH";
+    std::string_view rest = text.substr(6);
+    std::string host;
+    std::string_view port;
+    if (rest.starts_with("[")) {
+        auto close = rest.find(']');
+        if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
+            return "expected tcp://[IPV6]:PORT";
+        host = std::string(rest.substr(1, close - 1));
+        port = rest.substr(close + 2);
+    } else {
+        auto colon = rest.rfind(':');
+        if (colon == std::string_view::npos) return "missing :PORT";
+        host = std::string(rest.substr(0, colon));
+        port = rest.substr(colon + 1);
+    }
+    int p = 0;
+    if (port.empty() || port.size() > 5) return "the port must be 1..65535";
+    for (char c : port) {
+        if (c < '0' || c > '9') return "the port must be a number";
+        p = p * 10 + (c - '0');
+    }
+    if (p < 1 || p > 65535) return "the port must be 1..65535";
+    if (host == "localhost") host = "127.0.0.1";
+    out.kind = SocketConfig::Kind::tcp;
+    out.host = host;
+    out.port = p;
+    return std::nullopt;
+}
+
+void read_sockets(Diagnostics& diag, const Field& f, const std::string& base_dir,
+                  std::vector<SocketConfig>& out) {
+    std::unordered_set<std::string> names;
+    auto one = [&](std::size_t, const Field& item) {
+        SocketConfig sc;
+        bool have_listen = false;
+        const FieldReader readers[] = {
+            {"name",
+             [&](const Field& v) {
+                 auto s = read_string(diag, v, "a socket name");
+                 if (!s) return;
+                 if (!valid_name(*s))
+                     report_expected(diag, v, "a name of [A-Za-z0-9_.-]{1,64}");
+                 else if (!names.insert(*s).second)
+                     diag.error(v.pos, v.path, quote(*s) + " is used by another socket");
+                 else
+                     sc.name = *s;
+             }},
+            {"listen",
+             [&](const Field& v) {
+                 have_listen = true;
+                 auto s = read_string(diag, v, "an address like tcp://127.0.0.1:8000");
+                 if (!s) return;
+                 sc.listen = *s;
+                 if (auto err = parse_listen(*s, base_dir, sc))
+                     diag.error(v.pos, v.path, *err + ", got " + quote(*s));
+             }},
+            {"mode",
+             [&](const Field& v) {
+                 if (auto m = read_mode(diag, v)) sc.mode = *m;
+             }},
+            {"backlog",
+             [&](const Field& v) {
+                 if (auto n = read_int(diag, v, 1, 65535)) sc.backlog = static_cast<int>(*n);
+             }},
+            {"reuse_port",
+             [&](const Field& v) {
+                 if (auto b = read_bool(diag, v)) sc.reuse_port = *b;
+             }},
+        };
+        if (!read_fields(diag, item, "a socket mapping {name, listen, mode, backlog, reuse_port}",
+                         readers))
+            return;
+        if (!have_listen)
+            diag.error(item.pos, join_path(item.path, "listen"), "missing required key");
+        if (sc.name.empty()) sc.name = "socket" + std::to_string(out.size());
+        if (sc.mode && sc.kind != SocketConfig::Kind::unix_stream)
+            diag.error(item.pos, join_path(item.path, "mode"), "mode applies to unix sockets only");
+        out.push_back(std::move(sc));
+    };
+    for_each_item(diag, f, "a list of sockets like [{name: http, listen: \"tcp://:8000\"}]", one);
+}
+
 template <class E, std::size_t N>
 std::function<void(const Field&)> choice_reader(Diagnostics& diag,
                                                 const std::string_view (&names)[N],
@@ -222,9 +319,10 @@ std::function<void(const Field&)> duration_reader(Diagnostics& diag, Millis& out
 
 bool is_pool_key(std::string_view key) {
     static constexpr std::string_view kKeys[] = {
-        "command",       "workers",   "cwd",          "env",         "autostart",    "restart",
-        "start_timeout", "backoff",   "max_restarts", "stop_signal", "stop_timeout", "kill_mode",
-        "orphans",       "essential", "depends_on",   "memory"};
+        "command",      "workers",       "cwd",     "env",          "autostart",
+        "restart",      "start_timeout", "backoff", "max_restarts", "stop_signal",
+        "stop_timeout", "kill_mode",     "orphans", "essential",    "depends_on",
+        "memory",       "sockets",       "ready",   "watchdog"};
     for (auto k : kKeys)
         if (k == key) return true;
     for (auto k : kPlannedPoolKeys)
@@ -266,9 +364,15 @@ void read_pool(Diagnostics& diag, const Field& f, const std::string& base_dir, P
         {"essential", bool_reader(diag, out.essential)},
         {"depends_on", [&](const Field& v) { read_depends_on(diag, v, out, deps); }},
         {"memory", [&](const Field& v) { read_memory(diag, v, out.memory); }},
+        {"sockets", [&](const Field& v) { read_sockets(diag, v, base_dir, out.sockets); }},
+        {"ready", choice_reader(diag, kReadyModes, kReadyValues, out.ready)},
+        {"watchdog", duration_reader(diag, out.watchdog)},
     };
     if (!read_fields(diag, f, "a mapping of pool settings", readers, kPlannedPoolKeys)) return;
     if (!have_command) diag.error(f.pos, join_path(f.path, "command"), "missing required key");
+    if (out.watchdog.count() > 0 && out.ready != Ready::notify)
+        diag.error(f.pos, join_path(f.path, "watchdog"),
+                   "watchdog needs ready: notify (WATCHDOG=1 arrives over NOTIFY_SOCKET)");
 }
 
 std::string exact_duration(Millis d) {

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
 #include "core/paths.hpp"
 #include "core/signal_names.hpp"
@@ -34,7 +35,8 @@ std::string socket_path(const Options& o) {
 // Sends one request and prints the reply; returns the exit code.
 int run(const Options& o, const std::string& cmd, json::object args,
         const std::function<std::string(const json::value&)>& human,
-        std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+        std::chrono::milliseconds timeout = std::chrono::seconds(10),
+        const Client::OnItem& on_item = {}) {
     if (o.timeout_s > 0) timeout = std::chrono::seconds(o.timeout_s);
     auto path = socket_path(o);
     auto c = Client::connect(path, std::chrono::seconds(2));
@@ -45,7 +47,7 @@ int run(const Options& o, const std::string& cmd, json::object args,
     auto& client = std::get<Client>(c);
     // --json prints the result verbatim; only health needs its verdict parsed.
     const bool raw = o.json && cmd != "health";
-    auto r = client.call(cmd, std::move(args), timeout, {}, raw);
+    auto r = client.call(cmd, std::move(args), timeout, on_item, raw);
     if (auto* u = std::get_if<Unreachable>(&r)) {
         std::fprintf(stderr, "cowctl: %s\n", u->message.c_str());
         return kUnreachable;
@@ -104,7 +106,7 @@ int main(int argc, char** argv) {
         };
     });
 
-    for (const char* verb : {"start", "stop", "restart"}) {
+    for (const char* verb : {"start", "stop"}) {
         std::string help = std::string(verb) + " POOL, POOL.N or all; waits until done";
         auto* sc = app.add_subcommand(verb, help);
         sc->add_option("target", target, "POOL, POOL.N or all")->required();
@@ -118,6 +120,85 @@ int main(int argc, char** argv) {
             };
         });
     }
+
+    std::string batch;
+    bool all_at_once = false;
+    auto* restart = app.add_subcommand(
+        "restart",
+        "restart POOL, POOL.N or all; pools with sockets or readiness roll (a replacement "
+        "first, then the old worker stops)");
+    restart->add_option("target", target, "POOL, POOL.N or all")->required();
+    restart->add_option("--batch", batch, "roll N workers (or P%) at a time; default 1");
+    restart->add_flag("--all-at-once", all_at_once, "plain restart: stop, then start");
+    restart->add_flag("--no-wait", no_wait, "return as soon as the daemon accepted the request");
+    restart->callback([&] {
+        json::object a{{"target", target}, {"wait", !no_wait}, {"all_at_once", all_at_once}};
+        if (!batch.empty()) a["batch"] = batch;
+        action = [&, a] {
+            // A line per worker replaced; on a terminal, a progress bar redrawn in place.
+            const bool tty = isatty(STDERR_FILENO);
+            auto progress = [&, tty](const json::value& v) {
+                if (o.json) {
+                    std::printf("%s\n", json::serialize(v).c_str());
+                    std::fflush(stdout);
+                    return;
+                }
+                std::string line = render_progress(v);
+                if (tty) std::fputs("\r\x1b[K", stderr);
+                std::fputs(line.c_str(), stdout);
+                std::fflush(stdout);
+                if (tty) {
+                    std::fputs(progress_bar(v).c_str(), stderr);
+                    std::fflush(stderr);
+                }
+            };
+            int rc = run(
+                o, "restart", a, [&](const json::value& v) { return render_workers(v, style); },
+                std::chrono::minutes(30), progress);
+            if (tty && !o.json) std::fputs("\r\x1b[K", stderr);
+            return rc;
+        };
+    });
+
+    bool dry_run = false;
+    auto* reload = app.add_subcommand(
+        "reload", "re-read the config and apply the difference (invalid config: nothing changes)");
+    reload->add_flag("--dry-run", dry_run, "print the plan without applying it");
+    reload->callback([&] {
+        json::object a{{"dry_run", dry_run}};
+        action = [&, a] {
+            auto progress = [&](const json::value& v) {
+                if (o.json) {
+                    std::printf("%s\n", json::serialize(v).c_str());
+                } else {
+                    std::fputs(render_progress(v).c_str(), stdout);
+                }
+                std::fflush(stdout);
+            };
+            return run(
+                o, "reload", a, [](const json::value& v) { return render_plan(v); },
+                std::chrono::minutes(30), progress);
+        };
+    });
+
+    int scale_to = -1;
+    auto* scale = app.add_subcommand("scale", "set a pool's number of workers (until reload)");
+    scale->add_option("pool", target, "POOL")->required();
+    scale->add_option("size", scale_to, "workers")->required()->check(CLI::Range(0, 10000));
+    scale->callback([&] {
+        json::object a{{"target", target}, {"size", scale_to}};
+        action = [&, a] {
+            return run(
+                o, "scale", a,
+                [](const json::value& v) {
+                    const auto& r = v.as_object();
+                    return "pool " + std::string(r.at("pool").as_string()) + ": " +
+                           std::to_string(r.at("from").to_number<int>()) + " -> " +
+                           std::to_string(r.at("to").to_number<int>()) + " workers\n";
+                },
+                std::chrono::minutes(10));
+        };
+    });
 
     std::string sig;
     bool tree_all = false;

@@ -105,6 +105,48 @@ std::string render_tree(const json::value& result, const Style& style) {
     return out;
 }
 
+std::string render_progress(const json::value& item) {
+    const auto& p = item.as_object();
+    return str(p.if_contains("worker")) + " replaced: pid " + str(p.if_contains("old_pid")) +
+           " -> " + str(p.if_contains("new_pid")) + " (" + str(p.if_contains("done")) + "/" +
+           str(p.if_contains("total")) + ")\n";
+}
+
+std::string progress_bar(const json::value& item) {
+    const auto& p = item.as_object();
+    const std::int64_t done = num(p.if_contains("done")), total = num(p.if_contains("total"));
+    constexpr int kWidth = 30;
+    const int filled = total > 0 ? static_cast<int>(done * kWidth / total) : 0;
+    return "[" + std::string(static_cast<std::size_t>(filled), '#') +
+           std::string(static_cast<std::size_t>(kWidth - filled), '.') + "] " +
+           std::to_string(done) + "/" + std::to_string(total);
+}
+
+std::string render_plan(const json::value& result) {
+    const auto& r = result.as_object();
+    const bool dry = r.at("dry_run").as_bool();
+    std::string out = dry ? "reload plan (dry run, nothing applied):\n" : "reload applied:\n";
+    Table t({"POOL", "CHANGE", "ACTION", "SETTINGS"});
+    for (const auto& pv : r.at("pools").as_array()) {
+        const auto& p = pv.as_object();
+        std::string keys;
+        for (const auto& k : p.at("keys").as_array())
+            keys += (keys.empty() ? "" : ", ") + str(&k);
+        t.add({str(p.if_contains("name")), str(p.if_contains("change")),
+               str(p.if_contains("action")), keys});
+    }
+    out += t.render();
+    if (const auto* d = r.if_contains("daemon_changed");
+        d && d->is_array() && !d->get_array().empty()) {
+        std::string keys;
+        for (const auto& k : d->get_array())
+            keys += (keys.empty() ? "" : ", ") + str(&k);
+        out += "daemon settings changed: " + keys + "\n";
+    }
+    if (const auto* n = r.if_contains("note")) out += str(n) + "\n";
+    return out;
+}
+
 std::string render_health(const json::value& result) {
     const auto& r = result.as_object();
     std::string out;

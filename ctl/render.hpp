@@ -15,6 +15,11 @@ std::string render_workers(const boost::json::value& result, const Style& style)
 // pstree-like: each worker's subtree with pid, state, uptime and command, then orphans.
 std::string render_tree(const boost::json::value& result, const Style& style);
 std::string render_health(const boost::json::value& result);
+// A rolling restart's progress item: "web.2 replaced: pid 100 -> 200 (3/8)".
+std::string render_progress(const boost::json::value& item);
+std::string progress_bar(const boost::json::value& item);
+// The reload plan: one line per pool with what was (or would be) done.
+std::string render_plan(const boost::json::value& result);
 // `mem`: a table per pool with its totals; `mem --maps`: one worker by mapping group.
 std::string render_mem(const boost::json::value& result, const Style& style);
 std::string render_maps(const boost::json::value& result, const Style& style);

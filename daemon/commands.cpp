@@ -160,9 +160,192 @@ void cmd_stop(CommandContext& ctx, const Peer&, proto::Request& req,
               std::shared_ptr<Responder>& resp) {
     lifecycle(ctx, req, resp, fsm::EventType::stop);
 }
+// "25%" of a pool of 8 is 2; "3" is 3; at least 1.
+std::optional<int> parse_batch(const std::string& s, int pool_size) {
+    if (s.empty()) return 1;
+    bool pct = s.back() == '%';
+    std::string digits = pct ? s.substr(0, s.size() - 1) : s;
+    if (digits.empty() || digits.size() > 6) return std::nullopt;
+    int n = 0;
+    for (char c : digits) {
+        if (c < '0' || c > '9') return std::nullopt;
+        n = n * 10 + (c - '0');
+    }
+    if (pct) n = (pool_size * n + 99) / 100;
+    return std::max(1, n);
+}
+
+// restart: pools with sockets or readiness roll (successor first) unless all_at_once; other
+// pools restart in place. The reply comes when every part has finished; a roll streams a
+// progress item per worker replaced.
 void cmd_restart(CommandContext& ctx, const Peer&, proto::Request& req,
                  std::shared_ptr<Responder>& resp) {
-    lifecycle(ctx, req, resp, fsm::EventType::restart);
+    const bool all_at_once = proto::get_bool(req.args, "all_at_once").value_or(false);
+    const bool wait = proto::get_bool(req.args, "wait").value_or(true);
+    if (all_at_once || !wait) {
+        lifecycle(ctx, req, resp, fsm::EventType::restart);
+        return;
+    }
+    auto targets = targets_of(ctx, req, *resp);
+    if (!targets) return;
+    if (ctx.sup.shutting_down()) {
+        resp->error(ErrorCode::shutting_down, "the daemon is shutting down");
+        return;
+    }
+    std::vector<std::pair<Pool*, std::vector<Worker*>>> by_pool;
+    for (Worker* w : *targets) {
+        if (by_pool.empty() || by_pool.back().first != w->pool) by_pool.push_back({w->pool, {}});
+        by_pool.back().second.push_back(w);
+    }
+    const std::string batch_arg = proto::get_string(req.args, "batch").value_or("");
+    std::vector<Worker*> plain;
+    std::vector<std::pair<Pool*, std::vector<Worker*>>> rolls;
+    for (auto& [pool, ws] : by_pool) {
+        const bool roll = !pool->sockets.empty() || pool->cfg->ready == config::Ready::notify;
+        if (!roll) {
+            plain.insert(plain.end(), ws.begin(), ws.end());
+            continue;
+        }
+        if (ctx.sup.rolling(*pool)) {
+            resp->error(ErrorCode::busy,
+                        "a rolling restart of " + pool->name() + " is already in progress");
+            return;
+        }
+        rolls.emplace_back(pool, ws);
+    }
+    if (rolls.empty()) {
+        lifecycle(ctx, req, resp, fsm::EventType::restart);
+        return;
+    }
+    struct Progress {
+        int pending = 0;
+        std::vector<std::string> failures;
+        std::vector<std::uint64_t> ids;
+    };
+    auto st = std::make_shared<Progress>();
+    for (Worker* w : *targets)
+        st->ids.push_back(w->id);
+    CommandContext* c = &ctx;
+    auto part_done = [c, resp, st](bool ok, const std::string& why) {
+        if (!ok) st->failures.push_back(why);
+        if (--st->pending > 0) return;
+        if (!st->failures.empty()) {
+            std::string all;
+            for (const auto& f : st->failures)
+                all += (all.empty() ? "" : "; ") + f;
+            resp->error(ErrorCode::failed, "rolling restart stopped: " + all);
+            return;
+        }
+        json::object o;
+        o["workers"] = summary_of(*c, st->ids);
+        resp->ok(std::move(o));
+    };
+    st->pending = static_cast<int>(rolls.size()) + (plain.empty() ? 0 : 1);
+    for (auto& [pool, ws] : rolls) {
+        auto batch = parse_batch(batch_arg, static_cast<int>(pool->workers.size()));
+        if (!batch) {
+            resp->error(ErrorCode::invalid_argument, "--batch takes a count or a percentage");
+            return;
+        }
+        ctx.sup.start_roll(
+            *pool, ws, *batch,
+            Supervisor::RollCallbacks{[resp](const json::object& p) { resp->item(p); }, part_done});
+    }
+    if (!plain.empty()) {
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> gens;
+        Millis longest{0};
+        for (Worker* w : plain) {
+            gens.emplace_back(w->id, w->generation);
+            longest =
+                std::max(longest, w->pool->policy.start_timeout + w->pool->policy.stop_timeout);
+        }
+        ctx.sup.command(plain, fsm::EventType::restart);
+        Supervisor& sup = ctx.sup;
+        auto failure = std::make_shared<std::string>();
+        sup.add_waiter(Supervisor::Waiter{
+            [&sup, gens, failure] {
+                for (auto [id, gen] : gens) {
+                    Worker* w = sup.find_worker(id);
+                    if (!w) continue;
+                    if (w->generation > gen && w->slot.state == fsm::State::running) continue;
+                    if (w->generation > gen && is_failed(w->slot.state)) {
+                        *failure = why_failed(*w);
+                        return true;
+                    }
+                    return false;
+                }
+                return true;
+            },
+            sup.now() + longest + Millis(5000),
+            [part_done, failure](bool timed_out) {
+                if (timed_out)
+                    part_done(false, "not settled in time");
+                else
+                    part_done(failure->empty(), *failure);
+            }});
+    }
+}
+
+// scale: new indexes start, the highest stop; the reply comes once they have (or failed).
+void cmd_scale(CommandContext& ctx, const Peer&, proto::Request& req,
+               std::shared_ptr<Responder>& resp) {
+    auto name = proto::get_string(req.args, "target");
+    auto size = proto::get_int(req.args, "size");
+    if (!name || !size || *size < 0 || *size > config::kMaxWorkersPerPool) {
+        resp->error(ErrorCode::invalid_argument, "scale takes a pool and a size of 0.." +
+                                                     std::to_string(config::kMaxWorkersPerPool));
+        return;
+    }
+    Pool* pool = nullptr;
+    for (const auto& p : ctx.sup.pools())
+        if (p->name() == *name) pool = p.get();
+    if (!pool) {
+        auto r = ctx.sup.resolve(*name);
+        if (auto* err = std::get_if<Supervisor::TargetError>(&r))
+            resp->error(code_of(err->code), err->message);
+        else
+            resp->error(ErrorCode::invalid_argument, "scale takes a pool name, not a worker");
+        return;
+    }
+    if (ctx.sup.shutting_down()) {
+        resp->error(ErrorCode::shutting_down, "the daemon is shutting down");
+        return;
+    }
+    const int n = static_cast<int>(*size);
+    const int old = ctx.sup.scale(*pool, n);
+    Supervisor& sup = ctx.sup;
+    const std::string pname = pool->name();
+    auto find_pool = [&sup, pname]() -> Pool* {
+        for (const auto& p : sup.pools())
+            if (p->name() == pname) return p.get();
+        return nullptr;
+    };
+    auto failure = std::make_shared<std::string>();
+    sup.add_waiter(Supervisor::Waiter{
+        [find_pool, failure] {
+            Pool* p = find_pool();
+            if (!p) return true;
+            for (const auto& w : p->workers) {
+                if (w->retiring) return false;  // still stopping
+                if (w->slot.state == fsm::State::running) continue;
+                if (is_failed(w->slot.state) && w->slot.want == fsm::Want::up) {
+                    *failure = why_failed(*w);
+                    continue;
+                }
+                if (w->slot.want == fsm::Want::up) return false;  // still starting
+            }
+            return true;
+        },
+        sup.now() + pool->policy.start_timeout + pool->policy.stop_timeout + Millis(10000),
+        [resp, failure, old, n, pname](bool timed_out) {
+            if (timed_out) {
+                resp->error(ErrorCode::timeout, "pool " + pname + " did not settle in time");
+            } else if (!failure->empty()) {
+                resp->error(ErrorCode::failed, *failure);
+            } else {
+                resp->ok(json::object{{"pool", pname}, {"from", old}, {"to", n}});
+            }
+        }});
 }
 
 void cmd_signal(CommandContext& ctx, const Peer&, proto::Request& req,
@@ -300,6 +483,11 @@ void cmd_shutdown(CommandContext& ctx, const Peer& peer, proto::Request&,
                  std::to_string(peer.pid));
 }
 
+void cmd_reload(CommandContext& ctx, const Peer&, proto::Request& req,
+                std::shared_ptr<Responder>& resp) {
+    ctx.reload(proto::get_bool(req.args, "dry_run").value_or(false), resp);
+}
+
 void cmd_version(CommandContext&, const Peer&, proto::Request&, std::shared_ptr<Responder>& resp) {
     json::object o;
     o["version"] = COWHERD_VERSION;
@@ -307,8 +495,10 @@ void cmd_version(CommandContext&, const Peer&, proto::Request&, std::shared_ptr<
     resp->ok(std::move(o));
 }
 
-constexpr std::array<std::pair<std::string_view, Handler>, 10> kVerbs{{
+constexpr std::array<std::pair<std::string_view, Handler>, 12> kVerbs{{
     {"status", cmd_status},
+    {"reload", cmd_reload},
+    {"scale", cmd_scale},
     {"mem", cmd_mem},
     {"tree", cmd_tree},
     {"health", cmd_health},

@@ -18,6 +18,7 @@ struct CommandContext {
     Background& background;
     mem::Sampler& sampler;  // used only on the reader thread, inside background jobs
     std::function<void(std::string reason)> shutdown;
+    std::function<void(bool dry_run, std::shared_ptr<Responder>)> reload;
     fsm::TimePoint started_at;
 };
 

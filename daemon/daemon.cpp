@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include "config/plan.hpp"
 #include "core/signal_names.hpp"
 #include "daemon/reaper.hpp"
 
@@ -62,7 +63,37 @@ int Daemon::run() {
     // Signals before the first spawn, so that no SIGCHLD can be missed.
     signals_ = std::make_unique<Signals>(io_, [this](int s) { on_signal(s); });
     if (!setup_kill_mode()) return 2;
-    sup_ = std::make_unique<Supervisor>(sys_, cfg_);
+
+    // Listening sockets are bound before any worker starts; a bind error is a config error.
+    SupervisorSetup setup;
+    for (const auto& pc : cfg_->pools) {
+        if (pc.sockets.empty()) continue;
+        auto bound = open_pool_sockets(pc);
+        if (auto* err = std::get_if<std::string>(&bound)) {
+            spdlog::critical("{}", *err);
+            return 2;
+        }
+        setup.sockets[pc.name] = std::get<ListenSockets>(std::move(bound));
+    }
+    bool want_notify = false;
+    for (const auto& pc : cfg_->pools)
+        want_notify |= pc.ready == config::Ready::notify;
+    if (want_notify) {
+        std::string err;
+        notify_ = NotifyServer::open(
+            io_,
+            [this](pid_t sender, const NotifyMessage& msg) {
+                sup_->on_notify(sender, msg);
+                after_batch();
+            },
+            err);
+        if (!notify_) {
+            spdlog::critical("{}", err);
+            return 1;
+        }
+        setup.notify_address = notify_->address();
+    }
+    sup_ = std::make_unique<Supervisor>(sys_, cfg_, std::move(setup));
     sup_->set_stdin(devnull_);
     sup_->on_essential_exit = [this](int code, const std::string& why) {
         exit_code_ = code;
@@ -78,9 +109,10 @@ int Daemon::run() {
         if (w.slot.state == fsm::State::running) recycler_->note_running(w);
     };
 
-    commands_ = std::make_unique<CommandContext>(
-        CommandContext{*sup_, *background_, sampler_,
-                       [this](std::string why) { request_shutdown(why); }, started_at_});
+    commands_ = std::make_unique<CommandContext>(CommandContext{
+        *sup_, *background_, sampler_, [this](std::string why) { request_shutdown(why); },
+        [this](bool dry_run, std::shared_ptr<Responder> r) { reload(dry_run, std::move(r)); },
+        started_at_});
     auto opened = ControlServer::open(
         io_, cfg_->daemon.socket, cfg_->daemon.socket_mode,
         [this](const Peer& p, proto::Request req, std::shared_ptr<Responder> r) {
@@ -120,7 +152,8 @@ void Daemon::on_signal(int signo) {
             }
             break;
         case SIGHUP:
-            spdlog::info("SIGHUP: reload is not available yet; ignoring");
+            spdlog::info("SIGHUP: reloading {}", cfg_->source_path);
+            reload(false, nullptr);
             break;
         case SIGUSR1:
             spdlog::debug("SIGUSR1: nothing to reopen");
@@ -203,6 +236,168 @@ void Daemon::finish() {
         grace->cancel();
         io_.stop();
     });
+}
+
+// The plan as JSON, with what will be done to each pool.
+static boost::json::object plan_json(const config::ReloadPlan& plan, const config::Config& next,
+                                     bool dry_run) {
+    namespace json = boost::json;
+    using Kind = config::PoolChange::Kind;
+    json::array pools;
+    for (const auto& c : plan.pools) {
+        json::object o{{"name", c.name}, {"change", config::to_string(c.kind)}};
+        json::array keys;
+        for (const auto& k : c.keys)
+            keys.push_back(json::string(k));
+        o["keys"] = std::move(keys);
+        std::string action;
+        switch (c.kind) {
+            case Kind::added:
+                action = "start";
+                break;
+            case Kind::removed:
+                action = "stop and remove";
+                break;
+            case Kind::unchanged:
+                action = "none";
+                break;
+            case Kind::resized:
+                action = "scale " + std::to_string(c.old_workers) + " -> " +
+                         std::to_string(c.new_workers);
+                break;
+            case Kind::changed: {
+                const auto* pc = next.find_pool(c.name);
+                const bool roll =
+                    pc && (!pc->sockets.empty() || pc->ready == config::Ready::notify);
+                action = roll ? "rolling restart" : "restart";
+                if (c.old_workers != c.new_workers)
+                    action += ", scale " + std::to_string(c.old_workers) + " -> " +
+                              std::to_string(c.new_workers);
+                break;
+            }
+        }
+        o["action"] = action;
+        pools.push_back(std::move(o));
+    }
+    json::array daemon_keys;
+    for (const auto& k : plan.daemon_keys)
+        daemon_keys.push_back(json::string(k));
+    json::object out{{"dry_run", dry_run},
+                     {"pools", std::move(pools)},
+                     {"daemon_changed", std::move(daemon_keys)}};
+    for (const auto& k : plan.daemon_keys)
+        if (k == "socket" || k == "socket_mode")
+            out["note"] = "daemon.socket and daemon.socket_mode take effect at the next start";
+    return out;
+}
+
+void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
+    auto reply_error = [&](proto::ErrorCode code, const std::string& msg) {
+        spdlog::error("reload: {}", msg);
+        if (resp) resp->error(code, msg);
+    };
+    if (reloading_) {
+        if (resp) {
+            resp->error(proto::ErrorCode::busy, "a reload is already in progress");
+        } else {
+            reload_again_ = true;  // SIGHUPs coalesce into one more reload
+        }
+        return;
+    }
+    auto loaded = config::load_file(cfg_->source_path);
+    if (!loaded.ok()) {
+        std::string msg = "the new config is invalid; nothing changed:";
+        for (const auto& e : loaded.errors)
+            msg += "\n" + e.to_string();
+        reply_error(proto::ErrorCode::failed, msg);
+        return;
+    }
+    auto next = loaded.config;
+    auto plan = config::plan_reload(*cfg_, *next);
+    auto pj = plan_json(plan, *next, dry_run);
+    if (dry_run) {
+        if (resp) resp->ok(std::move(pj));
+        return;
+    }
+    if (sup_->rolling_any()) {
+        reply_error(proto::ErrorCode::busy, "a rolling restart is in progress; reload after it");
+        return;
+    }
+    // Everything that can fail happens before anything changes: binding new sockets.
+    std::map<std::string, ListenSockets> sockets;
+    for (const auto& pc : next->pools) {
+        if (pc.sockets.empty()) continue;
+        ListenSockets keep;
+        for (const auto& p : sup_->pools())
+            keep.insert(keep.end(), p->sockets.begin(), p->sockets.end());
+        auto bound = open_pool_sockets(pc, keep);
+        if (auto* err = std::get_if<std::string>(&bound)) {
+            reply_error(proto::ErrorCode::failed, *err + "; nothing changed");
+            return;
+        }
+        sockets[pc.name] = std::get<ListenSockets>(std::move(bound));
+    }
+    bool want_notify = false;
+    for (const auto& pc : next->pools)
+        want_notify |= pc.ready == config::Ready::notify;
+    if (want_notify && !notify_) {
+        std::string err;
+        notify_ = NotifyServer::open(
+            io_,
+            [this](pid_t sender, const NotifyMessage& msg) {
+                sup_->on_notify(sender, msg);
+                after_batch();
+            },
+            err);
+        if (!notify_) {
+            reply_error(proto::ErrorCode::failed, err + "; nothing changed");
+            return;
+        }
+        sup_->set_notify_address(notify_->address());
+    }
+    spdlog::set_level(spdlog::level::from_str(next->daemon.log_level));
+    {
+        std::string summary;
+        for (const auto& c : plan.pools)
+            summary += (summary.empty() ? "" : ", ") + c.name + " " +
+                       std::string(config::to_string(c.kind));
+        spdlog::info("reload: {}", summary.empty() ? "no pools" : summary);
+    }
+    cfg_ = next;
+    reloading_ = true;
+    struct Parts {
+        int pending = 0;
+        std::vector<std::string> failures;
+    };
+    auto parts = std::make_shared<Parts>();
+    auto finish_reload = [this, resp, parts, pj]() mutable {
+        reloading_ = false;
+        if (!parts->failures.empty()) {
+            std::string all;
+            for (const auto& f : parts->failures)
+                all += (all.empty() ? "" : "; ") + f;
+            if (resp) resp->error(proto::ErrorCode::failed, "reload applied, but " + all);
+            spdlog::warn("reload: {}", all);
+        } else if (resp) {
+            resp->ok(std::move(pj));
+        }
+        if (reload_again_) {
+            reload_again_ = false;
+            reload(false, nullptr);
+        }
+    };
+    Supervisor::RollCallbacks cb{[resp](const boost::json::object& p) {
+                                     if (resp) resp->item(p);
+                                 },
+                                 [parts, finish_reload](bool ok, const std::string& why) mutable {
+                                     if (!ok) parts->failures.push_back(why);
+                                     if (--parts->pending == 0) finish_reload();
+                                 }};
+    // Set before apply: a roll can finish synchronously inside it.
+    parts->pending = 1 << 20;
+    const int rolls = sup_->apply_reload(next, plan, std::move(sockets), cb);
+    parts->pending -= (1 << 20) - rolls;
+    if (parts->pending == 0) finish_reload();
 }
 
 }  // namespace cow

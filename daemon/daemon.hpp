@@ -14,6 +14,7 @@
 #include "daemon/commands.hpp"
 #include "daemon/control_server.hpp"
 #include "daemon/memory_sampler.hpp"
+#include "daemon/notify.hpp"
 #include "daemon/recycler.hpp"
 #include "daemon/signals.hpp"
 #include "daemon/supervisor.hpp"
@@ -35,6 +36,8 @@ class Daemon {
     void rearm_timer();
     void request_shutdown(const std::string& reason);
     void finish();
+    // Re-reads the config file; an invalid one changes nothing. resp is null for SIGHUP.
+    void reload(bool dry_run, std::shared_ptr<Responder> resp);
 
     std::shared_ptr<const config::Config> cfg_;
     boost::asio::io_context io_;
@@ -44,6 +47,7 @@ class Daemon {
     mem::Sampler sampler_;  // only touched by background jobs
     std::unique_ptr<Recycler> recycler_;
     std::unique_ptr<Signals> signals_;
+    std::unique_ptr<NotifyServer> notify_;
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<CommandContext> commands_;
     boost::asio::steady_timer timer_;
@@ -52,6 +56,8 @@ class Daemon {
     int devnull_ = -1;
     int exit_code_ = 0;
     bool finished_ = false;
+    bool reloading_ = false;
+    bool reload_again_ = false;
     fsm::TimePoint started_at_;
 };
 

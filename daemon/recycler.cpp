@@ -65,7 +65,14 @@ void Recycler::check(std::size_t i) {
                     w.recycles++;
                     w.recycle_reason = why;
                     ++recycled_;
-                    sup_.command({&w}, fsm::EventType::restart);
+                    // With shared sockets or readiness the replacement starts first, so the
+                    // pool never runs short; otherwise a plain restart.
+                    Pool& pool = *w.pool;
+                    if ((!pool.sockets.empty() || pool.cfg->ready == config::Ready::notify) &&
+                        !sup_.rolling(pool))
+                        sup_.start_roll(pool, {&w}, 1, {});
+                    else
+                        sup_.command({&w}, fsm::EventType::restart);
                 }
                 arm(i);
             });

@@ -7,6 +7,7 @@
 
 #include "core/names.hpp"
 #include "core/signal_names.hpp"
+#include "daemon/rolling.hpp"
 
 extern char** environ;
 
@@ -20,8 +21,8 @@ namespace {
 constexpr std::size_t kDeadLeaderMemory = 4096;
 }
 
-Supervisor::Supervisor(Sys& sys, std::shared_ptr<const config::Config> cfg)
-    : sys_(sys), cfg_(std::move(cfg)) {
+Supervisor::Supervisor(Sys& sys, std::shared_ptr<const config::Config> cfg, SupervisorSetup setup)
+    : sys_(sys), cfg_(std::move(cfg)), setup_(std::move(setup)) {
     for (const auto& pc : cfg_->pools)
         add_pool(std::make_shared<const config::PoolConfig>(pc));
 }
@@ -61,6 +62,21 @@ void Supervisor::build_spawn_template(Pool& pool) {
     for (const auto& [k, v] : pc.env)
         pool.env.push_back(k + "=" + v);
     pool.env.push_back("COWHERD_POOL=" + pc.name);
+    // Socket activation (sd_listen_fds): fds 3.. in config order, with their names.
+    if (auto it = setup_.sockets.find(pc.name); it != setup_.sockets.end())
+        pool.sockets = it->second;
+    if (!pool.sockets.empty()) {
+        std::string names;
+        for (const auto& sc : pc.sockets)
+            names += (names.empty() ? "" : ":") + sc.name;
+        pool.env.push_back("LISTEN_FDS=" + std::to_string(pool.sockets.size()));
+        pool.env.push_back("LISTEN_FDNAMES=" + names);
+    }
+    if (pc.ready == config::Ready::notify && !setup_.notify_address.empty()) {
+        pool.env.push_back("NOTIFY_SOCKET=" + setup_.notify_address);
+        if (pc.watchdog.count() > 0)
+            pool.env.push_back("WATCHDOG_USEC=" + std::to_string(pc.watchdog.count() * 1000));
+    }
 
     std::string path_env;
     for (const auto& e : pool.env)
@@ -75,6 +91,7 @@ Worker& Supervisor::add_worker(Pool& pool, int index) {
     w->id = next_worker_id_++;
     w->name = worker_name(pool.name(), index);
     w->env_worker = "COWHERD_WORKER=" + std::to_string(index);
+    w->listen_pid_env = "LISTEN_PID=" + std::string(24, '\0');
     w->state_since = sys_.now();
     by_id_[w->id] = w.get();
     pool.workers.push_back(std::move(w));
@@ -221,6 +238,18 @@ void Supervisor::apply(Worker& w, const Event& ev) {
     if (a.arm) arm(w, *a.arm);
     if (!a.reason.empty()) w.last_reason = a.reason;
 
+    // A rolling restart in progress: the successor is up (retire the old process), or the
+    // slot is being stopped (retire it too), or the successor failed (put the old one back).
+    if (w.pred && !w.pred->signaled && w.slot.state != from) {
+        if (w.slot.state == State::running || w.slot.want == fsm::Want::down) {
+            retire_pred(w);
+        } else if (w.slot.state == State::backoff || w.slot.state == State::fatal ||
+                   w.slot.state == State::exited) {
+            rollback(w, a.reason);
+            return;
+        }
+    }
+
     if (w.slot.state != from) {
         w.state_since = ev.now;
         const pid_t shown = pid_before ? pid_before : w.last_pid;
@@ -259,6 +288,14 @@ void Supervisor::do_spawn(Worker& w) {
     plan.envp.push_back(w.env_worker.data());
     if (!pool.cfg->cwd.empty()) plan.cwd = pool.cfg->cwd.c_str();
     if (stdin_fd_ >= 0) plan.stdin_fd = stdin_fd_;
+    if (!pool.sockets.empty()) {
+        for (const auto& s : pool.sockets)
+            plan.pass_fds.push_back(s->fd());
+        // The child writes its own pid here (LISTEN_PID must name the process that reads it).
+        plan.envp.push_back(w.listen_pid_env.data());
+        plan.listen_pid_slot = w.listen_pid_env.data();
+        plan.listen_pid_prefix = 11;
+    }
 
     // Each generation gets its own cgroup, so the orphans of one never mix with the next.
     std::string cg_path, cg_procs;
@@ -316,6 +353,18 @@ void Supervisor::on_reaped(pid_t pid, int wait_status) {
                      describe(info));
         batch_deaths_.push_back(Owner{o->second.worker_id, o->second.generation, o->second.from});
         orphans_.erase(o);
+        return;
+    }
+    if (auto p = pred_by_pid_.find(pid); p != pred_by_pid_.end()) {
+        Worker& w = *p->second;
+        pred_by_pid_.erase(p);
+        if (w.pred && w.pred->pid == pid) {
+            spdlog::info("{} old pid {} {} ({})", w.name, pid, describe(info),
+                         w.pred->signaled ? "replaced" : "died during its replacement");
+            const std::string cg = w.pred->cgroup;
+            w.pred.reset();
+            if (!cg.empty()) release_cgroup(cg);
+        }
         return;
     }
     auto it = by_pid_.find(pid);
@@ -481,6 +530,13 @@ void Supervisor::on_timers() {
     }
     for (auto& [pid, o] : orphans_)
         if (o.kill_at && *o.kill_at <= now) kill_orphan(o);
+    for (auto& [pid, w] : pred_by_pid_) {
+        if (!w->pred || !w->pred->kill_at || *w->pred->kill_at > now) continue;
+        spdlog::warn("{} old pid {} did not stop within stop_timeout; sending KILL", w->name, pid);
+        w->pred->kill_at.reset();
+        sys_.kill_group(pid, SIGKILL);
+        if (!w->pred->cgroup.empty() && sys_.cgroups()) sys_.cgroups()->kill(w->pred->cgroup);
+    }
 }
 
 std::optional<fsm::TimePoint> Supervisor::next_deadline() const {
@@ -494,6 +550,8 @@ std::optional<fsm::TimePoint> Supervisor::next_deadline() const {
         consider(wt.deadline);
     for (const auto& [pid, o] : orphans_)
         if (o.kill_at) consider(*o.kill_at);
+    for (const auto& [pid, w] : pred_by_pid_)
+        if (w->pred && w->pred->kill_at) consider(*w->pred->kill_at);
     return next;
 }
 
@@ -537,7 +595,7 @@ void Supervisor::stage_shutdown() {
 }
 
 bool Supervisor::quiescent() {
-    if (!by_pid_.empty() || !orphans_.empty()) return false;
+    if (!by_pid_.empty() || !orphans_.empty() || !pred_by_pid_.empty()) return false;
     for (auto& p : pools_)
         for (auto& w : p->workers)
             if (w->draining) return false;
@@ -552,6 +610,8 @@ void Supervisor::kill_everything() {
             if (w->alive() || w->draining) signal_tree(*w, SIGKILL);
     for (auto& [pid, o] : orphans_)
         kill_orphan(o);
+    for (auto& [pid, w] : pred_by_pid_)
+        sys_.kill_group(pid, SIGKILL);
     for (pid_t pid : sys_.children())
         sys_.kill_child(pid, SIGKILL);
     sys_.kill_all_but_self();
@@ -562,6 +622,8 @@ void Supervisor::add_waiter(Waiter w) {
 }
 
 void Supervisor::settle() {
+    advance_rolls();
+    remove_retired();
     start_dependents();
     if (shutting_down_) stage_shutdown();
     if (any_finished_ && !shutting_down_) {
@@ -600,6 +662,161 @@ void Supervisor::settle() {
     }
     for (std::size_t i = 0; i < ready.size(); ++i)
         ready[i].finish(timed_out[i]);
+}
+
+}  // namespace cow
+
+namespace cow {
+
+// ---- sd_notify ----
+
+// The worker a process may speak for: itself, or the worker whose tree it is in (its cgroup,
+// or else its chain of parents). A process that is neither gets nothing.
+Worker* Supervisor::owner_of_pid(pid_t pid) {
+    if (auto it = by_pid_.find(pid); it != by_pid_.end()) return it->second;
+    auto info = sys_.proc_info(pid);
+    if (!info) return nullptr;
+    if (!info->cgroup.empty())
+        if (auto it = cgroup_owner_.find(info->cgroup); it != cgroup_owner_.end()) {
+            Worker* w = find_worker(it->second.worker_id);
+            return w && w->generation == it->second.generation && w->alive() ? w : nullptr;
+        }
+    pid_t p = info->ppid;
+    for (int hops = 0; hops < 32 && p > 1; ++hops) {
+        if (auto it = by_pid_.find(p); it != by_pid_.end()) return it->second;
+        auto up = sys_.proc_info(p);
+        if (!up) return nullptr;
+        p = up->ppid;
+    }
+    return nullptr;
+}
+
+void Supervisor::on_notify(pid_t sender, const NotifyMessage& msg) {
+    Worker* w = owner_of_pid(sender);
+    if (!w) {
+        spdlog::debug("notify from pid {} ignored: not a worker or a worker's descendant", sender);
+        return;
+    }
+    const auto now = sys_.now();
+    if (msg.status) w->status_text = *msg.status;
+    if (msg.stopping) w->said_stopping = true;
+    if (w->pool->cfg->ready != config::Ready::notify) return;
+    if (msg.extend_usec)
+        apply(*w, Event{EventType::extend, now, {}, Millis(*msg.extend_usec / 1000)});
+    if (msg.ready) apply(*w, Event{EventType::ready, now, {}});
+    if (msg.watchdog) apply(*w, Event{EventType::ping, now, {}});
+}
+
+// ---- rolling replacement of one worker ----
+
+void Supervisor::begin_replace(Worker& w) {
+    if (w.slot.state != State::running || !w.alive() || w.pred) {
+        apply(w, Event{EventType::restart, sys_.now(), {}});
+        return;
+    }
+    Worker::Predecessor p;
+    p.pid = w.pid;
+    p.generation = w.generation;
+    p.cgroup = w.cgroup;
+    p.started_at = w.started_at;
+    by_pid_.erase(w.pid);
+    pred_by_pid_[w.pid] = &w;
+    w.pred = p;
+    w.pid = 0;
+    w.cgroup.clear();
+    w.status_text.clear();
+    w.said_stopping = false;
+    apply(w, Event{EventType::replace, sys_.now(), {}});
+}
+
+void Supervisor::retire_pred(Worker& w) {
+    auto& p = *w.pred;
+    const int sig = w.pool->cfg->stop_signal;
+    spdlog::info("{} pid {} replaces pid {}; stopping the old one", w.name, w.pid, p.pid);
+    for (int s : {sig, SIGCONT}) {
+        // Unreaped, so its group is still its own; its cgroup is its generation's alone.
+        sys_.kill_group(p.pid, s);
+        if (!p.cgroup.empty() && sys_.cgroups()) sys_.cgroups()->signal(p.cgroup, s);
+    }
+    p.signaled = true;
+    p.kill_at = sys_.now() + w.pool->cfg->stop_timeout;
+}
+
+void Supervisor::rollback(Worker& w, const std::string& why) {
+    auto p = *w.pred;
+    w.pred.reset();
+    pred_by_pid_.erase(p.pid);
+    disarm(w);
+    const pid_t failed = w.last_pid;
+    if (!w.cgroup.empty()) release_cgroup(w.cgroup);
+    w.pid = p.pid;
+    w.last_pid = p.pid;
+    w.generation = p.generation;
+    w.cgroup = p.cgroup;
+    w.started_at = p.started_at;
+    by_pid_[p.pid] = &w;
+    w.slot.state = State::running;
+    w.slot.want = fsm::Want::up;
+    w.slot.failed_starts = 0;
+    w.state_since = sys_.now();
+    if (w.pool->policy.watchdog.count() > 0) arm(w, w.pool->policy.watchdog);
+    ++w.roll_failures;
+    w.roll_error = "replacement pid " + std::to_string(failed) +
+                   " failed: " + (w.last_error.empty() ? why : w.last_error);
+    w.last_reason = w.roll_error + "; the old process keeps serving";
+    spdlog::warn("{}: {}; pid {} keeps serving", w.name, w.roll_error, p.pid);
+}
+
+// ---- scaling ----
+
+int Supervisor::scale(Pool& pool, int size) {
+    const int old = static_cast<int>(std::count_if(pool.workers.begin(), pool.workers.end(),
+                                                   [](const auto& w) { return !w->retiring; }));
+    const auto now = sys_.now();
+    // Down: the highest indexes stop gracefully and leave once gone.
+    for (auto& w : pool.workers) {
+        if (w->index < size || w->retiring) continue;
+        w->retiring = true;
+        apply(*w, Event{EventType::stop, now, {}});
+    }
+    // Up: new indexes (or ones still retiring from an earlier scale down, revived).
+    for (int i = 0; i < size; ++i) {
+        Worker* w = nullptr;
+        for (auto& x : pool.workers)
+            if (x->index == i) w = x.get();
+        if (!w) w = &add_worker(pool, i);
+        if (w->retiring || i >= old) {
+            w->retiring = false;
+            apply(*w, Event{EventType::start, now, {}});
+        }
+    }
+    std::sort(pool.workers.begin(), pool.workers.end(),
+              [](const auto& a, const auto& b) { return a->index < b->index; });
+    spdlog::info("pool {} scaled from {} to {} workers", pool.name(), old, size);
+    return old;
+}
+
+void Supervisor::remove_retired() {
+    for (auto& p : pools_) {
+        auto& ws = p->workers;
+        for (auto it = ws.begin(); it != ws.end();) {
+            Worker& w = **it;
+            const bool gone = w.retiring && !w.alive() && !w.draining && !w.pred &&
+                              (w.slot.state == State::stopped || w.slot.state == State::exited ||
+                               w.slot.state == State::fatal);
+            if (!gone) {
+                ++it;
+                continue;
+            }
+            by_id_.erase(w.id);
+            it = ws.erase(it);
+        }
+    }
+    std::erase_if(pools_, [](const std::unique_ptr<Pool>& p) {
+        if (!p->removed || !p->workers.empty()) return false;
+        spdlog::info("pool {} is gone", p->name());
+        return true;
+    });
 }
 
 }  // namespace cow

@@ -15,18 +15,27 @@
 #include <variant>
 #include <vector>
 
+#include <boost/json.hpp>
 #include <sys/types.h>
 
 #include "config/config.hpp"
+#include "config/plan.hpp"
+#include "daemon/notify.hpp"
 #include "daemon/sys.hpp"
 #include "daemon/worker.hpp"
 #include "daemon/worker_fsm.hpp"
 
 namespace cow {
 
+// What the daemon prepared before the supervisor starts any worker.
+struct SupervisorSetup {
+    std::string notify_address;                    // NOTIFY_SOCKET for pools with ready: notify
+    std::map<std::string, ListenSockets> sockets;  // per pool name, bound already
+};
+
 class Supervisor {
   public:
-    Supervisor(Sys& sys, std::shared_ptr<const config::Config> cfg);
+    Supervisor(Sys& sys, std::shared_ptr<const config::Config> cfg, SupervisorSetup setup = {});
     ~Supervisor();
     Supervisor(const Supervisor&) = delete;
     Supervisor& operator=(const Supervisor&) = delete;
@@ -43,6 +52,31 @@ class Supervisor {
 
     // Operator events: start, stop, restart.
     void command(const std::vector<Worker*>& targets, fsm::EventType ev);
+    // sd_notify from a process: accepted for a worker from itself or its descendants.
+    void on_notify(pid_t sender, const NotifyMessage& msg);
+
+    // Resizes a pool: new indexes start, the highest ones stop and are removed once gone.
+    // Returns the old size.
+    int scale(Pool& pool, int size);
+
+    // Rolling restart of some workers of one pool: each running worker gets a successor
+    // that must come up (running: ready or start_timeout) before the old process is
+    // stopped, `batch` at a time. A successor that fails stops the roll, and the old
+    // process keeps serving. Workers that are not running are simply restarted.
+    struct RollCallbacks {
+        std::function<void(const boost::json::object& progress)> on_progress;
+        std::function<void(bool ok, const std::string& why)> on_done;
+    };
+    bool rolling(const Pool& pool) const;  // a roll of this pool is in progress
+    bool rolling_any() const { return !rolls_.empty(); }
+    void start_roll(Pool& pool, const std::vector<Worker*>& workers, int batch, RollCallbacks cb);
+
+    // Switches to a new config (validated, sockets bound): adds, removes, resizes and
+    // restarts pools as the plan says (rolling where there are sockets or readiness).
+    // Returns how many rolls were started; cb.on_done is called once for each.
+    int apply_reload(std::shared_ptr<const config::Config> next, const config::ReloadPlan& plan,
+                     std::map<std::string, ListenSockets> sockets, const RollCallbacks& cb);
+
     // Sends a signal to each target's main process, or (tree) to its whole tree. Returns how
     // many workers were signalled.
     int signal(const std::vector<Worker*>& targets, int sig, bool tree);
@@ -83,6 +117,7 @@ class Supervisor {
     }
     std::size_t live_processes() const { return by_pid_.size() + orphans_.size(); }
     void set_stdin(int fd) { stdin_fd_ = fd; }  // /dev/null, opened once by the daemon
+    void set_notify_address(std::string a) { setup_.notify_address = std::move(a); }
     // True when every worker of the pool runs (a pool of 0 counts as up).
     static bool pool_up(const Pool& p);
 
@@ -107,6 +142,12 @@ class Supervisor {
     void disarm(Worker& w);
 
     void adopt_orphans();
+    Worker* owner_of_pid(pid_t pid);
+    void begin_replace(Worker& w);
+    void retire_pred(Worker& w);
+    void rollback(Worker& w, const std::string& why);
+    void advance_rolls();
+    void remove_retired();
     void terminate_orphan(Orphan& o, Millis grace);
     void kill_orphan(Orphan& o);
     void release_cgroup(const std::string& path);
@@ -131,6 +172,7 @@ class Supervisor {
     std::shared_ptr<const config::Config> cfg_;
     std::vector<std::unique_ptr<Pool>> pools_;
     std::unordered_map<pid_t, Worker*> by_pid_;
+    std::unordered_map<pid_t, Worker*> pred_by_pid_;  // processes being replaced
     std::unordered_map<std::uint64_t, Worker*> by_id_;
     std::unordered_set<pid_t> failed_spawns_;  // children that died before exec; reap silently
     std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
@@ -144,6 +186,9 @@ class Supervisor {
     std::unordered_set<std::string> dead_cgroups_;  // rmdir once empty
     std::vector<Owner> batch_deaths_;               // deaths in the current reap batch
     std::uint64_t next_worker_id_ = 1;
+    SupervisorSetup setup_;
+    struct Roll;
+    std::vector<std::unique_ptr<Roll>> rolls_;
     bool shutting_down_ = false;
     bool any_finished_ = false;
     int stdin_fd_ = -1;

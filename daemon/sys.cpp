@@ -58,6 +58,7 @@ std::optional<ProcInfo> RealSys::proc_info(pid_t pid) {
     auto st = reader.read_stat(pid);
     if (!st.ok()) return std::nullopt;
     ProcInfo info;
+    info.ppid = st.value.ppid;
     info.sid = st.value.session;
     info.pgid = st.value.pgrp;
     info.starttime = st.value.starttime;

@@ -17,6 +17,7 @@ namespace cow {
 
 // What the supervisor needs to know of a process it did not start (an adopted orphan).
 struct ProcInfo {
+    pid_t ppid = 0;
     pid_t sid = 0;
     pid_t pgid = 0;
     std::uint64_t starttime = 0;

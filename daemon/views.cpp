@@ -52,6 +52,11 @@ json::object worker(const Worker& w, fsm::TimePoint now) {
         o["error"] = nullptr;
     o["reason"] = w.last_reason;
     o["recycles"] = w.recycles;
+    if (!w.status_text.empty()) o["status_text"] = w.status_text;
+    if (w.said_stopping) o["said_stopping"] = true;
+    if (!w.roll_error.empty()) o["roll_error"] = w.roll_error;
+    if (w.pred) o["replacing_pid"] = w.pred->pid;
+    if (w.retiring) o["retiring"] = true;
     if (!w.recycle_reason.empty())
         o["recycled"] = w.recycle_reason;
     else

@@ -11,6 +11,7 @@
 
 #include "config/config.hpp"
 #include "core/wait_status.hpp"
+#include "daemon/listen_sockets.hpp"
 #include "daemon/worker_fsm.hpp"
 
 namespace cow {
@@ -47,6 +48,25 @@ struct Worker {
     bool draining = false;
     ExitInfo drain_exit;
 
+    // Rolling restart: the process being replaced keeps serving until its successor is up,
+    // then gets stop_signal; if the successor fails, it is put back as the slot's process.
+    struct Predecessor {
+        pid_t pid = 0;
+        std::uint64_t generation = 0;
+        std::string cgroup;
+        fsm::TimePoint started_at{};
+        bool signaled = false;
+        std::optional<fsm::TimePoint> kill_at;
+    };
+    std::optional<Predecessor> pred;
+    std::uint64_t roll_failures = 0;  // successors that failed and were rolled back
+    std::string roll_error;           // why the last one failed
+
+    std::string status_text;     // STATUS= from the worker (ready: notify)
+    bool said_stopping = false;  // STOPPING=1 from the worker
+    bool retiring = false;       // scaled away: removed once stopped
+    std::string listen_pid_env;  // "LISTEN_PID=" + room for digits, filled in by the child
+
     bool alive() const { return pid > 0; }
 };
 
@@ -55,8 +75,10 @@ struct Pool {
     fsm::Policy policy;
     std::vector<std::unique_ptr<Worker>> workers;
     bool use_cgroup = false;
+    ListenSockets sockets;          // fds 3.. of every worker
     bool waiting_for_deps = false;  // autostart held back until depends_on pools run
     bool stop_sent = false;         // shutdown: this pool has been told to stop
+    bool removed = false;           // gone from the config: leaves once its workers are gone
 
     // Built once per config so that each spawn only assembles pointers.
     std::vector<std::string> argv;

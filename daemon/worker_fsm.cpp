@@ -63,6 +63,17 @@ Actions failed_start(Slot& s, const Policy& p, TimePoint now, std::string why) {
     return a;
 }
 
+// Up and ready: the backoff resets, and with a watchdog the slot's timer now waits for pings.
+Actions become_running(Slot& s, const Policy& p, std::string why) {
+    to(s, State::running);
+    s.failed_starts = 0;
+    Actions a;
+    a.cancel_timer = true;
+    if (p.watchdog.count() > 0) a.arm = p.watchdog;
+    a.reason = std::move(why);
+    return a;
+}
+
 Actions finish(Slot& s, std::string why) {
     to(s, State::exited);
     Actions a;
@@ -108,6 +119,7 @@ Actions on_start(Slot& s, std::string_view who) {
 Actions on_stop(Slot& s, const Policy& p) {
     s.want = Want::down;
     s.restart_pending = false;
+    s.watchdog_failing = false;
     switch (s.state) {
         case State::starting:
         case State::running:
@@ -157,10 +169,15 @@ Actions on_timer(Slot& s, const Policy& p, TimePoint now) {
                 s.start_failing = true;
                 return a;
             }
-            to(s, State::running);
-            s.failed_starts = 0;
-            Actions a;
-            a.reason = "up for start_timeout " + format_duration(p.start_timeout);
+            return become_running(s, p, "up for start_timeout " + format_duration(p.start_timeout));
+        }
+        case State::running: {
+            if (p.watchdog.count() == 0) return {};
+            // No WATCHDOG=1 in time: abort it (a core dump shows where it hung), as systemd
+            // does; its exit then counts as a crash.
+            Actions a = begin_stop(s, p, "no WATCHDOG=1 within " + format_duration(p.watchdog));
+            a.signal = 6;
+            s.watchdog_failing = true;
             return a;
         }
         case State::backoff: {
@@ -200,6 +217,16 @@ Actions on_exited(Slot& s, const Policy& p, const Event& ev) {
             return a;
         }
         case State::stopping: {
+            if (s.watchdog_failing) {
+                s.watchdog_failing = false;
+                if (s.want == Want::up) {
+                    if (!wants_restart(p, ev.exit)) return finish(s, "watchdog: " + what);
+                    if (!admit_restart(s, p, ev.now)) return give_up(s, p, "watchdog: " + what);
+                    Actions a = begin_start(s, "watchdog timeout, then " + what + "; restarting");
+                    a.counted_restart = true;
+                    return a;
+                }
+            }
             if (s.start_failing) {
                 s.start_failing = false;
                 if (s.want == Want::down) {
@@ -271,6 +298,12 @@ std::string_view to_string(EventType e) {
             return "exited";
         case EventType::timer:
             return "timer";
+        case EventType::ping:
+            return "ping";
+        case EventType::extend:
+            return "extend";
+        case EventType::replace:
+            return "replace";
     }
     return "unknown";
 }
@@ -283,6 +316,8 @@ Policy policy_from(const config::PoolConfig& pool) {
     p.max_restarts = pool.max_restarts;
     p.stop_signal = pool.stop_signal;
     p.stop_timeout = pool.stop_timeout;
+    p.ready_notify = pool.ready == config::Ready::notify;
+    p.watchdog = pool.watchdog;
     return p;
 }
 
@@ -304,14 +339,10 @@ Actions step(Slot& s, const Event& ev, const Policy& p) {
             return on_restart(s, p);
         case EventType::spawned: {
             if (s.state != State::starting) return {};
+            if (!p.ready_notify && p.start_timeout.count() == 0)
+                return become_running(s, p, "spawned (start_timeout 0)");
             Actions a;
-            if (!p.ready_notify && p.start_timeout.count() == 0) {
-                to(s, State::running);
-                s.failed_starts = 0;
-                a.reason = "spawned (start_timeout 0)";
-            } else if (p.start_timeout.count() > 0) {
-                a.arm = p.start_timeout;
-            }
+            if (p.start_timeout.count() > 0) a.arm = p.start_timeout;
             return a;
         }
         case EventType::spawn_failed:
@@ -319,17 +350,33 @@ Actions step(Slot& s, const Event& ev, const Policy& p) {
             return failed_start(s, p, ev.now, "spawn failed");
         case EventType::ready: {
             if (s.state != State::starting) return {};
-            to(s, State::running);
-            s.failed_starts = 0;
-            Actions a;
-            a.cancel_timer = true;
-            a.reason = "READY=1";
-            return a;
+            return become_running(s, p, "READY=1");
         }
         case EventType::exited:
             return on_exited(s, p, ev);
         case EventType::timer:
             return on_timer(s, p, ev.now);
+        case EventType::ping: {
+            if (s.state != State::running || p.watchdog.count() == 0) return {};
+            Actions a;
+            a.arm = p.watchdog;
+            return a;
+        }
+        case EventType::extend: {
+            // More time to start, or to stop (systemd's EXTEND_TIMEOUT_USEC semantics).
+            const bool extendable =
+                s.state == State::starting || (s.state == State::stopping && !s.killed);
+            if (!extendable || ev.extend.count() <= 0) return {};
+            Actions a;
+            a.arm = ev.extend;
+            return a;
+        }
+        case EventType::replace: {
+            // Only a running worker is replaced in place; the rolling restart restarts others.
+            if (s.state != State::running) return {};
+            s.want = Want::up;
+            return begin_start(s, "replacing it (rolling restart)");
+        }
     }
     return {};
 }

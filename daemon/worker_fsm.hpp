@@ -39,6 +39,7 @@ struct Policy {
     int stop_signal = 15;
     Millis stop_timeout{10000};
     bool ready_notify = false;  // running only after READY=1, and start_timeout is a deadline
+    Millis watchdog{0};         // running: WATCHDOG=1 is due this often, else SIGABRT
 };
 Policy policy_from(const config::PoolConfig& pool);
 
@@ -46,10 +47,11 @@ Policy policy_from(const config::PoolConfig& pool);
 struct Slot {
     State state = State::stopped;
     Want want = Want::down;
-    bool restart_pending = false;  // a stop is in progress and a start follows it
-    bool killed = false;           // SIGKILL already sent in this stop
-    bool start_failing = false;    // stopping because the start failed (no READY=1 in time)
-    int failed_starts = 0;         // consecutive; drives the backoff exponent
+    bool restart_pending = false;   // a stop is in progress and a start follows it
+    bool killed = false;            // SIGKILL already sent in this stop
+    bool start_failing = false;     // stopping because the start failed (no READY=1 in time)
+    bool watchdog_failing = false;  // stopping because WATCHDOG=1 stopped coming: a crash
+    int failed_starts = 0;          // consecutive; drives the backoff exponent
     std::deque<TimePoint> recent_restarts;  // automatic restarts within max_restarts.within
 };
 
@@ -62,16 +64,21 @@ enum class EventType : std::uint8_t {
     ready,         // READY=1 from the worker (ready: notify)
     exited,        // the worker process was reaped
     timer,         // the slot's single timer fired; its meaning depends on the state
+    ping,          // WATCHDOG=1 from the worker
+    extend,        // EXTEND_TIMEOUT_USEC= from the worker: more time to start or stop
+    replace,       // rolling restart: start a successor while the current process runs on
 };
 std::string_view to_string(EventType e);
 inline constexpr EventType kAllEvents[] = {
-    EventType::start,        EventType::stop,  EventType::restart, EventType::spawned,
-    EventType::spawn_failed, EventType::ready, EventType::exited,  EventType::timer};
+    EventType::start,        EventType::stop,   EventType::restart, EventType::spawned,
+    EventType::spawn_failed, EventType::ready,  EventType::exited,  EventType::timer,
+    EventType::ping,         EventType::extend, EventType::replace};
 
 struct Event {
     EventType type;
     TimePoint now{};
-    ExitInfo exit{};  // for exited
+    ExitInfo exit{};   // for exited
+    Millis extend{0};  // for extend
 };
 
 struct Actions {

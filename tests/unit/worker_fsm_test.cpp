@@ -111,6 +111,30 @@ const std::map<Key, Expect>& table() {
         {{S::fatal, E::ready}, {S::fatal}},
         {{S::fatal, E::exited}, {S::fatal}},
         {{S::fatal, E::timer}, {S::fatal}},
+
+        // Without a watchdog, pings change nothing; an extend of 0 is ignored.
+        {{S::starting, E::ping}, {S::starting}},
+        {{S::running, E::ping}, {S::running}},
+        {{S::backoff, E::ping}, {S::backoff}},
+        {{S::stopping, E::ping}, {S::stopping}},
+        {{S::stopped, E::ping}, {S::stopped}},
+        {{S::exited, E::ping}, {S::exited}},
+        {{S::fatal, E::ping}, {S::fatal}},
+        {{S::starting, E::extend}, {S::starting}},
+        {{S::running, E::extend}, {S::running}},
+        {{S::backoff, E::extend}, {S::backoff}},
+        {{S::stopping, E::extend}, {S::stopping}},
+        {{S::stopped, E::extend}, {S::stopped}},
+        {{S::exited, E::extend}, {S::exited}},
+        {{S::fatal, E::extend}, {S::fatal}},
+        // Only a running worker is replaced in place (its successor starts beside it).
+        {{S::starting, E::replace}, {S::starting}},
+        {{S::running, E::replace}, {S::starting, true}},
+        {{S::backoff, E::replace}, {S::backoff}},
+        {{S::stopping, E::replace}, {S::stopping}},
+        {{S::stopped, E::replace}, {S::stopped}},
+        {{S::exited, E::replace}, {S::exited}},
+        {{S::fatal, E::replace}, {S::fatal}},
     };
     return t;
 }
@@ -322,6 +346,62 @@ TEST(WorkerFsm, NotifyReadyMakesItRunning) {
     EXPECT_EQ(d.s.state, State::starting);
     d.send(EventType::ready);
     EXPECT_EQ(d.s.state, State::running);
+}
+
+TEST(WorkerFsm, WatchdogPingsKeepItAliveAndSilenceAbortsIt) {
+    Driver d;
+    d.p.ready_notify = true;
+    d.p.watchdog = 2s;
+    d.send(EventType::start);
+    d.send(EventType::spawned);
+    Actions r = d.send(EventType::ready);
+    EXPECT_EQ(r.arm, 2s) << "the watchdog starts with running";
+    EXPECT_EQ(d.send(EventType::ping).arm, 2s);
+    Actions t = d.send(EventType::timer);  // no ping in time
+    EXPECT_EQ(d.s.state, State::stopping);
+    EXPECT_EQ(t.signal, 6) << "SIGABRT, as systemd's WatchdogSignal";
+    EXPECT_EQ(t.arm, 10s) << "then KILL after stop_timeout";
+    Actions e = d.send(EventType::exited, std::nullopt, 6);
+    EXPECT_EQ(d.s.state, State::starting) << "restarted by policy, like a crash";
+    EXPECT_TRUE(e.spawn);
+    EXPECT_TRUE(e.counted_restart);
+}
+
+TEST(WorkerFsm, WatchdogFailureUnderNeverRestartFinishes) {
+    Driver d;
+    d.p.ready_notify = true;
+    d.p.watchdog = 2s;
+    d.p.restart = config::RestartPolicy::never;
+    d.send(EventType::start);
+    d.send(EventType::spawned);
+    d.send(EventType::ready);
+    d.send(EventType::timer);
+    Actions e = d.send(EventType::exited, std::nullopt, 6);
+    EXPECT_EQ(d.s.state, State::exited);
+    EXPECT_TRUE(e.finished);
+}
+
+TEST(WorkerFsm, ExtendTimeoutMovesTheStartDeadline) {
+    Driver d;
+    d.p.ready_notify = true;
+    d.send(EventType::start);
+    d.send(EventType::spawned);
+    Event e{EventType::extend, d.now, {}, 30s};
+    Actions a = step(d.s, e, d.p);
+    EXPECT_EQ(a.arm, 30s);
+    EXPECT_EQ(d.s.state, State::starting);
+}
+
+TEST(WorkerFsm, ReplaceStartsASuccessorWithoutSignallingTheCurrentProcess) {
+    Driver d;
+    d.send(EventType::start);
+    d.send(EventType::spawned);
+    d.send(EventType::timer);
+    Actions a = d.send(EventType::replace);
+    EXPECT_EQ(d.s.state, State::starting);
+    EXPECT_TRUE(a.spawn);
+    EXPECT_FALSE(a.signal) << "the old process keeps serving until the new one is up";
+    EXPECT_FALSE(a.counted_restart);
 }
 
 TEST(WorkerFsm, OperatorStartClearsFatal) {

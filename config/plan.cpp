@@ -1,0 +1,89 @@
+#include "config/plan.hpp"
+
+namespace cow::config {
+namespace {
+
+std::vector<std::string> pool_keys(const PoolConfig& a, const PoolConfig& b) {
+    std::vector<std::string> k;
+    auto check = [&](bool same, const char* name) {
+        if (!same) k.emplace_back(name);
+    };
+    check(a.command == b.command, "command");
+    check(a.workers == b.workers, "workers");
+    check(a.cwd == b.cwd, "cwd");
+    check(a.env == b.env, "env");
+    check(a.autostart == b.autostart, "autostart");
+    check(a.restart == b.restart, "restart");
+    check(a.start_timeout == b.start_timeout, "start_timeout");
+    check(a.backoff == b.backoff, "backoff");
+    check(a.max_restarts == b.max_restarts, "max_restarts");
+    check(a.stop_signal == b.stop_signal, "stop_signal");
+    check(a.stop_timeout == b.stop_timeout, "stop_timeout");
+    check(a.kill_mode == b.kill_mode, "kill_mode");
+    check(a.orphans == b.orphans, "orphans");
+    check(a.essential == b.essential, "essential");
+    check(a.depends_on == b.depends_on, "depends_on");
+    check(a.memory == b.memory, "memory");
+    check(a.sockets == b.sockets, "sockets");
+    check(a.ready == b.ready, "ready");
+    check(a.watchdog == b.watchdog, "watchdog");
+    return k;
+}
+
+}  // namespace
+
+ReloadPlan plan_reload(const Config& running, const Config& next) {
+    ReloadPlan plan;
+    for (const auto& np : next.pools) {
+        PoolChange c;
+        c.name = np.name;
+        c.new_workers = np.workers;
+        const PoolConfig* op = running.find_pool(np.name);
+        if (!op) {
+            c.kind = PoolChange::Kind::added;
+        } else {
+            c.old_workers = op->workers;
+            c.keys = pool_keys(*op, np);
+            if (c.keys.empty())
+                c.kind = PoolChange::Kind::unchanged;
+            else if (c.keys.size() == 1 && c.keys[0] == "workers")
+                c.kind = PoolChange::Kind::resized;
+            else
+                c.kind = PoolChange::Kind::changed;
+        }
+        plan.pools.push_back(std::move(c));
+    }
+    for (const auto& op : running.pools) {
+        if (next.find_pool(op.name)) continue;
+        PoolChange c;
+        c.name = op.name;
+        c.kind = PoolChange::Kind::removed;
+        c.old_workers = op.workers;
+        plan.pools.push_back(std::move(c));
+    }
+    const auto& a = running.daemon;
+    const auto& b = next.daemon;
+    if (a.socket != b.socket) plan.daemon_keys.emplace_back("socket");
+    if (a.socket_mode != b.socket_mode) plan.daemon_keys.emplace_back("socket_mode");
+    if (a.log_level != b.log_level) plan.daemon_keys.emplace_back("log_level");
+    if (a.shutdown_timeout != b.shutdown_timeout) plan.daemon_keys.emplace_back("shutdown_timeout");
+    return plan;
+}
+
+std::string_view to_string(PoolChange::Kind k) {
+    switch (k) {
+        case PoolChange::Kind::added:
+            return "added";
+        case PoolChange::Kind::removed:
+            return "removed";
+        case PoolChange::Kind::unchanged:
+            return "unchanged";
+        case PoolChange::Kind::resized:
+            return "resized";
+        case PoolChange::Kind::changed:
+            return "changed";
+    }
+    return "unchanged";
+}
+
+}  // namespace cow::config

@@ -1,0 +1,99 @@
+// Live reload, applied (Supervisor::apply_reload): the plan from config/plan decides, pool
+// by pool, what happens. Unchanged pools are not touched, not even signalled.
+#include <spdlog/spdlog.h>
+
+#include "daemon/rolling.hpp"
+#include "daemon/supervisor.hpp"
+
+namespace cow {
+
+int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
+                             const config::ReloadPlan& plan,
+                             std::map<std::string, ListenSockets> sockets,
+                             const RollCallbacks& cb) {
+    using Kind = config::PoolChange::Kind;
+    cfg_ = std::move(next);
+    setup_.sockets = std::move(sockets);
+    int rolls = 0;
+    std::vector<std::unique_ptr<Pool>> order;
+    auto take = [&](const std::string& name) -> std::unique_ptr<Pool> {
+        for (auto& p : pools_)
+            if (p && p->name() == name) return std::move(p);
+        return nullptr;
+    };
+    const auto now = sys_.now();
+    for (const auto& change : plan.pools) {
+        if (change.kind == Kind::removed) continue;
+        const config::PoolConfig& pc = *cfg_->find_pool(change.name);
+        auto pcp = std::make_shared<const config::PoolConfig>(pc);
+        if (change.kind == Kind::added) {
+            auto pool = std::make_unique<Pool>();
+            pool->cfg = pcp;
+            pool->policy = fsm::policy_from(pc);
+            pool->use_cgroup = sys_.cgroups() != nullptr && pc.kill_mode != config::KillMode::group;
+            build_spawn_template(*pool);
+            for (int i = 0; i < pc.workers; ++i)
+                add_worker(*pool, i);
+            if (pc.autostart) {
+                if (pc.depends_on.empty())
+                    for (auto& w : pool->workers)
+                        apply(*w, fsm::Event{fsm::EventType::start, now, {}});
+                else
+                    pool->waiting_for_deps = true;
+            }
+            spdlog::info("reload: pool {} added", pc.name);
+            order.push_back(std::move(pool));
+            continue;
+        }
+        auto pool = take(change.name);
+        if (!pool) continue;
+        if (change.kind == Kind::unchanged) {
+            pool->cfg = pcp;  // equal content: nothing to do
+            order.push_back(std::move(pool));
+            continue;
+        }
+        // The workers that exist now are the ones a changed config must replace.
+        std::vector<Worker*> old;
+        for (auto& w : pool->workers)
+            if (!w->retiring && w->index < pc.workers) old.push_back(w.get());
+        pool->cfg = pcp;
+        pool->policy = fsm::policy_from(pc);
+        pool->use_cgroup = sys_.cgroups() != nullptr && pc.kill_mode != config::KillMode::group;
+        build_spawn_template(*pool);
+        if (change.old_workers != change.new_workers) scale(*pool, pc.workers);
+        if (change.kind == Kind::changed) {
+            std::string keys;
+            for (const auto& k : change.keys)
+                keys += (keys.empty() ? "" : ", ") + k;
+            const bool roll = !pool->sockets.empty() || pc.ready == config::Ready::notify;
+            std::vector<Worker*> up;
+            for (Worker* w : old)
+                if (w->slot.want == fsm::Want::up) up.push_back(w);
+            spdlog::info("reload: pool {} changed ({}): {} {} workers", pc.name, keys,
+                         roll ? "rolling restart of" : "restarting", up.size());
+            if (roll && !up.empty()) {
+                start_roll(*pool, up, 1, cb);
+                ++rolls;
+            } else {
+                command(up, fsm::EventType::restart);
+            }
+        }
+        order.push_back(std::move(pool));
+    }
+    // Removed pools stop; they leave (and close their sockets) once every worker is gone.
+    for (auto& p : pools_) {
+        if (!p) continue;
+        spdlog::info("reload: pool {} removed; stopping its workers", p->name());
+        p->removed = true;
+        for (auto& w : p->workers) {
+            w->retiring = true;
+            apply(*w, fsm::Event{fsm::EventType::stop, now, {}});
+        }
+        order.push_back(std::move(p));
+    }
+    pools_ = std::move(order);
+    start_dependents();
+    return rolls;
+}
+
+}  // namespace cow
