@@ -761,8 +761,12 @@ void Supervisor::rollback(Worker& w, const std::string& why) {
     w.state_since = sys_.now();
     if (w.pool->policy.watchdog.count() > 0) arm(w, w.pool->policy.watchdog);
     ++w.roll_failures;
-    w.roll_error = "replacement pid " + std::to_string(failed) +
-                   " failed: " + (w.last_error.empty() ? why : w.last_error);
+    // The FSM's reason speaks of a retry that will not happen; say what the successor did.
+    const std::string what = !w.last_error.empty() ? w.last_error
+                             : w.last_exit         ? describe(*w.last_exit)
+                                                   : why;
+    w.roll_error =
+        "replacement pid " + std::to_string(failed) + " " + what + " before it was ready";
     w.last_reason = w.roll_error + "; the old process keeps serving";
     spdlog::warn("{}: {}; pid {} keeps serving", w.name, w.roll_error, p.pid);
 }
