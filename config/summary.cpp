@@ -52,6 +52,13 @@ std::string extras(const PoolConfig& p) {
         add("max_restarts=" + std::to_string(p.max_restarts.count) + "/" +
             exact_duration(p.max_restarts.within));
     }
+    if (p.ready == Ready::notify) add("ready=notify");
+    if (p.watchdog.count() > 0) add("watchdog=" + exact_duration(p.watchdog));
+    for (const auto& s : p.sockets)
+        add("socket " + s.name + "=" + s.listen);
+    if (p.memory.max_private)
+        add("max_private=" + std::to_string(*p.memory.max_private >> 20) + "MiB/" +
+            exact_duration(p.memory.check_every));
     return out;
 }
 
