@@ -59,4 +59,20 @@ std::string_view to_string(OrphanPolicy p) {
     return "?";
 }
 
+std::string_view to_string(OutputSink::Kind k) {
+    switch (k) {
+        case OutputSink::Kind::console:
+            return "console";
+        case OutputSink::Kind::file:
+            return "file";
+        case OutputSink::Kind::json:
+            return "json";
+        case OutputSink::Kind::inherit:
+            return "inherit";
+        case OutputSink::Kind::null:
+            return "null";
+    }
+    return "console";
+}
+
 }  // namespace cow::config

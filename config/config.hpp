@@ -60,6 +60,18 @@ struct SocketConfig {
 
 enum class Ready { none, notify };
 
+// Where a worker's stdout or stderr goes (design §3.6).
+struct OutputSink {
+    enum class Kind { console, file, json, inherit, null };
+    Kind kind = Kind::console;
+    bool per_worker = false;               // file: one file per worker instead of per pool
+    std::uint64_t max_size = 10ull << 20;  // file: rotate past this size
+    int keep = 5;                          // file: rotated files kept
+    bool operator==(const OutputSink&) const = default;
+};
+
+enum class Backpressure { block, drop };
+
 struct PoolConfig {
     std::string name;
     std::vector<std::string> command;  // argv; command[0] is searched in PATH when it has no '/'
@@ -81,6 +93,10 @@ struct PoolConfig {
     std::vector<SocketConfig> sockets;
     Ready ready = Ready::none;
     Millis watchdog{0};  // 0 = off; with ready: notify, WATCHDOG=1 is due this often
+    OutputSink stdout_sink;
+    OutputSink stderr_sink;
+    Backpressure backpressure = Backpressure::block;  // a sink slower than the worker
+    std::uint64_t log_ring = 64 * 1024;  // bytes of recent output kept per worker (cowctl logs)
 
     bool operator==(const PoolConfig&) const = default;
 };
@@ -88,7 +104,12 @@ struct PoolConfig {
 struct DaemonConfig {
     std::string socket;  // absolute; defaults to cow::default_socket_path()
     mode_t socket_mode = 0600;
-    std::string log_level = "info";  // trace|debug|info|warn|error|critical|off
+    std::string log_level = "info";          // trace|debug|info|warn|error|critical|off
+    std::string log_format = "text";         // the daemon's own log: text | json
+    std::string log_file;                    // the daemon's own log; "" = stderr
+    std::string log_dir;                     // worker output files (stdout: file); absolute
+    std::uint64_t log_line_max = 16 * 1024;  // longer lines are split and marked
+    std::string metrics;                     // "127.0.0.1:9464": Prometheus endpoint; "" = off
     Millis shutdown_timeout{30s};
     bool operator==(const DaemonConfig&) const = default;
 };
@@ -143,5 +164,6 @@ std::string summarize(const Config& cfg);
 std::string_view to_string(RestartPolicy p);
 std::string_view to_string(KillMode m);
 std::string_view to_string(OrphanPolicy p);
+std::string_view to_string(OutputSink::Kind k);
 
 }  // namespace cow::config

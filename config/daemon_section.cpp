@@ -8,15 +8,17 @@ namespace {
 constexpr std::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
                                            "error", "critical", "off"};
 // In the design (§1) but not implemented yet: better "not supported" than "unknown key".
-constexpr std::string_view kPlannedDaemonKeys[] = {"socket_group", "log_dir", "metrics"};
+constexpr std::string_view kPlannedDaemonKeys[] = {"socket_group"};
+constexpr std::string_view kLogFormats[] = {"text", "json"};
 // sun_path holds the path and its terminating NUL.
 constexpr std::size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
 
 }  // namespace
 
 bool is_daemon_key(std::string_view key) {
-    static constexpr std::string_view kKeys[] = {"socket", "socket_mode", "log_level",
-                                                 "shutdown_timeout"};
+    static constexpr std::string_view kKeys[] = {"socket",       "socket_mode", "log_level",
+                                                 "log_format",   "log_file",    "log_dir",
+                                                 "log_line_max", "metrics",     "shutdown_timeout"};
     for (auto k : kKeys)
         if (k == key) return true;
     for (auto k : kPlannedDaemonKeys)
@@ -51,6 +53,43 @@ void read_daemon(Diagnostics& diag, const Field& f, const std::string& base_dir,
         {"shutdown_timeout",
          [&](const Field& v) {
              if (auto d = read_duration(diag, v, false)) out.shutdown_timeout = *d;
+         }},
+        {"log_format",
+         [&](const Field& v) {
+             if (auto i = read_choice(diag, v, kLogFormats)) out.log_format = kLogFormats[*i];
+         }},
+        {"log_file",
+         [&](const Field& v) {
+             if (auto p = read_path(diag, v, base_dir)) out.log_file = std::move(*p);
+         }},
+        {"log_dir",
+         [&](const Field& v) {
+             if (auto p = read_path(diag, v, base_dir)) out.log_dir = std::move(*p);
+         }},
+        {"log_line_max",
+         [&](const Field& v) {
+             auto n = read_size(diag, v, true);
+             if (!n) return;
+             if (*n < 256 || *n > (16u << 20)) {
+                 report_expected(diag, v, "a size of 256B..16MiB");
+                 return;
+             }
+             out.log_line_max = *n;
+         }},
+        {"metrics",
+         [&](const Field& v) {
+             auto s = read_string(diag, v, "an address like 127.0.0.1:9464");
+             if (!s) return;
+             auto colon = s->rfind(':');
+             bool ok =
+                 colon != std::string::npos && colon + 1 < s->size() && colon + 6 >= s->size();
+             for (std::size_t i = colon + 1; ok && i < s->size(); ++i)
+                 ok = (*s)[i] >= '0' && (*s)[i] <= '9';
+             if (!ok) {
+                 report_expected(diag, v, "HOST:PORT like 127.0.0.1:9464");
+                 return;
+             }
+             out.metrics = *s;
          }},
     };
     read_fields(diag, f, "a mapping of daemon settings", readers, kPlannedDaemonKeys);

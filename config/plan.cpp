@@ -27,6 +27,10 @@ std::vector<std::string> pool_keys(const PoolConfig& a, const PoolConfig& b) {
     check(a.sockets == b.sockets, "sockets");
     check(a.ready == b.ready, "ready");
     check(a.watchdog == b.watchdog, "watchdog");
+    check(a.stdout_sink == b.stdout_sink, "stdout");
+    check(a.stderr_sink == b.stderr_sink, "stderr");
+    check(a.backpressure == b.backpressure, "log_backpressure");
+    check(a.log_ring == b.log_ring, "log_ring");
     return k;
 }
 

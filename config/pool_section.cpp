@@ -18,6 +18,12 @@ constexpr OrphanPolicy kOrphanValues[] = {OrphanPolicy::kill, OrphanPolicy::keep
 // In the design (§1) but not implemented yet: better "not supported" than "unknown key".
 constexpr std::string_view kPlannedPoolKeys[] = {"user", "group", "umask", "rlimits"};
 constexpr std::string_view kReadyModes[] = {"none", "notify"};
+constexpr std::string_view kSinkKinds[] = {"console", "file", "json", "inherit", "null"};
+constexpr OutputSink::Kind kSinkValues[] = {OutputSink::Kind::console, OutputSink::Kind::file,
+                                            OutputSink::Kind::json, OutputSink::Kind::inherit,
+                                            OutputSink::Kind::null};
+constexpr std::string_view kBackpressures[] = {"block", "drop"};
+constexpr Backpressure kBackpressureValues[] = {Backpressure::block, Backpressure::drop};
 constexpr Ready kReadyValues[] = {Ready::none, Ready::notify};
 
 // The supervisor keeps a timestamp per restart inside the window, so the count bounds memory.
@@ -294,6 +300,36 @@ void read_sockets(Diagnostics& diag, const Field& f, const std::string& base_dir
     for_each_item(diag, f, "a list of sockets like [{name: http, listen: \"tcp://:8000\"}]", one);
 }
 
+// "console", or {sink: file, per_worker: true, max_size: 10MiB, keep: 5}.
+void read_sink(Diagnostics& diag, const Field& f, OutputSink& out) {
+    if (f.node.is_scalar()) {
+        if (auto i = read_choice(diag, f, kSinkKinds)) out.kind = kSinkValues[*i];
+        return;
+    }
+    const FieldReader readers[] = {
+        {"sink",
+         [&](const Field& v) {
+             if (auto i = read_choice(diag, v, kSinkKinds)) out.kind = kSinkValues[*i];
+         }},
+        {"per_worker",
+         [&](const Field& v) {
+             if (auto b = read_bool(diag, v)) out.per_worker = *b;
+         }},
+        {"max_size",
+         [&](const Field& v) {
+             if (auto n = read_size(diag, v, false)) out.max_size = *n;  // 0: never rotate
+         }},
+        {"keep",
+         [&](const Field& v) {
+             if (auto n = read_int(diag, v, 0, 1000)) out.keep = static_cast<int>(*n);
+         }},
+    };
+    read_fields(
+        diag, f,
+        "a sink name (console, file, json, inherit, null) or {sink, per_worker, max_size, keep}",
+        readers);
+}
+
 template <class E, std::size_t N>
 std::function<void(const Field&)> choice_reader(Diagnostics& diag,
                                                 const std::string_view (&names)[N],
@@ -319,10 +355,11 @@ std::function<void(const Field&)> duration_reader(Diagnostics& diag, Millis& out
 
 bool is_pool_key(std::string_view key) {
     static constexpr std::string_view kKeys[] = {
-        "command",      "workers",       "cwd",     "env",          "autostart",
-        "restart",      "start_timeout", "backoff", "max_restarts", "stop_signal",
-        "stop_timeout", "kill_mode",     "orphans", "essential",    "depends_on",
-        "memory",       "sockets",       "ready",   "watchdog"};
+        "command",      "workers",          "cwd",     "env",          "autostart",
+        "restart",      "start_timeout",    "backoff", "max_restarts", "stop_signal",
+        "stop_timeout", "kill_mode",        "orphans", "essential",    "depends_on",
+        "memory",       "sockets",          "ready",   "watchdog",     "stdout",
+        "stderr",       "log_backpressure", "log_ring"};
     for (auto k : kKeys)
         if (k == key) return true;
     for (auto k : kPlannedPoolKeys)
@@ -367,6 +404,18 @@ void read_pool(Diagnostics& diag, const Field& f, const std::string& base_dir, P
         {"sockets", [&](const Field& v) { read_sockets(diag, v, base_dir, out.sockets); }},
         {"ready", choice_reader(diag, kReadyModes, kReadyValues, out.ready)},
         {"watchdog", duration_reader(diag, out.watchdog)},
+        {"stdout", [&](const Field& v) { read_sink(diag, v, out.stdout_sink); }},
+        {"stderr", [&](const Field& v) { read_sink(diag, v, out.stderr_sink); }},
+        {"log_backpressure",
+         choice_reader(diag, kBackpressures, kBackpressureValues, out.backpressure)},
+        {"log_ring",
+         [&](const Field& v) {
+             auto n = read_size(diag, v, false);
+             if (n && *n > (64u << 20))
+                 report_expected(diag, v, "a size of at most 64MiB");
+             else if (n)
+                 out.log_ring = *n;
+         }},
     };
     if (!read_fields(diag, f, "a mapping of pool settings", readers, kPlannedPoolKeys)) return;
     if (!have_command) diag.error(f.pos, join_path(f.path, "command"), "missing required key");

@@ -9,6 +9,7 @@
 
 #include "core/paths.hpp"
 #include "core/signal_names.hpp"
+#include "core/units.hpp"
 #include "ctl/client.hpp"
 #include "ctl/render.hpp"
 
@@ -178,6 +179,53 @@ int main(int argc, char** argv) {
             return run(
                 o, "reload", a, [](const json::value& v) { return render_plan(v); },
                 std::chrono::minutes(30), progress);
+        };
+    });
+
+    int log_lines = 100;
+    bool log_follow = false, log_stderr = false, log_stdout = false;
+    std::string log_since;
+    auto* logs = app.add_subcommand("logs", "recent output of a pool or worker; -f follows it");
+    logs->add_option("target", target, "POOL or POOL.N")->required();
+    logs->add_option("-n,--lines", log_lines, "how many recent lines (default 100)")
+        ->check(CLI::Range(0, 100000));
+    logs->add_flag("-f,--follow", log_follow, "keep printing new lines until interrupted");
+    logs->add_flag("--stderr", log_stderr, "only stderr");
+    logs->add_flag("--stdout", log_stdout, "only stdout");
+    logs->add_option("--since", log_since, "only lines newer than this, like 5m or 30s");
+    logs->callback([&] {
+        json::object a{{"target", target}, {"lines", log_lines}, {"follow", log_follow}};
+        if (log_stderr != log_stdout) a["stream"] = log_stderr ? "stderr" : "stdout";
+        if (!log_since.empty()) {
+            auto d = cow::parse_duration(log_since);
+            if (!d) throw CLI::ValidationError("--since", "expected a duration like 5m or 30s");
+            a["since_ms"] = d->count();
+        }
+        action = [&, a] {
+            auto print = [&](const json::value& v) {
+                if (o.json)
+                    std::printf("%s\n", json::serialize(v).c_str());
+                else
+                    std::fputs(render_log_line(v, style).c_str(), stdout);
+                std::fflush(stdout);
+            };
+            return run(
+                o, "logs", a,
+                [&](const json::value& v) {
+                    std::string out;
+                    for (const auto& l : v.as_object().at("lines").as_array())
+                        out += render_log_line(l, style);
+                    return out;
+                },
+                log_follow ? std::chrono::milliseconds(-1) : std::chrono::seconds(10), print);
+        };
+    });
+
+    auto* reopen = app.add_subcommand("reopen", "reopen every log file (after logrotate)");
+    reopen->callback([&] {
+        action = [&] {
+            return run(o, "reopen", {},
+                       [](const json::value&) { return std::string("log files reopened\n"); });
         };
     });
 

@@ -122,6 +122,17 @@ std::string progress_bar(const json::value& item) {
            std::to_string(done) + "/" + std::to_string(total);
 }
 
+std::string render_log_line(const json::value& line, const Style& style) {
+    const auto& l = line.as_object();
+    const bool err = str(l.if_contains("stream")) == "stderr";
+    std::string out =
+        colored(style, str(l.if_contains("worker")) + (err ? " !" : " |"), err ? "31" : "36") +
+        " " + str(l.if_contains("line"));
+    if (const auto* c = l.if_contains("continued"); c && c->is_bool() && c->get_bool())
+        out += colored(style, " [continues]", "2");
+    return out + "\n";
+}
+
 std::string render_plan(const json::value& result) {
     const auto& r = result.as_object();
     const bool dry = r.at("dry_run").as_bool();

@@ -20,6 +20,8 @@ std::string render_progress(const boost::json::value& item);
 std::string progress_bar(const boost::json::value& item);
 // The reload plan: one line per pool with what was (or would be) done.
 std::string render_plan(const boost::json::value& result);
+// One line of worker output: "web.2 | text" (stderr marked "web.2 ! text").
+std::string render_log_line(const boost::json::value& line, const Style& style);
 // `mem`: a table per pool with its totals; `mem --maps`: one worker by mapping group.
 std::string render_mem(const boost::json::value& result, const Style& style);
 std::string render_maps(const boost::json::value& result, const Style& style);

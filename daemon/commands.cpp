@@ -143,6 +143,18 @@ void cmd_status(CommandContext& ctx, const Peer&, proto::Request& req,
         if (!only) return;
     }
     auto o = views::status(ctx.sup, only ? &*only : nullptr);
+    // Output counters per pool: lines captured, and lines dropped under log_backpressure: drop.
+    for (auto& pv : o["pools"].as_array()) {
+        auto& po = pv.as_object();
+        const auto& stats = ctx.output.stats();
+        auto it = stats.find(std::string(po["name"].as_string()));
+        PoolLogStats st = it == stats.end() ? PoolLogStats{} : it->second;
+        po["log"] = json::object{{"stdout_lines", st.lines[0]},
+                                 {"stderr_lines", st.lines[1]},
+                                 {"stdout_bytes", st.bytes[0]},
+                                 {"stderr_bytes", st.bytes[1]},
+                                 {"dropped_lines", st.dropped}};
+    }
     o["daemon"] = json::object{
         {"pid", getpid()},
         {"version", COWHERD_VERSION},
@@ -483,6 +495,52 @@ void cmd_shutdown(CommandContext& ctx, const Peer& peer, proto::Request&,
                  std::to_string(peer.pid));
 }
 
+// logs: the last lines from the rings; with follow, new lines stream until the client leaves.
+void cmd_logs(CommandContext& ctx, const Peer&, proto::Request& req,
+              std::shared_ptr<Responder>& resp) {
+    auto targets = targets_of(ctx, req, *resp);
+    if (!targets) return;
+    const auto n = proto::get_int(req.args, "lines").value_or(100);
+    if (n < 0 || n > 100000) {
+        resp->error(ErrorCode::invalid_argument, "lines must be 0..100000");
+        return;
+    }
+    const std::string which = proto::get_string(req.args, "stream").value_or("both");
+    int stream = -1;
+    if (which == "stdout")
+        stream = 0;
+    else if (which == "stderr")
+        stream = 1;
+    else if (which != "both") {
+        resp->error(ErrorCode::invalid_argument, "stream is stdout, stderr or both");
+        return;
+    }
+    std::int64_t since_ms = 0;
+    if (auto s = proto::get_int(req.args, "since_ms"); s && *s > 0)
+        since_ms =
+            std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch())
+                .count() -
+            *s;
+    auto lines = ctx.output.tail(*targets, static_cast<std::size_t>(n), stream, since_ms);
+    if (proto::get_bool(req.args, "follow").value_or(false)) {
+        for (auto& [w, l] : lines)
+            resp->item(Output::line_json(*w, l));
+        ctx.output.follow(*targets, stream, resp);
+        return;  // no final reply: the stream ends when the client disconnects
+    }
+    json::array arr;
+    for (auto& [w, l] : lines)
+        arr.push_back(Output::line_json(*w, l));
+    resp->ok(json::object{{"lines", std::move(arr)}});
+}
+
+void cmd_reopen(CommandContext& ctx, const Peer&, proto::Request&,
+                std::shared_ptr<Responder>& resp) {
+    ctx.log_writer.reopen();
+    spdlog::info("reopening log files (cowctl reopen)");
+    resp->ok(json::object{{"reopened", true}});
+}
+
 void cmd_reload(CommandContext& ctx, const Peer&, proto::Request& req,
                 std::shared_ptr<Responder>& resp) {
     ctx.reload(proto::get_bool(req.args, "dry_run").value_or(false), resp);
@@ -495,8 +553,10 @@ void cmd_version(CommandContext&, const Peer&, proto::Request&, std::shared_ptr<
     resp->ok(std::move(o));
 }
 
-constexpr std::array<std::pair<std::string_view, Handler>, 12> kVerbs{{
+constexpr std::array<std::pair<std::string_view, Handler>, 14> kVerbs{{
     {"status", cmd_status},
+    {"logs", cmd_logs},
+    {"reopen", cmd_reopen},
     {"reload", cmd_reload},
     {"scale", cmd_scale},
     {"mem", cmd_mem},

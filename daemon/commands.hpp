@@ -8,7 +8,9 @@
 
 #include "daemon/background.hpp"
 #include "daemon/control_server.hpp"
+#include "daemon/log_writer.hpp"
 #include "daemon/memory_sampler.hpp"
+#include "daemon/output.hpp"
 #include "daemon/supervisor.hpp"
 
 namespace cow {
@@ -17,6 +19,8 @@ struct CommandContext {
     Supervisor& sup;
     Background& background;
     mem::Sampler& sampler;  // used only on the reader thread, inside background jobs
+    Output& output;
+    LogWriter& log_writer;
     std::function<void(std::string reason)> shutdown;
     std::function<void(bool dry_run, std::shared_ptr<Responder>)> reload;
     fsm::TimePoint started_at;

@@ -75,6 +75,9 @@ int Daemon::run() {
         }
         setup.sockets[pc.name] = std::get<ListenSockets>(std::move(bound));
     }
+    log_writer_ = std::make_unique<LogWriter>(io_);
+    output_ = std::make_unique<Output>(io_, *log_writer_, cfg_->daemon);
+    setup.output = output_.get();
     bool want_notify = false;
     for (const auto& pc : cfg_->pools)
         want_notify |= pc.ready == config::Ready::notify;
@@ -110,7 +113,8 @@ int Daemon::run() {
     };
 
     commands_ = std::make_unique<CommandContext>(CommandContext{
-        *sup_, *background_, sampler_, [this](std::string why) { request_shutdown(why); },
+        *sup_, *background_, sampler_, *output_, *log_writer_,
+        [this](std::string why) { request_shutdown(why); },
         [this](bool dry_run, std::shared_ptr<Responder> r) { reload(dry_run, std::move(r)); },
         started_at_});
     auto opened = ControlServer::open(
@@ -156,7 +160,8 @@ void Daemon::on_signal(int signo) {
             reload(false, nullptr);
             break;
         case SIGUSR1:
-            spdlog::debug("SIGUSR1: nothing to reopen");
+            spdlog::info("SIGUSR1: reopening log files");
+            log_writer_->reopen();
             break;
         default:
             break;
@@ -219,6 +224,7 @@ void Daemon::finish() {
     if (finished_) return;
     finished_ = true;
     spdlog::info("all workers stopped; exiting with status {}", exit_code_);
+    output_->drain_all();
     if (auto* cg = sys_.cgroups()) cg->remove_all();
     timer_.cancel();
     shutdown_timer_.cancel();
@@ -356,6 +362,7 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
         sup_->set_notify_address(notify_->address());
     }
     spdlog::set_level(spdlog::level::from_str(next->daemon.log_level));
+    output_->set_daemon_config(next->daemon);
     {
         std::string summary;
         for (const auto& c : plan.pools)

@@ -13,8 +13,10 @@
 #include "daemon/background.hpp"
 #include "daemon/commands.hpp"
 #include "daemon/control_server.hpp"
+#include "daemon/log_writer.hpp"
 #include "daemon/memory_sampler.hpp"
 #include "daemon/notify.hpp"
+#include "daemon/output.hpp"
 #include "daemon/recycler.hpp"
 #include "daemon/signals.hpp"
 #include "daemon/supervisor.hpp"
@@ -42,6 +44,10 @@ class Daemon {
     std::shared_ptr<const config::Config> cfg_;
     boost::asio::io_context io_;
     RealSys sys_;
+    // The writer outlives everything that queues lines to it; the supervisor outlives
+    // nothing that points at it.
+    std::unique_ptr<LogWriter> log_writer_;
+    std::unique_ptr<Output> output_;
     std::unique_ptr<Supervisor> sup_;
     std::unique_ptr<Background> background_;
     mem::Sampler sampler_;  // only touched by background jobs

@@ -7,6 +7,7 @@
 
 #include "core/names.hpp"
 #include "core/signal_names.hpp"
+#include "daemon/output.hpp"
 #include "daemon/rolling.hpp"
 
 extern char** environ;
@@ -311,8 +312,14 @@ void Supervisor::do_spawn(Worker& w) {
         }
     }
 
+    if (setup_.output) {
+        auto [out, err] = setup_.output->before_spawn(w);
+        plan.stdout_fd = out;
+        plan.stderr_fd = err;
+    }
     const auto now = sys_.now();
     spawn::Result r = sys_.spawn(plan);
+    if (setup_.output) setup_.output->after_spawn(w, r.ok ? r.pid : 0);
     if (!r.ok) {
         if (r.pid > 0) failed_spawns_.insert(r.pid);
         if (!cg_path.empty()) release_cgroup(cg_path);
@@ -812,6 +819,7 @@ void Supervisor::remove_retired() {
                 ++it;
                 continue;
             }
+            if (setup_.output) setup_.output->worker_removed(w);
             by_id_.erase(w.id);
             it = ws.erase(it);
         }

@@ -28,8 +28,11 @@
 namespace cow {
 
 // What the daemon prepared before the supervisor starts any worker.
+class OutputHooks;
+
 struct SupervisorSetup {
-    std::string notify_address;                    // NOTIFY_SOCKET for pools with ready: notify
+    std::string notify_address;     // NOTIFY_SOCKET for pools with ready: notify
+    OutputHooks* output = nullptr;  // worker stdout/stderr capture; null: inherit ours
     std::map<std::string, ListenSockets> sockets;  // per pool name, bound already
 };
 

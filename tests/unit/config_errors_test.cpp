@@ -89,8 +89,8 @@ TEST(ConfigErrors, KeysInTheWrongSection) {
 TEST(ConfigErrors, PlannedKeysAreNotSupportedYet) {
     EXPECT_EQ(error_of(pool_with("user: www-data")),
               "t.yaml:3:5: pools.a.user: not supported by this version of cowherd");
-    EXPECT_EQ(error_of("daemon:\n  metrics: 127.0.0.1:9464\npools: {a: {command: x}}\n"),
-              "t.yaml:2:3: daemon.metrics: not supported by this version of cowherd");
+    EXPECT_EQ(error_of("daemon:\n  socket_group: adm\npools: {a: {command: x}}\n"),
+              "t.yaml:2:3: daemon.socket_group: not supported by this version of cowherd");
 }
 
 TEST(ConfigErrors, MergeKeysAreNotSupported) {

@@ -1,0 +1,354 @@
+#include "daemon/output.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "core/utf8.hpp"
+#include "daemon/control_server.hpp"
+
+namespace cow {
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::size_t kReadChunk = 64 * 1024;
+constexpr int kReadsPerWakeup = 16;  // fairness between busy workers
+constexpr std::string_view kContinued = " [cowherd: line continues]";
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string iso_time(std::int64_t ms) {
+    time_t secs = static_cast<time_t>(ms / 1000);
+    struct tm tm {};
+    gmtime_r(&secs, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<int>(ms % 1000));
+    return buf;
+}
+
+const char* pool_color(const std::string& pool) {
+    static constexpr const char* kColors[] = {"36", "32", "33", "35", "34", "96", "92", "93"};
+    std::size_t h = std::hash<std::string>()(pool);
+    return kColors[h % (sizeof kColors / sizeof kColors[0])];
+}
+
+}  // namespace
+
+struct Output::Stream {
+    Output::Capture* cap;
+    bool err;
+    boost::asio::posix::stream_descriptor sd;
+    LineSplitter split;
+    int write_fd = -1;  // the next child's end, between before_spawn and after_spawn
+    pid_t pid = 0;
+    bool waiting = false, eof = true, paused = false;
+    Stream(Output::Capture* c, bool e, boost::asio::io_context& io, std::size_t max_line)
+        : cap(c), err(e), sd(io), split(max_line) {}
+};
+
+struct Output::Capture {
+    std::uint64_t worker_id;
+    std::string worker, pool, prefix;
+    std::shared_ptr<const config::PoolConfig> cfg;
+    std::unique_ptr<Stream> out, err;
+    std::deque<LogLine> ring;
+    std::size_t ring_bytes = 0;
+    bool removed = false;
+};
+
+Output::Output(boost::asio::io_context& io, LogWriter& writer, const config::DaemonConfig& d)
+    : io_(io), writer_(writer), daemon_(d), buf_(kReadChunk) {
+    const char* no_color = std::getenv("NO_COLOR");
+    color_ = isatty(STDOUT_FILENO) && !(no_color && no_color[0]);
+    devnull_ = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    writer_.on_drained([this] { resume_all(); });
+}
+
+Output::~Output() {
+    if (devnull_ >= 0) ::close(devnull_);
+}
+
+Output::Capture& Output::capture_of(Worker& w) {
+    auto& slot = captures_[w.id];
+    if (!slot) {
+        slot = std::make_unique<Capture>();
+        slot->worker_id = w.id;
+        slot->worker = w.name;
+        slot->pool = w.pool->name();
+        slot->prefix =
+            color_ ? "\x1b[" + std::string(pool_color(slot->pool)) + "m" + w.name + " |\x1b[0m "
+                   : w.name + " | ";
+    }
+    slot->cfg = w.pool->cfg;
+    return *slot;
+}
+
+// The write end for one spawn: the pipe's own on first use, later a fresh one opened from
+// the read end (the pipe and whatever is still in it survive every restart).
+std::pair<int, int> Output::before_spawn(Worker& w) {
+    Capture& c = capture_of(w);
+    auto prepare = [&](std::unique_ptr<Stream>& s, bool err) -> int {
+        const auto& sink = err ? c.cfg->stderr_sink : c.cfg->stdout_sink;
+        if (sink.kind == config::OutputSink::Kind::inherit) return -1;
+        if (sink.kind == config::OutputSink::Kind::null) return devnull_;
+        if (!s) {
+            int p[2];
+            if (::pipe2(p, O_CLOEXEC) < 0) {
+                spdlog::error("{}: cannot create its {} pipe: {}", w.name,
+                              err ? "stderr" : "stdout", std::strerror(errno));
+                return -1;
+            }
+            ::fcntl(p[0], F_SETFL, ::fcntl(p[0], F_GETFL) | O_NONBLOCK);
+            s = std::make_unique<Stream>(&c, err, io_, daemon_.log_line_max);
+            s->sd.assign(p[0]);
+            s->write_fd = p[1];
+            return p[1];
+        }
+        if (s->write_fd < 0) {
+            std::string path = "/proc/self/fd/" + std::to_string(s->sd.native_handle());
+            s->write_fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+        }
+        return s->write_fd;
+    };
+    return {prepare(c.out, false), prepare(c.err, true)};
+}
+
+void Output::after_spawn(Worker& w, pid_t pid) {
+    auto it = captures_.find(w.id);
+    if (it == captures_.end()) return;
+    for (Stream* s : {it->second->out.get(), it->second->err.get()}) {
+        if (!s) continue;
+        if (s->write_fd >= 0) ::close(s->write_fd);
+        s->write_fd = -1;
+        if (pid > 0) {
+            s->pid = pid;
+            s->eof = false;
+            arm(*s);
+        }
+    }
+}
+
+void Output::worker_removed(Worker& w) {
+    auto it = captures_.find(w.id);
+    if (it == captures_.end()) return;
+    Capture& c = *it->second;
+    c.removed = true;
+    const bool open = (c.out && !c.out->eof) || (c.err && !c.err->eof);
+    if (!open) captures_.erase(it);  // else erased at its last EOF
+}
+
+void Output::arm(Stream& s) {
+    if (s.waiting || s.eof || s.paused) return;
+    s.waiting = true;
+    const std::uint64_t id = s.cap->worker_id;
+    const bool err = s.err;
+    s.sd.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                    [this, id, err](const boost::system::error_code& ec) {
+                        auto it = captures_.find(id);
+                        if (it == captures_.end()) return;  // gone; its fds are closed
+                        Stream* st = err ? it->second->err.get() : it->second->out.get();
+                        if (!st) return;
+                        st->waiting = false;
+                        if (!ec) pump(*st);
+                    });
+}
+
+void Output::pump(Stream& s) {
+    const bool block = s.cap->cfg->backpressure == config::Backpressure::block;
+    for (int i = 0; i < kReadsPerWakeup; ++i) {
+        // block: a sink that cannot keep up stops our reads, so the worker blocks on its pipe
+        // and nothing is lost; reading resumes when the writer has drained.
+        if (block && writer_.over_capacity()) {
+            s.paused = true;
+            paused_.push_back(&s);
+            return;
+        }
+        ssize_t n = ::read(s.sd.native_handle(), buf_.data(), buf_.size());
+        if (n > 0) {
+            deliver(s, std::string_view(buf_.data(), static_cast<std::size_t>(n)), false);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) break;
+        // EOF: every writer (the worker and anything it forked) is gone.
+        deliver(s, {}, true);
+        s.eof = true;
+        Capture& c = *s.cap;
+        if (c.removed && (!c.out || c.out->eof) && (!c.err || c.err->eof)) {
+            std::erase(paused_, &s);
+            captures_.erase(c.worker_id);
+        }
+        return;
+    }
+    arm(s);
+}
+
+void Output::drain_all() {
+    std::vector<std::uint64_t> ids;
+    for (auto& [id, c] : captures_)
+        ids.push_back(id);
+    for (auto id : ids) {
+        for (bool err : {false, true}) {
+            auto it = captures_.find(id);
+            if (it == captures_.end()) break;
+            Stream* s = err ? it->second->err.get() : it->second->out.get();
+            if (!s || s->eof) continue;
+            for (;;) {
+                ssize_t n = ::read(s->sd.native_handle(), buf_.data(), buf_.size());
+                if (n > 0) {
+                    deliver(*s, std::string_view(buf_.data(), static_cast<std::size_t>(n)), false);
+                    continue;
+                }
+                if (n < 0 && errno == EINTR) continue;
+                deliver(*s, {}, true);  // flushes a partial last line
+                break;
+            }
+        }
+    }
+}
+
+void Output::resume_all() {
+    auto paused = std::move(paused_);
+    paused_.clear();
+    for (Stream* s : paused) {
+        s->paused = false;
+        arm(*s);
+    }
+}
+
+int Output::target_for(const Worker& w, bool err, const config::OutputSink& sink) {
+    (void)w;
+    (void)err;
+    (void)sink;
+    return LogWriter::kStdout;
+}
+
+void Output::deliver(Stream& s, std::string_view chunk, bool eof) {
+    Capture& c = *s.cap;
+    const auto& sink = s.err ? c.cfg->stderr_sink : c.cfg->stdout_sink;
+    auto& st = stats_[c.pool];
+    const int idx = s.err ? 1 : 0;
+    st.bytes[idx] += chunk.size();
+    int target = LogWriter::kStdout;
+    if (sink.kind == config::OutputSink::Kind::file) {
+        std::string base = daemon_.log_dir + "/" + (sink.per_worker ? c.worker : c.pool);
+        target = writer_.file_target(base + (s.err ? ".err" : ".out"), sink.max_size, sink.keep);
+    }
+    const std::int64_t ts = now_ms();
+    std::string batch;
+    std::uint64_t lines = 0;
+    auto emit = [&](std::string_view line, bool continued) {
+        ++lines;
+        LogLine l{ts, s.pid, s.err, continued, std::string(line)};
+        // The ring keeps the most recent lines within log_ring bytes.
+        c.ring_bytes += l.text.size() + 32;
+        c.ring.push_back(l);
+        while (c.ring_bytes > c.cfg->log_ring && !c.ring.empty()) {
+            c.ring_bytes -= c.ring.front().text.size() + 32;
+            c.ring.pop_front();
+        }
+        for (auto& f : followers_) {
+            if (f.stream >= 0 && f.stream != idx) continue;
+            if (std::find(f.workers.begin(), f.workers.end(), c.worker_id) == f.workers.end())
+                continue;
+            if (f.resp && f.resp->connected()) {
+                json::object o{{"ts_ms", ts},
+                               {"worker", c.worker},
+                               {"pid", s.pid},
+                               {"stream", s.err ? "stderr" : "stdout"},
+                               {"line", valid_utf8(line)}};
+                if (continued) o["continued"] = true;
+                f.resp->item(std::move(o));
+            }
+        }
+        switch (sink.kind) {
+            case config::OutputSink::Kind::console:
+                batch += c.prefix;
+                batch.append(line);
+                if (continued) batch.append(kContinued);
+                batch += '\n';
+                break;
+            case config::OutputSink::Kind::file:
+                batch.append(line);
+                if (continued) batch.append(kContinued);
+                batch += '\n';
+                break;
+            case config::OutputSink::Kind::json: {
+                json::object o{{"ts", iso_time(ts)},
+                               {"pool", c.pool},
+                               {"worker", c.worker},
+                               {"pid", s.pid},
+                               {"stream", s.err ? "stderr" : "stdout"},
+                               {"line", valid_utf8(line)}};
+                if (continued) o["continued"] = true;
+                batch += json::serialize(o);
+                batch += '\n';
+                break;
+            }
+            default:
+                break;
+        }
+    };
+    s.split.feed(chunk, emit);
+    if (eof) s.split.flush(emit);
+    st.lines[idx] += lines;
+    std::erase_if(followers_, [](const Follower& f) { return !f.resp || !f.resp->connected(); });
+    if (batch.empty()) return;
+    if (c.cfg->backpressure == config::Backpressure::drop) {
+        if (!writer_.write(target, std::move(batch))) st.dropped += lines;
+    } else {
+        writer_.write_anyway(target, std::move(batch));
+    }
+}
+
+std::vector<std::pair<const Worker*, LogLine>> Output::tail(const std::vector<Worker*>& ws,
+                                                            std::size_t n, int stream,
+                                                            std::int64_t since_ms) const {
+    std::vector<std::pair<const Worker*, LogLine>> out;
+    for (const Worker* w : ws) {
+        auto it = captures_.find(w->id);
+        if (it == captures_.end()) continue;
+        for (const auto& l : it->second->ring) {
+            if (stream >= 0 && static_cast<int>(l.err) != stream) continue;
+            if (since_ms > 0 && l.ts_ms < since_ms) continue;
+            out.emplace_back(w, l);
+        }
+    }
+    std::stable_sort(out.begin(), out.end(),
+                     [](const auto& a, const auto& b) { return a.second.ts_ms < b.second.ts_ms; });
+    if (out.size() > n) out.erase(out.begin(), out.end() - static_cast<std::ptrdiff_t>(n));
+    return out;
+}
+
+void Output::follow(const std::vector<Worker*>& ws, int stream, std::shared_ptr<Responder> resp) {
+    Follower f;
+    for (const Worker* w : ws)
+        f.workers.push_back(w->id);
+    f.stream = stream;
+    f.resp = std::move(resp);
+    followers_.push_back(std::move(f));
+}
+
+json::object Output::line_json(const Worker& w, const LogLine& l) {
+    json::object o{{"ts_ms", l.ts_ms},
+                   {"worker", w.name},
+                   {"pid", l.pid},
+                   {"stream", l.err ? "stderr" : "stdout"},
+                   {"line", valid_utf8(l.text)}};
+    if (l.continued) o["continued"] = true;
+    return o;
+}
+
+}  // namespace cow

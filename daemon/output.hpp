@@ -1,0 +1,109 @@
+// Worker output capture (design §3.6): each worker slot has a stdout and a stderr pipe whose
+// read ends the daemon keeps for the slot's whole life, so a restart loses nothing in flight
+// (as s6 and runit do). Each spawn gets fresh write ends, reopened from the read end through
+// /proc/self/fd, so the daemon holds two fds per worker and no more. Lines go to the pool's
+// sinks (console, file, json; inherit skips capture), to a bounded ring per worker for
+// `cowctl logs`, and to followers (`cowctl logs -f`).
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/json.hpp>
+
+#include "config/config.hpp"
+#include "daemon/line_splitter.hpp"
+#include "daemon/log_writer.hpp"
+#include "daemon/worker.hpp"
+
+namespace cow {
+
+class Responder;
+
+// The supervisor's calls into output capture, around every spawn.
+class OutputHooks {
+  public:
+    virtual ~OutputHooks() = default;
+    // The write ends the child gets as stdout and stderr (-1: the daemon's own, inherit).
+    virtual std::pair<int, int> before_spawn(Worker& w) = 0;
+    // Closes those write ends (the child has its copies) and resumes reading.
+    virtual void after_spawn(Worker& w, pid_t pid) = 0;
+    // The slot is going away (scaled down, pool removed): read what is left, then close.
+    virtual void worker_removed(Worker& w) = 0;
+};
+
+struct LogLine {
+    std::int64_t ts_ms;  // wall clock, for display only
+    pid_t pid;
+    bool err;          // stderr
+    bool continued;    // a piece of a line longer than log_line_max
+    std::string text;  // raw bytes
+};
+
+struct PoolLogStats {
+    std::uint64_t lines[2] = {0, 0};  // stdout, stderr
+    std::uint64_t bytes[2] = {0, 0};
+    std::uint64_t dropped = 0;  // log_backpressure: drop
+};
+
+class Output : public OutputHooks {
+  public:
+    Output(boost::asio::io_context& io, LogWriter& writer, const config::DaemonConfig& daemon);
+    ~Output() override;
+
+    std::pair<int, int> before_spawn(Worker& w) override;
+    void after_spawn(Worker& w, pid_t pid) override;
+    void worker_removed(Worker& w) override;
+
+    void set_daemon_config(const config::DaemonConfig& d) { daemon_ = d; }
+    // At exit: reads every pipe dry (the workers are gone), so nothing written is lost.
+    void drain_all();
+
+    // The last n lines of the given workers (both streams unless one is chosen), oldest
+    // first, no older than since_ms (wall clock ms, 0 = any).
+    std::vector<std::pair<const Worker*, LogLine>> tail(const std::vector<Worker*>& ws,
+                                                        std::size_t n, int stream,
+                                                        std::int64_t since_ms) const;
+    // `logs -f`: every new line of these workers goes to resp as an item until it goes away.
+    void follow(const std::vector<Worker*>& ws, int stream, std::shared_ptr<Responder> resp);
+    static boost::json::object line_json(const Worker& w, const LogLine& l);
+
+    const std::map<std::string, PoolLogStats>& stats() const { return stats_; }
+    std::size_t followers() const { return followers_.size(); }
+
+  private:
+    struct Stream;
+    struct Capture;
+    Capture& capture_of(Worker& w);
+    void arm(Stream& s);
+    void pump(Stream& s);
+    void deliver(Stream& s, std::string_view chunk, bool eof);
+    void resume_all();
+    int target_for(const Worker& w, bool err, const config::OutputSink& sink);
+
+    boost::asio::io_context& io_;
+    LogWriter& writer_;
+    config::DaemonConfig daemon_;
+    std::unordered_map<std::uint64_t, std::unique_ptr<Capture>> captures_;  // by worker id
+    std::vector<Stream*> paused_;
+    std::map<std::string, PoolLogStats> stats_;
+    struct Follower {
+        std::vector<std::uint64_t> workers;
+        int stream;  // -1 both, 0 stdout, 1 stderr
+        std::shared_ptr<Responder> resp;
+    };
+    std::vector<Follower> followers_;
+    bool color_ = false;
+    int devnull_ = -1;
+    std::vector<char> buf_;  // one read buffer for every stream
+};
+
+}  // namespace cow
