@@ -1,10 +1,14 @@
 # Two commands do everything on a fresh Debian 12 machine (see README.md):
 #   make run   install dependencies, build a release, run cowherd on the demo config
 #   make test  install dependencies, build, run every test (and the ASan+UBSan build)
-.PHONY: all deps build asan run test test-release test-asan bench install format clean
+.PHONY: all deps test-deps install-debs build asan run test test-release test-asan bench install \
+        format clean
 
 DEBS := libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
         libgtest-dev cmake g++ make
+# What only the tests use: promtool checks /metrics, systemd-analyze checks the unit, curl
+# scrapes, unshare/setpriv (util-linux) run the pid-namespace and unprivileged tests.
+TEST_DEBS := prometheus systemd curl util-linux
 RELEASE := build/release
 ASAN := build/asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -15,7 +19,13 @@ all: build
 
 # Installs only what is missing, so a second run is instant and offline.
 deps:
-	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	@$(MAKE) --no-print-directory install-debs PKGS="$(DEBS)"
+
+test-deps:
+	@$(MAKE) --no-print-directory install-debs PKGS="$(DEBS) $(TEST_DEBS)"
+
+install-debs:
+	@missing=$$(for p in $(PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 	    grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:" $$missing; \
@@ -36,7 +46,7 @@ run: build
 
 test: test-release test-asan
 
-test-release: build
+test-release: test-deps build
 	cd $(RELEASE) && ctest --output-on-failure -j $(JOBS) --timeout 300
 
 test-asan: asan

@@ -286,22 +286,28 @@ int main(int argc, char** argv) {
         "mem", "memory per worker and pool: rss, pss, uss, shared vs private, COW erosion");
     mem->add_option("pool", target, "POOL, POOL.N (its pool) or all");
     std::string mem_sort, mem_maps;
+    bool mem_deep = false;
     mem->add_option("--sort", mem_sort, "order workers by their tree's pss, uss or rss")
         ->check(CLI::IsMember({"pss", "uss", "rss"}));
     mem->add_option("--maps", mem_maps,
                     "break one worker (and its children) down by mapping: binary, libraries, "
                     "heap, anonymous, shmem, stack, files");
+    mem->add_flag("--deep", mem_deep,
+                  "root: read page frames (pagemap, kpagecount) to tell pages shared within "
+                  "the pool (with the master, with siblings) from pages shared with others");
     mem->callback([&] {
         json::object a;
         if (!target.empty()) a["target"] = target;
         if (!mem_sort.empty()) a["sort"] = mem_sort;
         if (!mem_maps.empty()) a["maps"] = mem_maps;
-        const bool maps = !mem_maps.empty();
-        action = [&, a, maps] {
+        if (mem_deep) a["deep"] = true;
+        const bool maps = !mem_maps.empty(), deep = mem_deep;
+        action = [&, a, maps, deep] {
             return run(
                 o, "mem", a,
-                [&, maps](const json::value& v) {
+                [&, maps, deep](const json::value& v) {
                     if (maps) return render_maps(v, style);
+                    if (deep) return render_deep(v, style);
                     return render_mem(v, style);
                 },
                 std::chrono::minutes(5));

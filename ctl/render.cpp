@@ -276,6 +276,42 @@ std::string render_maps(const json::value& result, const Style& style) {
     return out + tb.render();
 }
 
+std::string render_deep(const json::value& result, const Style& style) {
+    const auto& r = result.as_object();
+    const auto& t = r.at("totals").as_object();
+    std::string out = colored(style, "pool " + str(r.if_contains("pool")), "1") +
+                      " (page frames): distinct " + size_at(t, "distinct") + ", pool-only " +
+                      size_at(t, "pool_only") + ", shared with other programs " +
+                      size_at(t, "outside") + "; saved within the pool " +
+                      size_at(t, "saved_within_pool") + "\n";
+    Table tb({"WORKER", "PID", "ROLE", "RESIDENT", "PRIVATE", "POOL_SHARED", "WITH_MASTER",
+              "WITH_SIBLINGS", "OUTSIDE", "PSS", "vs SMAPS"});
+    for (const auto& pv : r.at("processes").as_array()) {
+        const auto& p = pv.as_object();
+        const bool master = p.at("master").as_bool();
+        if (str(p.if_contains("status")) != "ok") {
+            tb.add({str(p.if_contains("worker")), str(p.if_contains("pid")), "",
+                    str(p.if_contains("status"))});
+            continue;
+        }
+        char diff[32] = "-";
+        if (const auto* d = p.if_contains("pss_diff_pct"); d && d->is_double())
+            std::snprintf(diff, sizeof diff, "%.2f%%", d->as_double());
+        tb.add({str(p.if_contains("worker")), str(p.if_contains("pid")),
+                master ? "master" : "group " + str(p.if_contains("group")), size_at(p, "resident"),
+                size_at(p, "private"), size_at(p, "pool_shared"),
+                master ? "" : size_at(p, "with_master"), size_at(p, "with_siblings"),
+                size_at(p, "outside_shared"), size_at(p, "pss_pages"), diff});
+    }
+    out += tb.render();
+    char tail[160];
+    std::snprintf(tail, sizeof tail, "%s pages read in %.0f ms (%.1f M pages/s)\n",
+                  str(r.if_contains("pages_read")).c_str(),
+                  1000 * r.at("seconds").to_number<double>(),
+                  r.at("pages_per_second").to_number<double>() / 1e6);
+    return out + colored(style, tail, "2");
+}
+
 std::string render_status(const json::value& result, const Style& style) {
     Table t({"WORKER", "STATE", "PID", "UPTIME", "RESTARTS", "INFO"});
     const auto* pools = result.as_object().if_contains("pools");

@@ -25,5 +25,6 @@ std::string render_log_line(const boost::json::value& line, const Style& style);
 // `mem`: a table per pool with its totals; `mem --maps`: one worker by mapping group.
 std::string render_mem(const boost::json::value& result, const Style& style);
 std::string render_maps(const boost::json::value& result, const Style& style);
+std::string render_deep(const boost::json::value& result, const Style& style);
 
 }  // namespace cow::ctl

@@ -436,6 +436,25 @@ void cmd_mem(CommandContext& ctx, const Peer&, proto::Request& req,
             [resp](std::string out) { resp->ok_raw(std::move(out)); });
         return;
     }
+    if (proto::get_bool(req.args, "deep").value_or(false)) {
+        if (geteuid() != 0) {
+            resp->error(ErrorCode::failed,
+                        "--deep needs a daemon running as root (/proc/kpagecount is root-only)");
+            return;
+        }
+        if (workers.empty()) {
+            resp->error(ErrorCode::invalid_argument, "--deep takes a pool");
+            return;
+        }
+        const std::string pool = workers.front()->pool->name();
+        std::vector<Worker*> ws;
+        for (auto& w : workers.front()->pool->workers)
+            ws.push_back(w.get());
+        ctx.background.run([sampler, q = mem::make_query(ctx.sup, ws),
+                            pool] { return json::serialize(sampler->deep(q, pool)); },
+                           [resp](std::string out) { resp->ok_raw(std::move(out)); });
+        return;
+    }
     std::string sort = proto::get_string(req.args, "sort").value_or("");
     if (!sort.empty() && sort != "pss" && sort != "uss" && sort != "rss") {
         resp->error(ErrorCode::invalid_argument, "--sort takes pss, uss or rss");

@@ -6,12 +6,14 @@
 
 #include "config/plan.hpp"
 #include "core/signal_names.hpp"
+#include "daemon/memory_view.hpp"
+#include "daemon/metrics_text.hpp"
 #include "daemon/reaper.hpp"
 
 namespace cow {
 
 Daemon::Daemon(std::shared_ptr<const config::Config> cfg)
-    : cfg_(std::move(cfg)), timer_(io_), shutdown_timer_(io_) {}
+    : cfg_(std::move(cfg)), timer_(io_), shutdown_timer_(io_), sd_timer_(io_) {}
 
 Daemon::~Daemon() {
     background_.reset();  // join the reader thread before the loop it posts to goes away
@@ -133,6 +135,18 @@ int Daemon::run() {
                  pid1 ? " (PID 1)" : "", control_->path(), cfg_->pools.size());
     sup_->boot();
     recycler_->start();
+    if (!cfg_->daemon.metrics.empty()) {
+        std::string err;
+        metrics_ = MetricsServer::open(
+            io_, cfg_->daemon.metrics,
+            [this](std::function<void(std::string)> done) { scrape(std::move(done)); }, err);
+        if (!metrics_) {
+            spdlog::critical("{}", err);
+            return 2;
+        }
+        spdlog::info("metrics on http://{}/metrics", cfg_->daemon.metrics);
+    }
+    if (auto wd = sd_.watchdog()) ping_systemd(*wd / 2);
     after_batch();
     io_.run();
     return exit_code_;
@@ -173,6 +187,7 @@ void Daemon::request_shutdown(const std::string& reason) {
     if (sup_->shutting_down()) return;
     spdlog::info("{}; stopping all pools (shutdown_timeout {})", reason,
                  format_duration(cfg_->daemon.shutdown_timeout));
+    sd_.send("STOPPING=1\nSTATUS=stopping: " + reason);
     sup_->begin_shutdown();
     shutdown_timer_.expires_after(cfg_->daemon.shutdown_timeout);
     shutdown_timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -196,6 +211,7 @@ void Daemon::after_batch() {
     if (finished_) return;
     sup_->settle();
     recycler_->flush();
+    if (sd_.enabled()) notify_systemd();
     if (sup_->shutting_down() && sup_->quiescent()) {
         finish();
         return;
@@ -228,6 +244,8 @@ void Daemon::finish() {
     if (auto* cg = sys_.cgroups()) cg->remove_all();
     timer_.cancel();
     shutdown_timer_.cancel();
+    sd_timer_.cancel();
+    metrics_.reset();
     recycler_->stop();
     if (signals_) signals_->cancel();
     if (!control_) {
@@ -372,6 +390,7 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
     }
     cfg_ = next;
     reloading_ = true;
+    sd_.send("RELOADING=1\nSTATUS=reloading");
     struct Parts {
         int pending = 0;
         std::vector<std::string> failures;
@@ -379,6 +398,8 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
     auto parts = std::make_shared<Parts>();
     auto finish_reload = [this, resp, parts, pj]() mutable {
         reloading_ = false;
+        sd_.send("READY=1");
+        sd_status_.clear();
         if (!parts->failures.empty()) {
             std::string all;
             for (const auto& f : parts->failures)
@@ -405,6 +426,63 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
     const int rolls = sup_->apply_reload(next, plan, std::move(sockets), cb);
     parts->pending -= (1 << 20) - rolls;
     if (parts->pending == 0) finish_reload();
+}
+
+// Under systemd (Type=notify): READY=1 once every autostart pool has settled (its workers
+// running, or given up), and a one-line STATUS= whenever the counts change.
+void Daemon::notify_systemd() {
+    std::size_t running = 0, total = 0, failed = 0;
+    bool settled = true;
+    for (const auto& p : sup_->pools()) {
+        for (const auto& w : p->workers) {
+            ++total;
+            const auto s = w->slot.state;
+            running += s == fsm::State::running;
+            failed += s == fsm::State::fatal;
+            if (p->cfg->autostart && s != fsm::State::running && s != fsm::State::fatal &&
+                s != fsm::State::exited)
+                settled = false;
+        }
+    }
+    std::string status = std::to_string(running) + "/" + std::to_string(total) +
+                         " workers running in " + std::to_string(sup_->pools().size()) + " pools";
+    if (failed) status += ", " + std::to_string(failed) + " fatal";
+    if (!sd_ready_ && settled && !sup_->shutting_down()) {
+        sd_ready_ = true;
+        sd_.send("READY=1\nSTATUS=" + status);
+        sd_status_ = status;
+        return;
+    }
+    if (status != sd_status_ && sd_ready_ && !sup_->shutting_down()) {
+        sd_status_ = status;
+        sd_.send("STATUS=" + status);
+    }
+}
+
+void Daemon::ping_systemd(std::chrono::microseconds every) {
+    sd_timer_.expires_after(every);
+    sd_timer_.async_wait([this, every](const boost::system::error_code& ec) {
+        if (ec || finished_) return;
+        sd_.send("WATCHDOG=1");
+        ping_systemd(every);
+    });
+}
+
+// One scrape: memory is sampled off the loop, the rest read here when the sample is back.
+void Daemon::scrape(std::function<void(std::string)> done) {
+    std::vector<Worker*> all;
+    for (const auto& p : sup_->pools())
+        for (const auto& w : p->workers)
+            if (w->alive()) all.push_back(w.get());
+    auto q = mem::make_query(*sup_, all);
+    background_->run([this, q] { return sampler_.sample(q); },
+                     [this, done = std::move(done)](mem::Sample s) {
+                         DaemonFigures d = read_self_figures();
+                         d.loop_lag_seconds = metrics_ ? metrics_->loop_lag_seconds() : 0;
+                         d.uptime_seconds =
+                             std::chrono::duration<double>(sys_.now() - started_at_).count();
+                         done(render_metrics(*sup_, output_->stats(), &s, d));
+                     });
 }
 
 }  // namespace cow

@@ -15,9 +15,11 @@
 #include "daemon/control_server.hpp"
 #include "daemon/log_writer.hpp"
 #include "daemon/memory_sampler.hpp"
+#include "daemon/metrics.hpp"
 #include "daemon/notify.hpp"
 #include "daemon/output.hpp"
 #include "daemon/recycler.hpp"
+#include "daemon/sd_notify.hpp"
 #include "daemon/signals.hpp"
 #include "daemon/supervisor.hpp"
 #include "daemon/sys.hpp"
@@ -40,6 +42,9 @@ class Daemon {
     void finish();
     // Re-reads the config file; an invalid one changes nothing. resp is null for SIGHUP.
     void reload(bool dry_run, std::shared_ptr<Responder> resp);
+    void notify_systemd();
+    void ping_systemd(std::chrono::microseconds every);
+    void scrape(std::function<void(std::string)> done);
 
     std::shared_ptr<const config::Config> cfg_;
     boost::asio::io_context io_;
@@ -59,6 +64,11 @@ class Daemon {
     boost::asio::steady_timer timer_;
     std::optional<fsm::TimePoint> armed_at_;
     boost::asio::steady_timer shutdown_timer_;
+    SdNotify sd_;  // constructed first thing: it takes NOTIFY_SOCKET out of the environment
+    boost::asio::steady_timer sd_timer_;
+    bool sd_ready_ = false;
+    std::string sd_status_;
+    std::unique_ptr<MetricsServer> metrics_;
     int devnull_ = -1;
     int exit_code_ = 0;
     bool finished_ = false;

@@ -4,12 +4,12 @@
 #include <iostream>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include "config/config.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/log_setup.hpp"
 
 namespace {
 
@@ -18,14 +18,6 @@ std::string find_config(const std::string& given) {
     for (const char* p : {"./cowherd.yaml", "/etc/cowherd/cowherd.yaml"})
         if (std::filesystem::exists(p)) return p;
     return {};
-}
-
-void setup_logging(const std::string& level) {
-    auto logger = spdlog::stderr_color_mt("cowherd");
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
-    spdlog::set_default_logger(logger);
-    spdlog::set_level(spdlog::level::from_str(level));
-    spdlog::flush_on(spdlog::level::info);
 }
 
 }  // namespace
@@ -70,7 +62,13 @@ int main(int argc, char** argv) {
         std::fputs(cow::config::summarize(*loaded.config).c_str(), stdout);
         return 0;
     }
-    setup_logging(log_level.empty() ? loaded.config->daemon.log_level : log_level);
+    const auto& d = loaded.config->daemon;
+    if (auto err = cow::setup_daemon_log(log_level.empty() ? d.log_level : log_level, d.log_format,
+                                         d.log_file);
+        !err.empty()) {
+        std::fprintf(stderr, "cowherd: %s\n", err.c_str());
+        return 1;
+    }
     cow::Daemon daemon(loaded.config);
     return daemon.run();
 }

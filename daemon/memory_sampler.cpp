@@ -1,6 +1,7 @@
 #include "daemon/memory_sampler.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <mutex>
 
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/proc/map_group.hpp"
+#include "core/proc/pagemap.hpp"
 #include "daemon/cgroup.hpp"
 #include "daemon/parallel.hpp"
 
@@ -324,6 +326,108 @@ json::object Sampler::maps(const Target& t) {
                         {"unreadable", unreadable},
                         {"totals", totals_json(total)},
                         {"groups", std::move(arr)}};
+}
+
+json::object Sampler::deep(const MemQuery& q, const std::string& pool) {
+    proc::ProcReader r(root_);
+    std::vector<proc::DeepMember> members;
+    std::vector<std::string> owner;  // worker name per member
+    std::vector<const Target*> targets;
+    for (const auto& t : q.targets)
+        if (t.pool == pool && t.pid > 0) targets.push_back(&t);
+    // One worker that forked children is a preforking master (gunicorn, unicorn): its children
+    // are the "siblings". Several workers: each worker's subtree is one group.
+    pid_t master = 0;
+    for (const Target* t : targets) {
+        std::unordered_map<pid_t, proc::Stat> stats;
+        auto pids = tree_of(r, *t, stats);
+        const bool prefork = targets.size() == 1 && pids.size() > 1;
+        if (prefork) master = t->pid;
+        // In the prefork case, group = the child subtree each process belongs to.
+        std::unordered_map<pid_t, int> group_of;
+        int next_group = 0;
+        for (pid_t pid : pids) {
+            proc::DeepMember m;
+            m.pid = pid;
+            if (auto it = stats.find(pid); it != stats.end()) m.starttime = it->second.starttime;
+            if (!prefork) {
+                m.group = t->index;
+            } else if (pid == t->pid) {
+                m.group = proc::kMasterGroup;
+            } else {
+                pid_t pp = stats.count(pid) ? stats[pid].ppid : 0;
+                if (pp == t->pid)
+                    group_of[pid] = next_group++;
+                else
+                    group_of[pid] = group_of.count(pp) ? group_of[pp] : next_group++;
+                m.group = group_of[pid];
+            }
+            members.push_back(m);
+            owner.push_back(t->name);
+        }
+    }
+    proc::DeepOptions opt;
+    opt.proc_root = root_;
+    opt.master = master;
+    auto rep = proc::deep_analyze(members, opt);
+    const std::uint64_t ps = rep.page_size;
+    json::array procs;
+    double worst = 0;
+    for (std::size_t i = 0; i < rep.procs.size(); ++i) {
+        const auto& p = rep.procs[i];
+        json::object o{{"pid", p.pid},
+                       {"worker", i < owner.size() ? owner[i] : ""},
+                       {"group", p.group},
+                       {"master", p.master},
+                       {"status", proc::to_string(p.status)}};
+        if (p.status == ReadStatus::ok) {
+            o["resident"] = p.resident_pages * ps;
+            o["private"] = p.private_pages * ps;
+            o["pool_shared"] = p.pool_shared_pages * ps;
+            o["outside_shared"] = p.outside_shared_pages * ps;
+            o["with_master"] = p.with_master_pages * ps;
+            o["with_siblings"] = p.with_siblings_pages * ps;
+            o["pss_pages"] = p.pss_bytes();
+            // The cross-check: PSS from frames and mapcounts against the kernel's own.
+            auto roll = rollup(r, p.pid);
+            if (roll.ok()) {
+                o["pss_smaps"] = roll.value.pss;
+                if (roll.value.pss > 0) {
+                    double d = 100.0 *
+                               std::abs(static_cast<double>(p.pss_bytes()) -
+                                        static_cast<double>(roll.value.pss)) /
+                               static_cast<double>(roll.value.pss);
+                    o["pss_diff_pct"] = d;
+                    worst = std::max(worst, d);
+                }
+            }
+        }
+        procs.push_back(std::move(o));
+    }
+    json::object totals{{"distinct", rep.distinct_frames * ps},
+                        {"pool_only", rep.pool_only_frames * ps},
+                        {"outside", rep.outside_frames * ps},
+                        {"pool_shared", rep.pool_shared_frames * ps},
+                        {"rss_sum", rep.rss_pages * ps},
+                        {"uss", rep.uss_pages * ps},
+                        {"pss", rep.pss_bytes()},
+                        {"saved_within_pool", rep.saved_within_pool_pages() * ps},
+                        {"anon", rep.anon_frames * ps},
+                        {"shmem", rep.shmem_frames * ps},
+                        {"file", rep.file_frames * ps}};
+    json::object out{{"deep", true},
+                     {"pool", pool},
+                     {"status", proc::to_string(rep.status)},
+                     {"processes", std::move(procs)},
+                     {"totals", std::move(totals)},
+                     {"pss_max_diff_pct", worst},
+                     {"pages_read", rep.pages_read},
+                     {"seconds", rep.seconds},
+                     {"pages_per_second",
+                      rep.seconds > 0 ? static_cast<double>(rep.pages_read) / rep.seconds : 0.0}};
+    if (master) out["master"] = master;
+    if (!rep.error.empty()) out["error"] = rep.error;
+    return out;
 }
 
 }  // namespace cow::mem

@@ -85,6 +85,11 @@ class Sampler {
     // `--maps`: one worker's tree broken down by mapping group, largest PSS first.
     boost::json::object maps(const Target& t);
 
+    // `--deep` (root): page frames of the pool's processes (pagemap, kpagecount) split into
+    // private, shared within the pool (with the master, with siblings) and shared with
+    // outsiders, with the pool's distinct frames and a PSS cross-check against smaps_rollup.
+    boost::json::object deep(const MemQuery& q, const std::string& pool);
+
     std::size_t baselines() const { return first_.size(); }
 
   private:

@@ -386,6 +386,8 @@ void Supervisor::on_reaped(pid_t pid, int wait_status) {
     const auto now = sys_.now();
     w.last_exit = info;
     w.last_exit_pid = pid;
+    ++w.exits[info.code ? "code=\"" + std::to_string(*info.code) + "\""
+                        : "signal=\"" + std::string(signal_name(info.signal.value_or(0))) + "\""];
     w.last_exit_at = now;
     Owner me{w.id, w.generation, w.name};
     batch_deaths_.push_back(me);

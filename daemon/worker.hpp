@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,8 @@ struct Worker {
     std::string last_error;   // the last spawn failure sentence, cleared when one succeeds
     std::string last_reason;  // why the last transition happened
     std::uint64_t restarts = 0;
+    // Exits of its main process by cause, as Prometheus labels: code="1" or signal="KILL".
+    std::map<std::string, std::uint64_t> exits;
     std::uint64_t recycles = 0;  // restarts for memory.max_private
     std::string recycle_reason;  // "private 530 MiB > 512 MiB"
     std::uint64_t timer_seq = 0;

@@ -4,23 +4,25 @@
 // design §4 "--deep", shared/reference/memory.md §1.4. Root only (CAP_SYS_ADMIN for the frame
 // numbers, kpagecount is mode 0400).
 //
-// Method: per member, /proc/PID/maps gives the VMAs; pagemap is pread in chunks of 64 Ki
-// entries per VMA; every present page yields a key (pfn << b | member), 8 bytes. The keys are
-// radix-sorted; the distinct frames are batched into ranges (gaps of up to 4 frames are read
-// through) so that kpagecount and kpageflags cost one pread per range, not per page. Then one
-// pass over the sorted keys classifies each mapping.
+// Method: per member, /proc/PID/maps gives the VMAs; PAGEMAP_SCAN (6.7+) finds the populated
+// ranges of large VMAs; pagemap is pread over those in chunks of 64 Ki entries; every present
+// page yields a key (pfn << b | member), 8 bytes. The keys are radix-sorted; the distinct
+// frames are batched into ranges (gaps of up to 2 frames are read through) so that kpagecount
+// and kpageflags cost one pread per range, not per page. Then one pass over the sorted keys
+// classifies each mapping.
 //
-// Cost, measured (Release, 2 vCPUs under a load of ~2.6 from other builds, kernel 6.18; a
+// Cost, measured (Release, 2 vCPUs shared with other builds at load 2.6-4.5, kernel 6.18; a
 // parent touching 256 MiB and 3 forked children, so 4 x 256 MiB resident and ~270 Ki pagemap
-// entries; best of 5 per run, 7 runs; tests/process/pagemap_test.cpp DISABLED_Throughput):
-//   children rewrote all of it (1 GiB distinct frames): 92-111 ms, 2.4-3.0 M pages/s
-//   children only read it     (260 MiB distinct):      44-63 ms,  4.4-6.3 M pages/s
-// (pages/s = pagemap entries per second). The pagemap walk is 15-19 ms (~60 ns per page); the
+// entries; best of 5 per run, 12 runs; tests/process/pagemap_test.cpp DISABLED_Throughput):
+//   children rewrote all of it (1 GiB distinct frames): 92-137 ms, 1.9-3.0 M pages/s
+//   children only read it     (260 MiB distinct):      44-68 ms,  3.9-6.3 M pages/s
+// (pages/s = pagemap entries per second). The walk is 14-24 ms (~60-80 ns per page; the
+// PAGEMAP_SCAN pre-pass adds ~4 ms of it, and makes a 1 TiB sparse reservation cost 2 ms). The
 // rest is the frames: kpagecount and kpageflags each cost ~100 ns per frame in the kernel
-// however they are batched (that is also why reading through wide gaps does not pay: gap 64
-// was 1.5x slower), plus ~20 Ki preads each on fragmented memory; the sort ~4 ms. So the cost
-// is ~60 ns per mapped page + ~250 ns per distinct frame. Memory: 8 bytes per mapped page of
-// the pool, twice that while sorting.
+// however they are batched (so reading through gaps barely pays: 0-4 are within noise, 64 was
+// 1.5x slower), plus 25-80 Ki preads each on fragmented memory; the sort ~4 ms. In short:
+// ~70 ns per mapped page + ~250 ns per distinct frame. Memory: 8 bytes per mapped page of the
+// pool, twice that while sorting.
 //
 // Caveats:
 // - Not a snapshot. Pages can be remapped or freed between the pagemap read and the kpagecount
@@ -143,7 +145,7 @@ struct DeepOptions {
     // The pool's master (root of the pool, or the workers' parent); 0 for none. If it is not
     // among the members it is added as one, with group kMasterGroup.
     pid_t master = 0;
-    std::uint64_t max_gap = 4;               // see batch_pfns
+    std::uint64_t max_gap = 2;               // see batch_pfns
     std::uint64_t max_batch = 1u << 16;      // frames per kpagecount/kpageflags pread
     std::uint64_t pagemap_chunk = 1u << 16;  // pagemap entries per pread
     // VMAs of at least this many pages are first asked for their populated ranges with the

@@ -210,3 +210,34 @@ TEST_F(Mem, UnreadableProcessesAreMarkedNotZero) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(Mem, DeepSplitsPagesByWhoSharesThemAndAgreesWithSmaps) {
+    start("  hog:\n    command: [\"" + bin("memhog") + "\", \"64\", \"3\", \"8\", --ready, \"" +
+          ready() + "\"]\n    start_timeout: 100ms\n");
+    wait_ready(4);
+    auto v = ctl_json({"mem", "hog", "--deep"});
+    auto& r = v.as_object();
+    EXPECT_LT(r["pss_max_diff_pct"].to_number<double>(), 1.0) << "PSS from pages vs smaps_rollup";
+    auto& procs = r["processes"].as_array();
+    ASSERT_EQ(procs.size(), 4u);
+    int children = 0;
+    for (auto& pv : procs) {
+        auto& p = pv.as_object();
+        ASSERT_EQ(p["status"].as_string(), "ok");
+        if (p["master"].as_bool()) continue;
+        ++children;
+        EXPECT_TRUE(Near(num(p["private"]), 8 * kMiB)) << "what the child rewrote";
+        EXPECT_TRUE(Near(num(p["pool_shared"]), 56 * kMiB)) << "still shared inside the pool";
+        EXPECT_GE(num(p["with_master"]), 56 * kMiB - kMiB);
+        EXPECT_LT(num(p["outside_shared"]), 4 * kMiB) << "libc and such";
+    }
+    EXPECT_EQ(children, 3);
+    auto& t = r["totals"].as_object();
+    EXPECT_TRUE(Near(num(t["distinct"]), (64 + 3 * 8) * kMiB + 1.5 * kMiB));
+    EXPECT_GT(as_int(r["pages_read"]), 0);
+    EXPECT_NE(ctl({"mem", "hog", "--deep"}).out.find("WITH_MASTER"), std::string::npos);
+}
+
+}  // namespace

@@ -1,0 +1,46 @@
+// Prometheus metrics (daemon.metrics: HOST:PORT): GET /metrics in the text exposition
+// format, served by Boost.Beast on the daemon's own loop. Off unless configured. Series are
+// labelled {pool, worker} (the slot, never a pid, so restarts do not churn series).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+namespace cow {
+
+class MetricsServer {
+  public:
+    // Produces the body for one scrape and hands it to `done` (possibly later: memory
+    // figures are sampled off the loop).
+    using Render = std::function<void(std::function<void(std::string body)> done)>;
+
+    static std::unique_ptr<MetricsServer> open(boost::asio::io_context& io,
+                                               const std::string& address, Render render,
+                                               std::string& error);
+    ~MetricsServer();
+    // How late the loop ran a timer lately (seconds): a stalled loop shows here.
+    double loop_lag_seconds() const { return lag_; }
+    std::uint64_t scrapes() const { return scrapes_; }
+
+  private:
+    MetricsServer(boost::asio::io_context& io, Render render);
+    void accept();
+    void tick();
+
+    boost::asio::io_context& io_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    Render render_;
+    boost::asio::steady_timer lag_timer_;
+    std::chrono::steady_clock::time_point lag_due_{};
+    double lag_ = 0;
+    std::uint64_t scrapes_ = 0;
+    int active_ = 0;
+};
+
+}  // namespace cow
