@@ -60,6 +60,25 @@ struct SocketConfig {
 
 enum class Ready { none, notify };
 
+// Who a worker runs as and with what limits (issue: least privilege). Names are resolved
+// when the config is loaded, in the parent, never between fork and exec.
+struct Identity {
+    bool set = false;         // user or group given
+    std::string user, group;  // as written
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;  // supplementary: explicit, or the user's (initgroups)
+    std::string home, shell;    // from the user's passwd entry: HOME, SHELL for the worker
+    bool operator==(const Identity&) const = default;
+};
+
+struct Rlimit {
+    int resource = 0;                  // RLIMIT_*
+    std::string name;                  // "nofile"
+    std::uint64_t soft = 0, hard = 0;  // RLIM_INFINITY for unlimited
+    bool operator==(const Rlimit&) const = default;
+};
+
 // Where a worker's stdout or stderr goes (design §3.6).
 struct OutputSink {
     enum class Kind { console, file, json, inherit, null };
@@ -96,7 +115,15 @@ struct PoolConfig {
     OutputSink stdout_sink;
     OutputSink stderr_sink;
     Backpressure backpressure = Backpressure::block;  // a sink slower than the worker
-    std::uint64_t log_ring = 64 * 1024;  // bytes of recent output kept per worker (cowctl logs)
+    std::uint64_t log_ring = 64 * 1024;
+    Identity identity;
+    std::optional<mode_t> umask;
+    std::vector<Rlimit> rlimits;
+    bool no_new_privs = false;
+    std::optional<int> oom_score_adj;
+    bool clear_env = false;               // start from an empty environment, not the daemon's
+    std::vector<std::string> env_remove;  // names dropped from the daemon's environment  // bytes
+                                          // of recent output kept per worker (cowctl logs)
 
     bool operator==(const PoolConfig&) const = default;
 };

@@ -31,6 +31,13 @@ std::vector<std::string> pool_keys(const PoolConfig& a, const PoolConfig& b) {
     check(a.stderr_sink == b.stderr_sink, "stderr");
     check(a.backpressure == b.backpressure, "log_backpressure");
     check(a.log_ring == b.log_ring, "log_ring");
+    check(a.identity == b.identity, "user/group");
+    check(a.umask == b.umask, "umask");
+    check(a.rlimits == b.rlimits, "rlimits");
+    check(a.no_new_privs == b.no_new_privs, "no_new_privs");
+    check(a.oom_score_adj == b.oom_score_adj, "oom_score_adj");
+    check(a.clear_env == b.clear_env, "clear_env");
+    check(a.env_remove == b.env_remove, "env_remove");
     return k;
 }
 

@@ -1,5 +1,6 @@
 #include <unordered_set>
 
+#include "config/identity.hpp"
 #include "config/sections.hpp"
 #include "config/shell_split.hpp"
 #include "core/names.hpp"
@@ -15,8 +16,6 @@ constexpr KillMode kKillModeValues[] = {KillMode::auto_, KillMode::cgroup, KillM
 constexpr std::string_view kOrphanPolicies[] = {"kill", "keep"};
 constexpr OrphanPolicy kOrphanValues[] = {OrphanPolicy::kill, OrphanPolicy::keep};
 
-// In the design (§1) but not implemented yet: better "not supported" than "unknown key".
-constexpr std::string_view kPlannedPoolKeys[] = {"user", "group", "umask", "rlimits"};
 constexpr std::string_view kReadyModes[] = {"none", "notify"};
 constexpr std::string_view kSinkKinds[] = {"console", "file", "json", "inherit", "null"};
 constexpr OutputSink::Kind kSinkValues[] = {OutputSink::Kind::console, OutputSink::Kind::file,
@@ -354,15 +353,23 @@ std::function<void(const Field&)> duration_reader(Diagnostics& diag, Millis& out
 }  // namespace
 
 bool is_pool_key(std::string_view key) {
-    static constexpr std::string_view kKeys[] = {
-        "command",      "workers",          "cwd",     "env",          "autostart",
-        "restart",      "start_timeout",    "backoff", "max_restarts", "stop_signal",
-        "stop_timeout", "kill_mode",        "orphans", "essential",    "depends_on",
-        "memory",       "sockets",          "ready",   "watchdog",     "stdout",
-        "stderr",       "log_backpressure", "log_ring"};
+    static constexpr std::string_view kKeys[] = {"command",       "workers",
+                                                 "cwd",           "env",
+                                                 "autostart",     "restart",
+                                                 "start_timeout", "backoff",
+                                                 "max_restarts",  "stop_signal",
+                                                 "stop_timeout",  "kill_mode",
+                                                 "orphans",       "essential",
+                                                 "depends_on",    "memory",
+                                                 "sockets",       "ready",
+                                                 "watchdog",      "stdout",
+                                                 "stderr",        "log_backpressure",
+                                                 "log_ring",      "user",
+                                                 "group",         "supplementary_groups",
+                                                 "umask",         "rlimits",
+                                                 "no_new_privs",  "oom_score_adj",
+                                                 "clear_env",     "env_remove"};
     for (auto k : kKeys)
-        if (k == key) return true;
-    for (auto k : kPlannedPoolKeys)
         if (k == key) return true;
     return false;
 }
@@ -370,6 +377,8 @@ bool is_pool_key(std::string_view key) {
 void read_pool(Diagnostics& diag, const Field& f, const std::string& base_dir, PoolConfig& out,
                DependsSource& deps) {
     bool have_command = false;
+    bool explicit_groups = false;
+    Pos groups_field = f.pos;
     const FieldReader readers[] = {
         {"command",
          [&](const Field& v) {
@@ -408,6 +417,33 @@ void read_pool(Diagnostics& diag, const Field& f, const std::string& base_dir, P
         {"stderr", [&](const Field& v) { read_sink(diag, v, out.stderr_sink); }},
         {"log_backpressure",
          choice_reader(diag, kBackpressures, kBackpressureValues, out.backpressure)},
+        {"user", [&](const Field& v) { read_user(diag, v, out.identity); }},
+        {"group", [&](const Field& v) { read_group(diag, v, out.identity); }},
+        {"supplementary_groups",
+         [&](const Field& v) {
+             groups_field = v.pos;
+             explicit_groups = true;
+             read_supplementary(diag, v, out.identity);
+         }},
+        {"umask",
+         [&](const Field& v) {
+             if (auto m = read_mode(diag, v)) out.umask = *m;
+         }},
+        {"rlimits", [&](const Field& v) { read_rlimits(diag, v, out.rlimits); }},
+        {"no_new_privs", bool_reader(diag, out.no_new_privs)},
+        {"oom_score_adj",
+         [&](const Field& v) {
+             if (auto n = read_int(diag, v, -1000, 1000)) out.oom_score_adj = static_cast<int>(*n);
+         }},
+        {"clear_env", bool_reader(diag, out.clear_env)},
+        {"env_remove",
+         [&](const Field& v) {
+             for_each_item(diag, v, "a list of variable names",
+                           [&](std::size_t, const Field& item) {
+                               if (auto s = read_string(diag, item, "a variable name"))
+                                   out.env_remove.push_back(*s);
+                           });
+         }},
         {"log_ring",
          [&](const Field& v) {
              auto n = read_size(diag, v, false);
@@ -417,8 +453,9 @@ void read_pool(Diagnostics& diag, const Field& f, const std::string& base_dir, P
                  out.log_ring = *n;
          }},
     };
-    if (!read_fields(diag, f, "a mapping of pool settings", readers, kPlannedPoolKeys)) return;
+    if (!read_fields(diag, f, "a mapping of pool settings", readers)) return;
     if (!have_command) diag.error(f.pos, join_path(f.path, "command"), "missing required key");
+    finish_identity(diag, f, out.identity, explicit_groups, groups_field);
     if (out.watchdog.count() > 0 && out.ready != Ready::notify)
         diag.error(f.pos, join_path(f.path, "watchdog"),
                    "watchdog needs ready: notify (WATCHDOG=1 arrives over NOTIFY_SOCKET)");

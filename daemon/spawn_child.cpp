@@ -44,10 +44,11 @@ struct KernelSigaction {
     __builtin_unreachable();
 }
 
-long sys(long nr, long a = 0, long b = 0, long c = 0, long d = 0) {
+// Every argument register is set: prctl(PR_SET_NO_NEW_PRIVS) rejects garbage in arg 5.
+long sys(long nr, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0) {
     long r;
     do {
-        r = syscall(nr, a, b, c, d);
+        r = syscall(nr, a, b, c, d, e);
     } while (r < 0 && errno == EINTR);
     return r;
 }

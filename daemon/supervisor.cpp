@@ -58,8 +58,32 @@ void Supervisor::build_spawn_template(Pool& pool) {
         return false;
     };
     pool.env.clear();
-    for (char** e = environ; e && *e; ++e)
-        if (!overridden(*e)) pool.env.emplace_back(*e);
+    auto removed = [&](std::string_view entry) {
+        std::string_view key = entry.substr(0, entry.find('='));
+        // A worker running as another user gets that user's HOME/USER/LOGNAME/SHELL.
+        if (pc.identity.set && !pc.identity.user.empty() &&
+            (key == "HOME" || key == "USER" || key == "LOGNAME" || key == "SHELL"))
+            return true;
+        return std::find(pc.env_remove.begin(), pc.env_remove.end(), key) != pc.env_remove.end();
+    };
+    if (!pc.clear_env) {
+        for (char** e = environ; e && *e; ++e)
+            if (!overridden(*e) && !removed(*e)) pool.env.emplace_back(*e);
+    } else {
+        bool has_path = false;
+        for (const auto& [k, v] : pc.env)
+            has_path |= k == "PATH";
+        if (!has_path)
+            pool.env.emplace_back(
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    }
+    if (pc.identity.set && !pc.identity.user.empty()) {
+        const auto& id = pc.identity;
+        if (!id.home.empty()) pool.env.push_back("HOME=" + id.home);
+        pool.env.push_back("USER=" + id.user);
+        pool.env.push_back("LOGNAME=" + id.user);
+        if (!id.shell.empty()) pool.env.push_back("SHELL=" + id.shell);
+    }
     for (const auto& [k, v] : pc.env)
         pool.env.push_back(k + "=" + v);
     pool.env.push_back("COWHERD_POOL=" + pc.name);
@@ -288,6 +312,22 @@ void Supervisor::do_spawn(Worker& w) {
         plan.envp.push_back(e.data());
     plan.envp.push_back(w.env_worker.data());
     if (!pool.cfg->cwd.empty()) plan.cwd = pool.cfg->cwd.c_str();
+    // Identity and limits, resolved when the config was loaded.
+    const auto& pc = *pool.cfg;
+    if (pc.identity.set) {
+        plan.set_ids = true;
+        plan.uid = pc.identity.uid;
+        plan.gid = pc.identity.gid;
+        plan.groups = pc.identity.groups;
+    }
+    for (const auto& rl : pc.rlimits)
+        plan.rlimits.push_back({rl.resource, rl.soft, rl.hard});
+    if (pc.umask) plan.umask = static_cast<int>(*pc.umask);
+    plan.no_new_privs = pc.no_new_privs;
+    if (pc.oom_score_adj) {
+        plan.set_oom_score_adj = true;
+        plan.oom_score_adj = *pc.oom_score_adj;
+    }
     if (stdin_fd_ >= 0) plan.stdin_fd = stdin_fd_;
     if (!pool.sockets.empty()) {
         for (const auto& s : pool.sockets)

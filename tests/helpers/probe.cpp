@@ -1,5 +1,6 @@
 // Reports how it was started, as one line of key=value pairs written to the file named by
-// argv[1]: open fds, blocked and ignored signals, session, process group and COWHERD_* env.
+// argv[1]: open fds, blocked and ignored signals, session, process group, COWHERD_* env, and
+// its identity and limits (uid, gid, groups, CapEff, NoNewPrivs, rlimits, umask, a few env).
 // Then, with --stay, it waits for a signal; otherwise it exits 0.
 #include <cstdio>
 #include <cstdlib>
@@ -9,7 +10,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+extern char** environ;
 
 static std::string status_field(const char* key) {
     FILE* f = std::fopen("/proc/self/status", "r");
@@ -46,13 +51,57 @@ int main(int argc, char** argv) {
         }
         closedir(d);
     }
+    struct rlimit nofile {
+    }, core{}, nproc{};
+    getrlimit(RLIMIT_NOFILE, &nofile);
+    getrlimit(RLIMIT_CORE, &core);
+    getrlimit(RLIMIT_NPROC, &nproc);
+    mode_t mask = umask(0);
+    umask(mask);
+    auto lim = [](const struct rlimit& r) {
+        auto v = [](rlim_t x) {
+            return x == RLIM_INFINITY ? std::string("inf") : std::to_string(x);
+        };
+        return v(r.rlim_cur) + "/" + v(r.rlim_max);
+    };
+    auto env = [](const char* k) {
+        const char* v = std::getenv(k);
+        return std::string(v ? v : "-");
+    };
+    auto squash = [](std::string s) {
+        for (char& c : s)
+            if (c == ' ' || c == '\t') c = ',';
+        while (!s.empty() && s.back() == ',')
+            s.pop_back();
+        return s;
+    };
+    std::size_t env_count = 0;
+    for (char** e = environ; *e; ++e)
+        ++env_count;
+    char mask_s[8];
+    std::snprintf(mask_s, sizeof mask_s, "%04o", static_cast<unsigned>(mask));
+    std::string ids =
+        " uid=" + squash(status_field("Uid")) + " gid=" + squash(status_field("Gid")) +
+        " groups=" + squash(status_field("Groups")) + " capeff=" + status_field("CapEff") +
+        " nnp=" + status_field("NoNewPrivs") + " nofile=" + lim(nofile) + " core=" + lim(core) +
+        " nproc=" + lim(nproc) + " umask=" + mask_s + " home=" + env("HOME") +
+        " user=" + env("USER") + " foo=" + env("FOO") + " envcount=" + std::to_string(env_count) +
+        " oom=" + [] {
+            FILE* f = std::fopen("/proc/self/oom_score_adj", "r");
+            int v = 0;
+            if (f) {
+                if (std::fscanf(f, "%d", &v) != 1) v = 0;
+                std::fclose(f);
+            }
+            return std::to_string(v);
+        }();
     const char* pool = std::getenv("COWHERD_POOL");
     const char* worker = std::getenv("COWHERD_WORKER");
     std::string line = "pid=" + std::to_string(getpid()) + " ppid=" + std::to_string(getppid()) +
                        " pgid=" + std::to_string(getpgid(0)) + " sid=" + std::to_string(getsid(0)) +
                        " fds=" + fds + " sigblk=" + status_field("SigBlk") +
                        " sigign=" + status_field("SigIgn") + " pool=" + (pool ? pool : "") +
-                       " worker=" + (worker ? worker : "") + "\n";
+                       " worker=" + (worker ? worker : "") + ids + "\n";
     std::string tmp = std::string(argv[1]) + ".tmp";
     int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return 65;
