@@ -1,3 +1,7 @@
+#include <algorithm>
+#include <vector>
+
+#include <grp.h>
 #include <sys/un.h>
 
 #include "config/sections.hpp"
@@ -7,11 +11,29 @@ namespace {
 
 constexpr std::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
                                            "error", "critical", "off"};
-// In the design (§1) but not implemented yet: better "not supported" than "unknown key".
-constexpr std::string_view kPlannedDaemonKeys[] = {"socket_group"};
 constexpr std::string_view kLogFormats[] = {"text", "json"};
 // sun_path holds the path and its terminating NUL.
 constexpr std::size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
+
+void read_access_group(Diagnostics& diag, const Field& v, std::optional<gid_t>& gid,
+                       std::string& name) {
+    auto s = read_string(diag, v, "a group name or gid");
+    if (!s) return;
+    if (!s->empty() &&
+        std::all_of(s->begin(), s->end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        gid = static_cast<gid_t>(std::stoul(*s));
+        name = *s;
+        return;
+    }
+    group g{}, *res = nullptr;
+    std::vector<char> buf(16384);
+    if (getgrnam_r(s->c_str(), &g, buf.data(), buf.size(), &res) != 0 || !res) {
+        diag.error(v.pos, v.path, "no group named " + quote(*s) + " on this system");
+        return;
+    }
+    gid = g.gr_gid;
+    name = *s;
+}
 
 }  // namespace
 
@@ -20,8 +42,6 @@ bool is_daemon_key(std::string_view key) {
                                                  "log_format",   "log_file",    "log_dir",
                                                  "log_line_max", "metrics",     "shutdown_timeout"};
     for (auto k : kKeys)
-        if (k == key) return true;
-    for (auto k : kPlannedDaemonKeys)
         if (k == key) return true;
     return false;
 }
@@ -76,6 +96,14 @@ void read_daemon(Diagnostics& diag, const Field& f, const std::string& base_dir,
              }
              out.log_line_max = *n;
          }},
+        {"socket_group",
+         [&](const Field& v) {
+             read_access_group(diag, v, out.socket_group, out.socket_group_name);
+         }},
+        {"readonly_group",
+         [&](const Field& v) {
+             read_access_group(diag, v, out.readonly_group, out.readonly_group_name);
+         }},
         {"metrics",
          [&](const Field& v) {
              auto s = read_string(diag, v, "an address like 127.0.0.1:9464");
@@ -92,7 +120,7 @@ void read_daemon(Diagnostics& diag, const Field& f, const std::string& base_dir,
              out.metrics = *s;
          }},
     };
-    read_fields(diag, f, "a mapping of daemon settings", readers, kPlannedDaemonKeys);
+    read_fields(diag, f, "a mapping of daemon settings", readers);
 }
 
 }  // namespace cow::config::detail

@@ -593,11 +593,22 @@ constexpr std::array<std::pair<std::string_view, Handler>, 14> kVerbs{{
 
 void dispatch_command(CommandContext& ctx, const Peer& peer, proto::Request req,
                       std::shared_ptr<Responder> resp) {
+    // What a member of readonly_group may run: nothing that changes anything.
+    static constexpr std::string_view kReadOnly[] = {"status", "tree",   "mem",
+                                                     "logs",   "health", "version"};
     for (const auto& [verb, handler] : kVerbs) {
-        if (verb == req.cmd) {
-            handler(ctx, peer, req, resp);
+        if (verb != req.cmd) continue;
+        if (peer.readonly &&
+            std::find(std::begin(kReadOnly), std::end(kReadOnly), verb) == std::end(kReadOnly)) {
+            spdlog::warn("control: denied {} to uid {} (pid {}): read-only access", verb, peer.uid,
+                         peer.pid);
+            resp->error(ErrorCode::denied, "uid " + std::to_string(peer.uid) +
+                                               " may only read (status, tree, mem, logs, "
+                                               "health, version)");
             return;
         }
+        handler(ctx, peer, req, resp);
+        return;
     }
     std::string known;
     for (const auto& [verb, h] : kVerbs)

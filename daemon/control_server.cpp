@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <fstream>
+#include <sstream>
 
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
@@ -201,10 +203,13 @@ std::string errno_sentence(const std::string& what, int err) {
     return what + ": " + std::strerror(err);
 }
 
-// Creates missing parent directories; the socket's own directory gets 0700 so that nobody
-// else can even reach the socket inode (mode bits on a socket alone are not enough on every
-// system).
-bool make_parent_dirs(const std::string& path, std::string& error) {
+// Creates missing parent directories; the socket's own directory gets 0700 (0750 with the
+// access group as its group, setgid so the socket inherits it), so nobody else can even reach
+// the socket inode (mode bits on a socket alone are not enough on every system). An existing
+// directory is left as it is (systemd's RuntimeDirectory sets its own mode), but a symlink
+// where the directory should be is refused: it could send the socket somewhere else.
+bool make_parent_dirs(const std::string& path, std::optional<gid_t> group, bool open_dir,
+                      std::string& error) {
     auto slash = path.rfind('/');
     if (slash == std::string::npos || slash == 0) return true;
     std::string dir = path.substr(0, slash);
@@ -214,11 +219,23 @@ bool make_parent_dirs(const std::string& path, std::string& error) {
         if (next == std::string::npos) next = dir.size();
         std::string part = dir.substr(0, next);
         bool last = next == dir.size();
-        if (mkdir(part.c_str(), last ? 0700 : 0755) < 0 && errno != EEXIST) {
+        if (mkdir(part.c_str(), last && !open_dir ? 0700 : 0755) == 0) {
+            if (last && group &&
+                (::chown(part.c_str(), static_cast<uid_t>(-1), *group) < 0 ||
+                 ::chmod(part.c_str(), 02750) < 0)) {
+                error = errno_sentence("give " + part + " to the socket group", errno);
+                return false;
+            }
+        } else if (errno != EEXIST) {
             error = errno_sentence("create directory " + part, errno);
             return false;
         }
         pos = next + 1;
+    }
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+        error = "the socket directory " + dir + " is a symlink; refusing to use it";
+        return false;
     }
     return true;
 }
@@ -227,13 +244,19 @@ bool make_parent_dirs(const std::string& path, std::string& error) {
 
 std::variant<std::unique_ptr<ControlServer>, std::string> ControlServer::open(
     asio::io_context& io, const std::string& path, mode_t mode, Dispatch dispatch,
-    std::function<void()> after_each, ControlLimits limits) {
+    std::function<void()> after_each, ControlLimits limits, SocketAccess access) {
     sockaddr_un addr{};
     if (path.empty() || path.size() >= sizeof addr.sun_path)
         return "control socket path \"" + path + "\" must be 1.." +
                std::to_string(sizeof addr.sun_path - 1) + " bytes";
     std::string error;
-    if (!make_parent_dirs(path, error)) return error;
+    // One access group: it owns the directory (02750) and the socket. Two different ones:
+    // a 0755 directory, and the daemon decides on every connection from its credentials
+    // (give socket_mode 0666 then).
+    std::optional<gid_t> group = access.full_group ? access.full_group : access.readonly_group;
+    const bool two =
+        access.full_group && access.readonly_group && *access.full_group != *access.readonly_group;
+    if (!make_parent_dirs(path, two ? std::nullopt : group, two, error)) return error;
 
     const std::string lock_path = path + ".lock";
     int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -256,7 +279,12 @@ std::variant<std::unique_ptr<ControlServer>, std::string> ControlServer::open(
         // Not fatal: the lock itself is what protects the socket.
     }
 
-    // We hold the lock, so any socket file left there is stale.
+    // We hold the lock, so a socket file left there is stale; anything else is not ours.
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        ::close(lock_fd);
+        return path + " exists and is not a socket; refusing to replace it";
+    }
     if (unlink(path.c_str()) < 0 && errno != ENOENT) {
         int err = errno;
         ::close(lock_fd);
@@ -275,14 +303,18 @@ std::variant<std::unique_ptr<ControlServer>, std::string> ControlServer::open(
     int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
     int bind_err = errno;
     ::umask(old);
+    // The access group owns the socket (a change of owner, not of mode, and before listen).
+    if (rc == 0 && group &&
+        ::fchownat(AT_FDCWD, path.c_str(), static_cast<uid_t>(-1), *group, AT_SYMLINK_NOFOLLOW) < 0)
+        rc = -1, bind_err = errno;
     if (rc < 0 || ::listen(fd, 128) < 0) {
         int err = rc < 0 ? bind_err : errno;
         ::close(fd);
         ::close(lock_fd);
         return errno_sentence("bind control socket " + path, err);
     }
-    std::unique_ptr<ControlServer> srv(
-        new ControlServer(io, path, lock_fd, std::move(dispatch), std::move(after_each), limits));
+    std::unique_ptr<ControlServer> srv(new ControlServer(io, path, lock_fd, std::move(dispatch),
+                                                         std::move(after_each), limits, access));
     boost::system::error_code ec;
     srv->acceptor_.assign(stream(), fd, ec);
     if (ec) {
@@ -294,14 +326,16 @@ std::variant<std::unique_ptr<ControlServer>, std::string> ControlServer::open(
 }
 
 ControlServer::ControlServer(asio::io_context& io, std::string path, int lock_fd, Dispatch d,
-                             std::function<void()> after_each, ControlLimits limits)
+                             std::function<void()> after_each, ControlLimits limits,
+                             SocketAccess access)
     : io_(io),
       acceptor_(io),
       path_(std::move(path)),
       lock_fd_(lock_fd),
       dispatch_(std::move(d)),
       after_each_(std::move(after_each)),
-      limits_(limits) {}
+      limits_(limits),
+      access_(access) {}
 
 ControlServer::~ControlServer() {
     close();
@@ -329,8 +363,27 @@ void ControlServer::when_drained(std::function<void()> f) {
     on_drained_ = std::move(f);
 }
 
-bool ControlServer::allowed(const Peer& p) const {
-    return p.uid == 0 || p.uid == geteuid();
+bool ControlServer::allowed(Peer& p) const {
+    if (p.uid == 0 || p.uid == geteuid()) return true;
+    if (!access_.full_group && !access_.readonly_group) return false;
+    // The groups of the connecting process itself, as the kernel has them (no NSS lookup).
+    std::vector<gid_t> groups{p.gid};
+    std::ifstream status("/proc/" + std::to_string(p.pid) + "/status");
+    for (std::string line; std::getline(status, line);) {
+        if (line.rfind("Groups:", 0) != 0) continue;
+        std::istringstream in(line.substr(7));
+        for (gid_t g; in >> g;)
+            groups.push_back(g);
+    }
+    auto member = [&](std::optional<gid_t> g) {
+        return g && std::find(groups.begin(), groups.end(), *g) != groups.end();
+    };
+    if (member(access_.full_group)) return true;
+    if (member(access_.readonly_group)) {
+        p.readonly = true;
+        return true;
+    }
+    return false;
 }
 
 void ControlServer::forget(Connection* c) {
@@ -356,8 +409,9 @@ void ControlServer::accept() {
             } else {
                 peer.uid = static_cast<uid_t>(-1);
             }
+            const bool ok = allowed(peer);  // decides peer.readonly too: before the copy below
             auto conn = std::make_shared<Connection>(*this, std::move(sock), peer);
-            if (!allowed(peer)) {
+            if (!ok) {
                 spdlog::warn("control: denied uid {} (pid {})", peer.uid, peer.pid);
                 conns_.push_back(conn);
                 conn->send(proto::encode_error(

@@ -8,6 +8,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -25,6 +26,14 @@ struct Peer {
     pid_t pid = 0;
     uid_t uid = 0;
     gid_t gid = 0;
+    bool readonly = false;  // in readonly_group only: status, tree, mem, logs, health, version
+};
+
+// Who may use the socket beyond root and the daemon's own uid (SO_PEERCRED, and the peer's
+// supplementary groups from /proc/PID/status).
+struct SocketAccess {
+    std::optional<gid_t> full_group;
+    std::optional<gid_t> readonly_group;
 };
 
 class Connection;
@@ -65,7 +74,7 @@ class ControlServer {
     // lock or the socket cannot be created.
     static std::variant<std::unique_ptr<ControlServer>, std::string> open(
         boost::asio::io_context& io, const std::string& path, mode_t mode, Dispatch dispatch,
-        std::function<void()> after_each, ControlLimits limits = {});
+        std::function<void()> after_each, ControlLimits limits = {}, SocketAccess access = {});
     ~ControlServer();
 
     // Stops accepting, removes the socket file and closes idle connections; connections with
@@ -79,10 +88,11 @@ class ControlServer {
   private:
     friend class Connection;
     ControlServer(boost::asio::io_context& io, std::string path, int lock_fd, Dispatch d,
-                  std::function<void()> after_each, ControlLimits limits);
+                  std::function<void()> after_each, ControlLimits limits, SocketAccess access);
     void accept();
     void forget(Connection* c);
-    bool allowed(const Peer& p) const;
+    // Full access, read-only access (sets p.readonly), or none.
+    bool allowed(Peer& p) const;
 
     boost::asio::io_context& io_;
     boost::asio::local::stream_protocol::acceptor acceptor_;
@@ -91,6 +101,7 @@ class ControlServer {
     Dispatch dispatch_;
     std::function<void()> after_each_;
     ControlLimits limits_;
+    SocketAccess access_;
     std::list<std::shared_ptr<Connection>> conns_;
     bool closed_ = false;
     std::function<void()> on_drained_;

@@ -124,7 +124,8 @@ int Daemon::run() {
         [this](const Peer& p, proto::Request req, std::shared_ptr<Responder> r) {
             dispatch_command(*commands_, p, std::move(req), std::move(r));
         },
-        [this] { after_batch(); });
+        [this] { after_batch(); }, ControlLimits{},
+        SocketAccess{cfg_->daemon.socket_group, cfg_->daemon.readonly_group});
     if (auto* err = std::get_if<std::string>(&opened)) {
         spdlog::critical("{}", *err);
         return 1;

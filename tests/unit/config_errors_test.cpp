@@ -86,11 +86,12 @@ TEST(ConfigErrors, KeysInTheWrongSection) {
               "are pool names: write pools: {NAME: {command: ...}}");
 }
 
-TEST(ConfigErrors, PlannedKeysAreNotSupportedYet) {
-    EXPECT_EQ(error_of(pool_with("user: www-data")),
-              "t.yaml:3:5: pools.a.user: not supported by this version of cowherd");
-    EXPECT_EQ(error_of("daemon:\n  socket_group: adm\npools: {a: {command: x}}\n"),
-              "t.yaml:2:3: daemon.socket_group: not supported by this version of cowherd");
+TEST(ConfigErrors, UnknownUsersAndGroupsAreNamed) {
+    EXPECT_EQ(error_of(pool_with("user: no-such-user-xyz")),
+              "t.yaml:3:11: pools.a.user: no user named \"no-such-user-xyz\" on this system");
+    EXPECT_EQ(error_of("daemon:\n  socket_group: no-such-group-xyz\npools: {a: {command: x}}\n"),
+              "t.yaml:2:17: daemon.socket_group: no group named \"no-such-group-xyz\" on this "
+              "system");
 }
 
 TEST(ConfigErrors, MergeKeysAreNotSupported) {
