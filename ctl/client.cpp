@@ -66,6 +66,9 @@ std::variant<proto::Reply, Unreachable> Client::call(const std::string& cmd,
     while (off < line.size()) {
         ssize_t n = ::send(fd_, line.data() + off, line.size() - off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
+        // The daemon may answer and close before reading us (a denied peer): its answer is
+        // still there to read.
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) break;
         if (n < 0) return Unreachable{std::string("send to cowherd: ") + std::strerror(errno)};
         off += static_cast<std::size_t>(n);
     }

@@ -160,6 +160,8 @@ void cmd_status(CommandContext& ctx, const Peer&, proto::Request& req,
         {"version", COWHERD_VERSION},
         {"uptime_ms", std::chrono::duration_cast<Millis>(ctx.sup.now() - ctx.started_at).count()},
         {"shutting_down", ctx.sup.shutting_down()},
+        {"reaped", ctx.sup.reaped()},
+        {"orphans", ctx.sup.orphans().size()},
     };
     resp->ok(std::move(o));
 }

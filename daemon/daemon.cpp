@@ -1,5 +1,6 @@
 #include "daemon/daemon.hpp"
 
+#include <boost/asio/post.hpp>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -154,10 +155,12 @@ int Daemon::run() {
 }
 
 void Daemon::on_signal(int signo) {
+    // Signals reach us in the order they were raised, one handler run each; under a flood of
+    // HUPs a SIGCHLD could wait behind thousands of them. So every signal also reaps.
+    if (reap_all([this](pid_t pid, int status) { sup_->on_reaped(pid, status); }) > 0)
+        sup_->after_reap();
     switch (signo) {
         case SIGCHLD:
-            if (reap_all([this](pid_t pid, int status) { sup_->on_reaped(pid, status); }) > 0)
-                sup_->after_reap();
             break;
         case SIGTERM:
         case SIGINT:
@@ -171,12 +174,27 @@ void Daemon::on_signal(int signo) {
             }
             break;
         case SIGHUP:
-            spdlog::info("SIGHUP: reloading {}", cfg_->source_path);
-            reload(false, nullptr);
+            // HUPs coalesce: however many arrive before the loop gets to it, one reload.
+            if (!hup_pending_) {
+                hup_pending_ = true;
+                boost::asio::post(io_, [this] {
+                    hup_pending_ = false;
+                    if (finished_ || sup_->shutting_down()) return;
+                    spdlog::info("SIGHUP: reloading {}", cfg_->source_path);
+                    reload(false, nullptr);
+                    after_batch();
+                });
+            }
             break;
         case SIGUSR1:
-            spdlog::info("SIGUSR1: reopening log files");
-            log_writer_->reopen();
+            if (!usr1_pending_) {
+                usr1_pending_ = true;
+                boost::asio::post(io_, [this] {
+                    usr1_pending_ = false;
+                    spdlog::info("SIGUSR1: reopening log files");
+                    log_writer_->reopen();
+                });
+            }
             break;
         default:
             break;

@@ -73,6 +73,8 @@ class Daemon {
     int exit_code_ = 0;
     bool finished_ = false;
     bool reloading_ = false;
+    bool hup_pending_ = false;
+    bool usr1_pending_ = false;
     bool reload_again_ = false;
     fsm::TimePoint started_at_;
 };

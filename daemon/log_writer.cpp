@@ -31,13 +31,13 @@ LogWriter::~LogWriter() {
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
     for (auto& f : files_)
-        if (f.fd >= 0) ::close(f.fd);
+        if (f->fd >= 0) ::close(f->fd);
 }
 
 int LogWriter::file_target(const std::string& path, std::uint64_t max_size, int keep) {
     std::lock_guard lock(mu_);
     if (auto it = by_path_.find(path); it != by_path_.end()) return it->second;
-    files_.push_back(File{path, max_size, keep});
+    files_.push_back(std::make_unique<File>(File{path, max_size, keep}));
     int id = static_cast<int>(files_.size());
     by_path_[path] = id;
     return id;
@@ -107,6 +107,7 @@ void LogWriter::loop() {
     for (;;) {
         Item item;
         bool reopen = false;
+        std::vector<File*> files;
         {
             std::unique_lock lock(mu_);
             cv_.wait_for(lock, std::chrono::seconds(1),
@@ -118,6 +119,8 @@ void LogWriter::loop() {
             if (stop_ && queue_.empty()) return;
             reopen = reopen_;
             reopen_ = false;
+            for (auto& f : files_)
+                files.push_back(f.get());
             if (!queue_.empty()) {
                 item = std::move(queue_.front());
                 queue_.pop_front();
@@ -125,20 +128,22 @@ void LogWriter::loop() {
             }
         }
         if (reopen) {
-            for (auto& f : files_) {
-                if (f.fd >= 0) ::close(f.fd);
-                f.fd = -1;
+            for (File* f : files) {
+                if (f->fd >= 0) ::close(f->fd);
+                f->fd = -1;
             }
         }
         // A file deleted or moved away by someone else is noticed within a second.
         auto now = std::chrono::steady_clock::now();
         if (now - last_check >= std::chrono::seconds(1)) {
             last_check = now;
-            for (auto& f : files_)
-                check_moved(f);
+            for (File* f : files)
+                check_moved(*f);
         }
         if (item.data.empty()) continue;
-        write_out(item.target, item.data);
+        write_out(
+            item.target == kStdout ? nullptr : files[static_cast<std::size_t>(item.target - 1)],
+            item.data);
         std::function<void()> drained;
         {
             std::lock_guard lock(mu_);
@@ -147,18 +152,20 @@ void LogWriter::loop() {
                 full_signalled_ = false;
                 drained = on_drained_;
             }
+            if (queue_.empty()) {
+                busy_ = false;
+                idle_cv_.notify_all();
+            }
         }
         if (drained) boost::asio::post(io_, drained);
     }
 }
 
-void LogWriter::write_out(int target, const std::string& data) {
+void LogWriter::write_out(File* f, const std::string& data) {
     int fd;
-    File* f = nullptr;
-    if (target == kStdout) {
+    if (!f) {
         fd = STDOUT_FILENO;
     } else {
-        f = &files_[static_cast<std::size_t>(target - 1)];
         if (f->max_size > 0 && f->size > 0 && f->size + data.size() > f->max_size) rotate(*f);
         if (f->fd < 0 && !open_file(*f)) {
             std::lock_guard lock(mu_);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -61,7 +62,7 @@ class LogWriter {
         std::string data;
     };
     void loop();
-    void write_out(int target, const std::string& data);
+    void write_out(File* f, const std::string& data);  // f null: our stdout
     bool open_file(File& f);
     void rotate(File& f);
     void check_moved(File& f);
@@ -76,8 +77,10 @@ class LogWriter {
     bool busy_ = false;
     bool stop_ = false;
     bool reopen_ = false;
-    std::vector<File> files_;  // index = target - 1; touched only by the writer thread...
-    std::unordered_map<std::string, int> by_path_;  // ...and this under mu_
+    // index = target - 1. The vector changes under mu_ (the loop adds targets); each File is
+    // touched only by the writer thread, through a pointer it takes under mu_.
+    std::vector<std::unique_ptr<File>> files_;
+    std::unordered_map<std::string, int> by_path_;
     std::uint64_t rotations_ = 0, errors_ = 0;
     std::function<void()> on_drained_;
     std::thread thread_;

@@ -393,6 +393,7 @@ void Supervisor::disarm(Worker& w) {
 }
 
 void Supervisor::on_reaped(pid_t pid, int wait_status) {
+    ++reaped_;
     if (failed_spawns_.erase(pid)) return;
     const ExitInfo info = decode_wait_status(wait_status);
     if (auto o = orphans_.find(pid); o != orphans_.end()) {

@@ -118,6 +118,7 @@ class Supervisor {
         auto it = by_id_.find(id);
         return it == by_id_.end() ? nullptr : it->second;
     }
+    std::uint64_t reaped() const { return reaped_; }  // every child reaped, of any kind
     std::size_t live_processes() const { return by_pid_.size() + orphans_.size(); }
     void set_stdin(int fd) { stdin_fd_ = fd; }  // /dev/null, opened once by the daemon
     void set_notify_address(std::string a) { setup_.notify_address = std::move(a); }
@@ -194,6 +195,7 @@ class Supervisor {
     std::vector<std::unique_ptr<Roll>> rolls_;
     bool shutting_down_ = false;
     bool any_finished_ = false;
+    std::uint64_t reaped_ = 0;
     int stdin_fd_ = -1;
 };
 

@@ -51,6 +51,7 @@ class DaemonFixture : public ::testing::Test {
     // Writes the config (the daemon section with our socket is prepended) and starts cowherd.
     // Prepended to the cowherd command line, e.g. {"unshare", "-p", "-f", "--mount-proc"}.
     std::vector<std::string> launcher;
+    std::string log_level = "debug";
 
     void start(const std::string& pools_yaml, const std::string& daemon_extra = "",
                bool wait_ready = true) {
@@ -58,7 +59,7 @@ class DaemonFixture : public ::testing::Test {
         int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         std::vector<std::string> argv = launcher;
         for (const auto& a : {bin("cowherd"), std::string("-c"), config, std::string("--log-level"),
-                              std::string("debug")})
+                              log_level})
             argv.push_back(a);
         daemon = spawn_with(argv, fd, fd);
         close(fd);

@@ -301,7 +301,8 @@ TEST_F(Logs, FollowSeesNewLinesWithin100ms) {
     std::sort(delays.begin(), delays.end());
     // /proc/uptime has 10 ms resolution, so allow one tick of rounding.
     EXPECT_LT(delays[delays.size() / 2], 0.11) << "median";
-    EXPECT_LT(delays.back(), 0.11) << "max";
+    // A busy CI machine can delay a single line; a lost wakeup would delay it by seconds.
+    EXPECT_LT(delays.back(), 0.5) << "max";
 }
 
 }  // namespace

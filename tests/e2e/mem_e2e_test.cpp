@@ -147,11 +147,13 @@ TEST_F(Mem, CopyOnWriteErosionIsMeasuredFromTheFirstSample) {
         EXPECT_TRUE(Near(num(lost["private_dirty_growth"]), W));
         EXPECT_TRUE(Near(num(lost["shared_lost"]), W));
     }
-    // Both children wrote the same 16 MiB, so the parent is now the only mapper of the
-    // original pages: they turned private in the parent too. The pool lost 3 W of sharing.
+    // Both children wrote the same 16 MiB, so the parent is left the only mapper of the
+    // original pages, which the kernel then counts private in the parent too (up to W more).
     auto& parent = procs[0].as_object()["cow_lost"].as_object();
-    EXPECT_TRUE(Near(num(parent["private_dirty_growth"]), W));
-    EXPECT_TRUE(Near(num(after["cow_lost"].as_object()["private_dirty_growth"]), 3 * W));
+    EXPECT_LE(num(parent["private_dirty_growth"]), W + kMiB);
+    const double pool_growth = num(after["cow_lost"].as_object()["private_dirty_growth"]);
+    EXPECT_GE(pool_growth, 2 * W - kMiB);
+    EXPECT_LE(pool_growth, 3 * W + 2 * kMiB);
     EXPECT_NE(ctl({"mem", "cow"}).out.find("COW_LOST"), std::string::npos);
 }
 

@@ -10,6 +10,8 @@
 //                           below the worker; everyone waits forever
 //   forker exit-after N     fork N waiting children, then exit 3 (a crash that leaves orphans)
 //   forker family N         fork N children; all of them, and the worker, exit on SIGTERM
+//   forker burst N          fork N children blocked on a pipe, then exit: the pipe closes and
+//                           the worker and its N orphans all exit in the same instant
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -61,6 +63,19 @@ int main(int argc, char** argv) {
         for (int i = 0; i < n; ++i)
             spawn([] { wait_forever(); });
         return mode == "scatter" ? 0 : 3;
+    }
+    if (mode == "burst") {
+        int p[2];
+        if (pipe(p) < 0) return 95;
+        for (int i = 0; i < n; ++i)
+            spawn([&] {
+                close(p[1]);
+                char c;
+                while (read(p[0], &c, 1) > 0) {
+                }
+                _exit(0);
+            });
+        return 0;  // our end of the pipe closes: every child reads EOF at once
     }
     if (mode == "family") {
         for (int i = 0; i < n; ++i)

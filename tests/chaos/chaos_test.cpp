@@ -1,0 +1,204 @@
+// Chaos, bounded for CI (bench/soak runs the long versions): a kill storm, a signal storm at
+// the daemon, bursts of simultaneous exits, and the daemon itself killed with SIGKILL.
+#include <random>
+#include <thread>
+
+#include "tests/e2e/harness.hpp"
+
+using namespace cow::test;
+
+namespace {
+
+class Chaos : public DaemonFixture {
+  protected:
+    // The daemon's direct children, from its own children files (fast, no /proc scan).
+    std::vector<pid_t> kids() {
+        std::vector<pid_t> out;
+        for (const auto& t : fs::directory_iterator("/proc/" + std::to_string(daemon) + "/task")) {
+            std::istringstream in(slurp(t.path().string() + "/children"));
+            for (pid_t p; in >> p;)
+                out.push_back(p);
+        }
+        return out;
+    }
+    static char state_of(pid_t pid) {
+        std::string s = slurp("/proc/" + std::to_string(pid) + "/stat");
+        auto rp = s.rfind(')');
+        return rp == std::string::npos || rp + 2 >= s.size() ? '?' : s[rp + 2];
+    }
+    int zombies() {
+        int n = 0;
+        for (pid_t p : kids())
+            n += state_of(p) == 'Z';
+        return n;
+    }
+    long fds() {
+        long n = 0;
+        for (auto it = fs::directory_iterator("/proc/" + std::to_string(daemon) + "/fd");
+             it != fs::directory_iterator(); ++it)
+            ++n;
+        return n;
+    }
+    long rss_kib() {
+        std::istringstream in(slurp("/proc/" + std::to_string(daemon) + "/status"));
+        for (std::string l; std::getline(in, l);)
+            if (l.rfind("VmRSS:", 0) == 0) return std::stol(l.substr(6));
+        return -1;
+    }
+    std::int64_t restarts(const std::string& pool) {
+        std::int64_t n = 0;
+        for (auto& w : workers(pool))
+            n += as_int(w["restarts"]);
+        return n;
+    }
+    std::set<pid_t> running_pids(const std::string& pool) {
+        std::set<pid_t> out;
+        for (auto& w : workers(pool))
+            if (w["state"].as_string() == "running")
+                out.insert(static_cast<pid_t>(as_int(w["pid"])));
+        return out;
+    }
+};
+
+const std::string kEight =
+    "  w:\n    command: [sleep, \"100000\"]\n    workers: 8\n    start_timeout: 0s\n"
+    "    max_restarts: {count: 10000, within: 1s}\n";
+
+TEST_F(Chaos, KillStormLeavesEightRunningAndCountsEveryKill) {
+    log_level = "warn";
+    start(kEight);
+    ASSERT_TRUE(WaitFor([&] { return count_state("w", "running") == 8; }));
+    const long fds_before = fds();  // at rest: no spawn in flight holds its pipes
+    std::mt19937 rng(42);
+    std::set<pid_t> killed;
+    long kills = 0, fds_warm = -1, rss_warm = -1;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto length = std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() - t0 < length) {
+        if (fds_warm < 0 && std::chrono::steady_clock::now() - t0 > std::chrono::seconds(3)) {
+            fds_warm = fds();
+            rss_warm = rss_kib();
+        }
+        auto ks = kids();
+        std::vector<pid_t> live;
+        for (pid_t p : ks)
+            if (!killed.count(p) && state_of(p) == 'S') live.push_back(p);
+        if (!live.empty()) {
+            pid_t victim = live[rng() % live.size()];
+            if (kill(victim, SIGKILL) == 0) {
+                killed.insert(victim);
+                ++kills;
+            }
+        }
+        ::poll(nullptr, 0, 3);
+    }
+    ASSERT_TRUE(WaitFor([&] { return count_state("w", "running") == 8 && restarts("w") == kills; }))
+        << "running " << count_state("w", "running") << ", restarts " << restarts("w") << ", kills "
+        << kills;
+    EXPECT_EQ(zombies(), 0);
+    EXPECT_EQ(kids().size(), 8u);
+    EXPECT_EQ(fds(), fds_before) << "fd count unchanged (" << fds_warm << " mid-storm)";
+    EXPECT_LT(rss_kib() - rss_warm, 1024) << "RSS growth after warm-up, KiB";
+    EXPECT_GT(kills, 1000);
+    std::printf(
+        "kill storm: %ld kills in 20 s, restarts counted %lld, RSS %ld -> %ld KiB, fds %ld\n",
+        kills, static_cast<long long>(restarts("w")), rss_warm, rss_kib(), fds());
+}
+
+TEST_F(Chaos, SignalStormCoalescesAndCausesNoSpuriousRestarts) {
+    log_level = "info";  // the reload lines are counted
+    start(kEight);
+    ASSERT_TRUE(WaitFor([&] { return count_state("w", "running") == 8; }));
+    std::atomic<bool> stop{false};
+    std::atomic<long> sent{0};
+    std::thread storm([&] {
+        const int sigs[] = {SIGHUP, SIGUSR1, SIGWINCH};
+        for (long i = 0; i < 100'000 && !stop; ++i) {
+            if (kill(daemon, sigs[i % 3]) != 0) break;
+            ++sent;
+        }
+    });
+    // During the storm: kill a worker now and then and time its replacement.
+    std::vector<double> respawn_ms;
+    long kills = 0;
+    while ((sent < 100'000 || respawn_ms.size() < 30) && respawn_ms.size() < 200) {
+        auto before = kids();
+        if (before.empty()) continue;
+        pid_t victim = before[kills % before.size()];
+        auto t0 = std::chrono::steady_clock::now();
+        if (kill(victim, SIGKILL) != 0) continue;
+        ++kills;
+        ASSERT_TRUE(WaitFor(
+            [&] {
+                auto now = kids();
+                if (now.size() != 8) return false;
+                for (pid_t p : now)
+                    if (p == victim) return false;
+                return true;
+            },
+            std::chrono::seconds(10)));
+        respawn_ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count());
+    }
+    stop = true;
+    storm.join();
+    ASSERT_TRUE(WaitFor([&] { return count_state("w", "running") == 8; }));
+    EXPECT_EQ(restarts("w"), kills) << "reloads of an unchanged config restart nothing";
+    std::sort(respawn_ms.begin(), respawn_ms.end());
+    ASSERT_FALSE(respawn_ms.empty());
+    double p99 = respawn_ms[respawn_ms.size() * 99 / 100];
+    EXPECT_LT(p99, 100.0) << "no lost wakeup: death to respawn";
+    const int reloads = log_count("SIGHUP: reloading");
+    EXPECT_LT(reloads, sent / 3) << "HUPs coalesce";
+    EXPECT_TRUE(alive(daemon));
+    std::printf("signal storm: %ld signals, %d reloads, %ld kills, respawn p50 %.2f p99 %.2f ms\n",
+                sent.load(), reloads, kills, respawn_ms[respawn_ms.size() / 2], p99);
+}
+
+TEST_F(Chaos, SimultaneousExitsAreAllRecorded) {
+    const int rounds = 100;  // bench/soak does 1000
+    log_level = "warn";
+    start("  burst:\n    command: [\"" + bin("forker") +
+          "\", burst, \"50\"]\n    start_timeout: 0s\n    orphans: keep\n"
+          "    max_restarts: {count: 10000, within: 1s}\n");
+    ASSERT_TRUE(WaitFor([&] { return restarts("burst") >= rounds; }, std::chrono::seconds(120)));
+    ASSERT_EQ(ctl({"stop", "burst"}).code, 0);
+    ASSERT_TRUE(WaitFor([&] { return kids().empty(); }));  // the last burst's orphans too
+    auto status = ctl_json({"status"});
+    const auto reaped = as_int(status.as_object()["daemon"].as_object()["reaped"]);
+    const auto gens = as_int(workers("burst")[0]["generation"]);
+    // Every finished burst: its worker and 50 orphans, each reaped once. The last burst may
+    // have been stopped while still forking.
+    EXPECT_GE(reaped, (gens - 1) * 51 + 1);
+    EXPECT_LE(reaped, gens * 51);
+    ASSERT_TRUE(WaitFor([&] { return kids().empty(); }));
+    EXPECT_EQ(zombies(), 0);
+}
+
+TEST_F(Chaos, AKilledDaemonsLeftoversAreStoppedByItsSuccessor) {
+    start(kEight);
+    ASSERT_TRUE(WaitFor([&] { return count_state("w", "running") == 8; }));
+    if (slurp(log).find("kill mode: cgroup") == std::string::npos)
+        GTEST_SKIP() << "needs cgroups: without them a successor cannot find the leftovers";
+    auto old = running_pids("w");
+    ASSERT_EQ(kill(daemon, SIGKILL), 0);
+    ASSERT_TRUE(wait_exit(std::chrono::seconds(5)));
+    for (pid_t p : old)
+        EXPECT_TRUE(alive(p)) << "still running, unsupervised, for now";
+    exit_status = -1;
+    start(kEight);
+    ASSERT_TRUE(WaitFor([&] { return count_state("w", "running") == 8; }));
+    ASSERT_TRUE(WaitFor([&] {
+        for (pid_t p : old)
+            if (alive(p)) return false;
+        return true;
+    })) << "the successor stopped every leftover";
+    auto now = running_pids("w");
+    EXPECT_EQ(now.size(), 8u);
+    for (pid_t p : now)
+        EXPECT_FALSE(old.count(p));
+    EXPECT_NE(slurp(log).find("killed leftover workers of a previous cowherd"), std::string::npos);
+}
+
+}  // namespace
