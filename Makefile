@@ -1,8 +1,8 @@
 # Two commands do everything on a fresh Debian 12 machine (see README.md):
 #   make run   install dependencies, build a release, run cowherd on the demo config
 #   make test  install dependencies, build, run every test (and the ASan+UBSan build)
-.PHONY: all deps test-deps install-debs build asan run test test-release test-asan bench install \
-        format clean
+.PHONY: all deps test-deps install-debs build asan run test test-release test-asan test-tsan \
+        fuzz install format clean
 
 DEBS := libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
         libgtest-dev cmake g++ make
@@ -52,6 +52,30 @@ test-release: test-deps build
 test-asan: asan
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure -j $(JOBS) -L 'unit|process' --timeout 300
+
+# Fuzzing (by hand, not in CI): libFuzzer targets built with clang, FUZZ_SECONDS each.
+FUZZ := build/fuzz
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@$(MAKE) --no-print-directory install-debs PKGS="clang libclang-rt-14-dev"
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCOWHERD_FUZZ=ON -DCOWHERD_TESTS=OFF >/dev/null
+	cmake --build $(FUZZ) -j $(JOBS) --target fuzz_config fuzz_proc fuzz_protocol
+	@for t in config proc protocol; do \
+	    mkdir -p fuzz/corpus-work/$$t; \
+	    echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	    $(FUZZ)/bin/fuzz_$$t fuzz/corpus-work/$$t fuzz/corpus/$$t -max_len=65536 \
+	        -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=fuzz/ \
+	        2>&1 | tail -12 || exit 1; \
+	done
+
+# ThreadSanitizer build of the unit and process tiers (the daemon runs reader threads).
+TSAN := build/tsan
+test-tsan: deps
+	cmake -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=Debug -DCOWHERD_TSAN=ON >/dev/null
+	cmake --build $(TSAN) -j $(JOBS) --target unit_tests process_tests test_helpers
+	cd $(TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	    ctest --output-on-failure -j $(JOBS) -L 'unit|process' --timeout 300
 
 install: build

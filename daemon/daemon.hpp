@@ -74,6 +74,7 @@ class Daemon {
     bool finished_ = false;
     bool reloading_ = false;
     bool hup_pending_ = false;
+    bool starts_posted_ = false;
     bool usr1_pending_ = false;
     bool reload_again_ = false;
     fsm::TimePoint started_at_;

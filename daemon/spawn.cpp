@@ -1,5 +1,6 @@
 #include "daemon/spawn.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/clone3.hpp"
 #include "daemon/spawn_child.hpp"
 
 namespace cow::spawn {
@@ -18,6 +20,9 @@ namespace {
 // One stack serves every child: CLONE_VFORK suspends us until the child has exec'd or exited,
 // and only the loop thread spawns. Allocated once, with a guard page below it.
 constexpr std::size_t kStackSize = 256 * 1024;
+
+// Cleared once clone3 with CLONE_INTO_CGROUP turns out unsupported; then clone() forever.
+std::atomic<bool> clone3_works{true};
 
 char* child_stack_top() {
     static char* top = [] {
@@ -139,8 +144,30 @@ Result spawn(Plan& plan) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid_t pid = clone(detail::child_main, stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
-    int clone_errno = errno;
+    pid_t pid = -1;
+    int clone_errno = 0;
+    // Born in its cgroup when the kernel can (5.7+); else clone() and a cgroup.procs write.
+    if (plan.cgroup_fd >= 0 && clone3_works.load(std::memory_order_relaxed)) {
+        const char* saved = plan.cgroup_procs;
+        plan.cgroup_procs = nullptr;
+        long rc = detail::clone3_into_cgroup(detail::child_main, &args, stack - kStackSize,
+                                             kStackSize, plan.cgroup_fd);
+        if (rc >= 0) {
+            pid = static_cast<pid_t>(rc);
+        } else if (rc == -ENOSYS || rc == -E2BIG || rc == -EINVAL || rc == -EPERM) {
+            clone3_works.store(false, std::memory_order_relaxed);
+            plan.cgroup_procs = saved;
+        } else {
+            clone_errno = static_cast<int>(-rc);
+            plan.cgroup_procs = saved;
+            pid = -2;  // a real failure: report it below
+        }
+    }
+    if (pid == -1) {
+        pid = clone(detail::child_main, stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+        clone_errno = errno;
+    }
+    if (pid == -2) pid = -1;
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     close(pipefd[1]);
 

@@ -57,7 +57,8 @@ struct Plan {
     std::vector<char*> envp;   // null-terminated; may contain listen_pid_slot
     const char* cwd = nullptr;
     const char* cgroup_procs = nullptr;  // "<cgroup>/cgroup.procs" to join before exec
-    int stdin_fd = -1;                   // -1: keep the daemon's
+    int cgroup_fd = -1;  // that cgroup's directory: born in it (clone3), cgroup_procs unused
+    int stdin_fd = -1;   // -1: keep the daemon's
     int stdout_fd = -1;
     int stderr_fd = -1;
     std::vector<int> pass_fds;  // become fds 3, 4, ... (LISTEN_FDS order)

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include "core/names.hpp"
 #include "core/signal_names.hpp"
@@ -133,8 +135,27 @@ void Supervisor::start_pool(Pool& p, const char* why) {
     p.waiting_for_deps = false;
     const auto now = sys_.now();
     if (why) spdlog::info("pool {}: {}", p.name(), why);
-    for (auto& w : p.workers)
+    for (auto& w : p.workers) {
+        if (start_slice_ > 0) {
+            start_queue_.push_back(w->id);
+            w->last_reason = "queued to start";
+        } else {
+            apply(*w, Event{EventType::start, now, {}});
+        }
+    }
+}
+
+std::size_t Supervisor::drain_starts(std::size_t n) {
+    const auto now = sys_.now();
+    std::size_t started = 0;
+    while (started < n && !start_queue_.empty()) {
+        Worker* w = find_worker(start_queue_.front());
+        start_queue_.pop_front();
+        if (!w || shutting_down_) continue;
         apply(*w, Event{EventType::start, now, {}});
+        ++started;
+    }
+    return start_queue_.size();
 }
 
 void Supervisor::boot() {
@@ -206,6 +227,10 @@ std::variant<std::vector<Worker*>, Supervisor::TargetError> Supervisor::resolve(
 
 void Supervisor::command(const std::vector<Worker*>& targets, EventType ev) {
     const auto now = sys_.now();
+    // An operator's word overrides a start still queued from boot.
+    if (!start_queue_.empty())
+        for (Worker* w : targets)
+            std::erase(start_queue_, w->id);
     for (Worker* w : targets) {
         if (ev != EventType::stop) w->pool->waiting_for_deps = false;
         apply(*w, Event{ev, now, {}});
@@ -349,6 +374,7 @@ void Supervisor::do_spawn(Worker& w) {
         } else {
             cg_procs = cg_path + "/cgroup.procs";
             plan.cgroup_procs = cg_procs.c_str();
+            plan.cgroup_fd = ::open(cg_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         }
     }
 
@@ -360,6 +386,7 @@ void Supervisor::do_spawn(Worker& w) {
     const auto now = sys_.now();
     spawn::Result r = sys_.spawn(plan);
     if (setup_.output) setup_.output->after_spawn(w, r.ok ? r.pid : 0);
+    if (plan.cgroup_fd >= 0) ::close(plan.cgroup_fd);
     if (!r.ok) {
         if (r.pid > 0) failed_spawns_.insert(r.pid);
         if (!cg_path.empty()) release_cgroup(cg_path);

@@ -45,6 +45,11 @@ class Supervisor {
 
     // Starts every autostart pool whose dependencies run; the rest follow in settle().
     void boot();
+    // With a slice set, pools start `slice` workers per call to drain_starts, so a thousand
+    // spawns never hold the loop (and control replies, and reaping) for a second.
+    void set_start_slice(std::size_t slice) { start_slice_ = slice; }
+    std::size_t drain_starts(std::size_t n);  // returns how many are still queued
+    bool starts_queued() const { return !start_queue_.empty(); }
 
     // Resolves "all", "web" or "web.2" to workers; the error names what was not found.
     struct TargetError {
@@ -196,6 +201,8 @@ class Supervisor {
     bool shutting_down_ = false;
     bool any_finished_ = false;
     std::uint64_t reaped_ = 0;
+    std::size_t start_slice_ = 0;
+    std::deque<std::uint64_t> start_queue_;
     int stdin_fd_ = -1;
 };
 
