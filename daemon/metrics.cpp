@@ -104,7 +104,7 @@ std::unique_ptr<MetricsServer> MetricsServer::open(asio::io_context& io, const s
 }
 
 MetricsServer::MetricsServer(asio::io_context& io, Render render)
-    : io_(io), acceptor_(io), render_(std::move(render)), lag_timer_(io) {}
+    : acceptor_(io), render_(std::move(render)), lag_timer_(io) {}
 
 MetricsServer::~MetricsServer() {
     boost::system::error_code ec;

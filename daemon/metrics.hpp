@@ -33,7 +33,6 @@ class MetricsServer {
     void accept();
     void tick();
 
-    boost::asio::io_context& io_;
     boost::asio::ip::tcp::acceptor acceptor_;
     Render render_;
     boost::asio::steady_timer lag_timer_;
