@@ -5,9 +5,20 @@
 // that runs a function on a new stack for clone3, so this is a few lines of assembly.
 #pragma once
 
+#include <sched.h>
 #include <sys/types.h>
 
 namespace cow::spawn::detail {
+
+// ThreadSanitizer keeps per-thread state (clocks, trace) in our memory: a child sharing it
+// would write there as the parent thread and corrupt it, reporting races that do not exist.
+// Under TSan the child gets a copy of memory instead. Same semantics, only slower: the parent
+// waits on the close-on-exec error pipe either way.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr int kShareVm = 0;
+#else
+inline constexpr int kShareVm = CLONE_VM | CLONE_VFORK;
+#endif
 
 // Runs fn(arg) in a child that shares our memory (we are suspended until it execs or exits),
 // on the given stack, born in the cgroup whose directory fd is cgroup_fd. Returns the child's

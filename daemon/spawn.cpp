@@ -164,7 +164,7 @@ Result spawn(Plan& plan) {
         }
     }
     if (pid == -1) {
-        pid = clone(detail::child_main, stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+        pid = clone(detail::child_main, stack, detail::kShareVm | SIGCHLD, &args);
         clone_errno = errno;
     }
     if (pid == -2) pid = -1;
