@@ -67,7 +67,9 @@ fuzz: deps
 	    echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
 	    $(FUZZ)/bin/fuzz_$$t fuzz/corpus-work/$$t fuzz/corpus/$$t -max_len=65536 \
 	        -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=fuzz/ \
-	        2>&1 | tail -12 || exit 1; \
+	        >fuzz/corpus-work/$$t.log 2>&1; rc=$$?; \
+	    tail -12 fuzz/corpus-work/$$t.log; \
+	    [ $$rc -eq 0 ] || { echo "fuzz_$$t failed (rc $$rc): see fuzz/corpus-work/$$t.log"; exit 1; }; \
 	done
 
 # ThreadSanitizer build of the unit and process tiers (the daemon runs reader threads).
