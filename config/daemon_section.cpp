@@ -21,7 +21,12 @@ void read_access_group(Diagnostics& diag, const Field& v, std::optional<gid_t>& 
     if (!s) return;
     if (!s->empty() &&
         std::all_of(s->begin(), s->end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        gid = static_cast<gid_t>(std::stoul(*s));
+        // gid_t is 32 bits and (gid_t)-1 means "no change" to the kernel.
+        if (s->size() > 10 || std::stoull(*s) >= 0xffffffffULL) {
+            diag.error(v.pos, v.path, "gid " + *s + " is out of range");
+            return;
+        }
+        gid = static_cast<gid_t>(std::stoull(*s));
         name = *s;
         return;
     }
@@ -38,9 +43,10 @@ void read_access_group(Diagnostics& diag, const Field& v, std::optional<gid_t>& 
 }  // namespace
 
 bool is_daemon_key(std::string_view key) {
-    static constexpr std::string_view kKeys[] = {"socket",       "socket_mode", "log_level",
-                                                 "log_format",   "log_file",    "log_dir",
-                                                 "log_line_max", "metrics",     "shutdown_timeout"};
+    static constexpr std::string_view kKeys[] = {
+        "socket",           "socket_mode",  "log_level",     "log_format",
+        "log_file",         "log_dir",      "log_line_max",  "metrics",
+        "shutdown_timeout", "socket_group", "readonly_group"};
     for (auto k : kKeys)
         if (k == key) return true;
     return false;

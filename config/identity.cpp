@@ -80,7 +80,7 @@ void read_user(Diagnostics& diag, const Field& f, Identity& id) {
         return;
     }
     id.uid = pw.pw_uid;
-    id.gid = pw.pw_gid;
+    if (id.group.empty()) id.gid = pw.pw_gid;  // an explicit `group` wins, in either order
     id.user = pw.pw_name;
     id.home = pw.pw_dir ? pw.pw_dir : "";
     id.shell = pw.pw_shell ? pw.pw_shell : "";
@@ -170,6 +170,16 @@ void finish_identity(Diagnostics& diag, const Field& pool, Identity& id, bool ex
     if (id.user.empty()) {
         // Only a group: keep our uid, switch the group.
         id.uid = geteuid();
+    } else if (id.group.empty() && id.home.empty() && id.shell.empty() && all_digits(id.user)) {
+        // A bare uid with no passwd entry has no primary group to take: gid 0 would be root's.
+        passwd pw{}, *res = nullptr;
+        std::vector<char> buf(16384);
+        if (getpwuid_r(id.uid, &pw, buf.data(), buf.size(), &res) != 0 || !res) {
+            diag.error(pool.pos, join_path(pool.path, "user"),
+                       "uid " + id.user + " has no passwd entry, so it has no primary group: " +
+                           "set \"group\" too");
+            return;
+        }
     }
     if (!explicit_groups) {
         // initgroups semantics: the user's groups from /etc/group (never root's own).
@@ -186,9 +196,11 @@ void finish_identity(Diagnostics& diag, const Field& pool, Identity& id, bool ex
             id.groups = {id.gid};
         }
     }
-    if (geteuid() != 0 && (id.uid != geteuid() || id.gid != getegid())) {
+    // Even "switching" to our own ids calls setgroups, which needs root: refuse it here rather
+    // than fail every start.
+    if (geteuid() != 0) {
         diag.error(pool.pos, join_path(pool.path, id.user.empty() ? "group" : "user"),
-                   "switching to another user or group needs cowherd to run as root (it runs "
+                   "running a pool as a user or group needs cowherd to run as root (it runs "
                    "as uid " +
                        std::to_string(geteuid()) + ")");
     }

@@ -78,6 +78,13 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     if (a.socket_mode != b.socket_mode) plan.daemon_keys.emplace_back("socket_mode");
     if (a.log_level != b.log_level) plan.daemon_keys.emplace_back("log_level");
     if (a.shutdown_timeout != b.shutdown_timeout) plan.daemon_keys.emplace_back("shutdown_timeout");
+    if (a.log_format != b.log_format) plan.daemon_keys.emplace_back("log_format");
+    if (a.log_file != b.log_file) plan.daemon_keys.emplace_back("log_file");
+    if (a.log_dir != b.log_dir) plan.daemon_keys.emplace_back("log_dir");
+    if (a.log_line_max != b.log_line_max) plan.daemon_keys.emplace_back("log_line_max");
+    if (a.metrics != b.metrics) plan.daemon_keys.emplace_back("metrics");
+    if (a.socket_group != b.socket_group) plan.daemon_keys.emplace_back("socket_group");
+    if (a.readonly_group != b.readonly_group) plan.daemon_keys.emplace_back("readonly_group");
     return plan;
 }
 

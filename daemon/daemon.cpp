@@ -344,9 +344,14 @@ static boost::json::object plan_json(const config::ReloadPlan& plan, const confi
     json::object out{{"dry_run", dry_run},
                      {"pools", std::move(pools)},
                      {"daemon_changed", std::move(daemon_keys)}};
+    // The socket, its access rules, the daemon's own log and the metrics listener are set up
+    // once; log_level, shutdown_timeout, log_dir and log_line_max apply at once.
+    std::string later;
     for (const auto& k : plan.daemon_keys)
-        if (k == "socket" || k == "socket_mode")
-            out["note"] = "daemon.socket and daemon.socket_mode take effect at the next start";
+        if (k == "socket" || k == "socket_mode" || k == "socket_group" || k == "readonly_group" ||
+            k == "log_format" || k == "log_file" || k == "metrics")
+            later += (later.empty() ? "daemon." : ", daemon.") + k;
+    if (!later.empty()) out["note"] = later + ": takes effect at the next start";
     return out;
 }
 

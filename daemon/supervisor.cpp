@@ -80,11 +80,17 @@ void Supervisor::build_spawn_template(Pool& pool) {
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     }
     if (pc.identity.set && !pc.identity.user.empty()) {
+        // The user's own, unless the pool's env sets them (which then wins, once).
         const auto& id = pc.identity;
-        if (!id.home.empty()) pool.env.push_back("HOME=" + id.home);
-        pool.env.push_back("USER=" + id.user);
-        pool.env.push_back("LOGNAME=" + id.user);
-        if (!id.shell.empty()) pool.env.push_back("SHELL=" + id.shell);
+        auto add = [&](const char* key, const std::string& value) {
+            for (const auto& [k, v] : pc.env)
+                if (k == key) return;
+            if (!value.empty()) pool.env.push_back(std::string(key) + "=" + value);
+        };
+        add("HOME", id.home);
+        add("USER", id.user);
+        add("LOGNAME", id.user);
+        add("SHELL", id.shell);
     }
     for (const auto& [k, v] : pc.env)
         pool.env.push_back(k + "=" + v);

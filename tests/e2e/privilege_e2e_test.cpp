@@ -27,7 +27,7 @@ TEST_F(Privilege, WorkerReportMatchesTheConfigExactly) {
           "    supplementary_groups: [adm, tty]\n    umask: \"027\"\n"
           "    rlimits: {nofile: 1024, core: 0, nproc: {soft: 500, hard: 1000}}\n"
           "    no_new_privs: true\n    oom_score_adj: 500\n    clear_env: true\n"
-          "    env: {FOO: bar}\n");
+          "    env: {FOO: bar, HOME: /srv/custom}\n");
     ASSERT_TRUE(WaitFor([&] { return fs::exists(rep); })) << slurp(log);
     std::string r = slurp(rep);
     const std::string nobody = std::to_string(getpwnam("nobody")->pw_uid);
@@ -46,7 +46,7 @@ TEST_F(Privilege, WorkerReportMatchesTheConfigExactly) {
     EXPECT_EQ(field(r, "oom"), "500");
     EXPECT_EQ(field(r, "foo"), "bar");
     EXPECT_EQ(field(r, "user"), "nobody");
-    EXPECT_EQ(field(r, "home"), getpwnam("nobody")->pw_dir);
+    EXPECT_EQ(field(r, "home"), "/srv/custom") << "the pool's env wins over the user's HOME";
     // clear_env: only what we set (PATH, HOME, USER, LOGNAME, SHELL, FOO, COWHERD_*).
     EXPECT_LE(std::stoi(field(r, "envcount")), 9) << r;
     EXPECT_EQ(field(r, "fds"), "0,1,2");

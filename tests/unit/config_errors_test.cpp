@@ -2,7 +2,10 @@
 #include <string>
 #include <vector>
 
+#include <grp.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include "config/config.hpp"
 
@@ -92,6 +95,27 @@ TEST(ConfigErrors, UnknownUsersAndGroupsAreNamed) {
     EXPECT_EQ(error_of("daemon:\n  socket_group: no-such-group-xyz\npools: {a: {command: x}}\n"),
               "t.yaml:2:17: daemon.socket_group: no group named \"no-such-group-xyz\" on this "
               "system");
+}
+
+TEST(ConfigErrors, IdentityLimits) {
+    EXPECT_EQ(
+        error_of(
+            "daemon:\n  socket_group: \"99999999999999999999999\"\npools: {a: {command: x}}\n"),
+        "t.yaml:2:17: daemon.socket_group: gid 99999999999999999999999 is out of range");
+    EXPECT_EQ(error_of("daemon:\n  readonly_group: 4294967297\npools: {a: {command: x}}\n"),
+              "t.yaml:2:19: daemon.readonly_group: gid 4294967297 is out of range");
+    EXPECT_EQ(error_of("socket_group: adm\npools: {a: {command: x}}\n"),
+              "t.yaml:1:1: socket_group: unknown key; it belongs under \"daemon:\"");
+    if (geteuid() != 0) GTEST_SKIP() << "the rest needs a root cowherd";
+    uid_t lone = 54321;
+    while (getpwuid(lone))
+        ++lone;
+    const std::string uid = std::to_string(lone);
+    // Without a passwd entry there is no primary group to take, and gid 0 would be root's.
+    EXPECT_EQ(error_of(pool_with("user: \"" + uid + "\"")),
+              "t.yaml:3:5: pools.a.user: uid " + uid +
+                  " has no passwd entry, so it has no primary group: set \"group\" too");
+    EXPECT_EQ(errors_of(pool_with("user: \"" + uid + "\"\n    group: nogroup")).size(), 0u);
 }
 
 TEST(ConfigErrors, MergeKeysAreNotSupported) {

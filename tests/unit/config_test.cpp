@@ -7,8 +7,12 @@
 #include <sstream>
 #include <string>
 
+#include <grp.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
+#include <unistd.h>
 
+#include "config/plan.hpp"
 #include "core/paths.hpp"
 
 namespace cow::config {
@@ -29,6 +33,34 @@ std::shared_ptr<const Config> must_load(std::string_view yaml) {
     EXPECT_TRUE(r.ok()) << describe_errors(r);
     EXPECT_TRUE(r.errors.empty());
     return r.config;
+}
+
+TEST(ConfigLoad, AnExplicitGroupWinsWhereverItIsWritten) {
+    if (geteuid() != 0) GTEST_SKIP() << "switching users needs a root cowherd";
+    const passwd* nobody = getpwnam("nobody");
+    const group* tty = getgrnam("tty");
+    if (!nobody || !tty) GTEST_SKIP() << "needs the nobody user and the tty group";
+    const gid_t tty_gid = tty->gr_gid;
+    const uid_t nobody_uid = nobody->pw_uid;
+    for (const char* pool :
+         {"{command: x, group: tty, user: nobody}", "{command: x, user: nobody, group: tty}"}) {
+        auto cfg = must_load(std::string("pools:\n  a: ") + pool + "\n");
+        ASSERT_TRUE(cfg);
+        const auto& id = cfg->pools[0].identity;
+        EXPECT_EQ(id.uid, nobody_uid) << pool;
+        EXPECT_EQ(id.gid, tty_gid) << pool;
+    }
+}
+
+TEST(ConfigLoad, ReloadPlanListsEveryChangedDaemonKey) {
+    auto a = must_load("pools: {a: {command: x}}\n");
+    auto b = must_load(
+        "daemon: {socket_group: 4, readonly_group: 5, metrics: \"127.0.0.1:9464\", "
+        "log_format: json}\npools: {a: {command: x}}\n");
+    ASSERT_TRUE(a && b);
+    auto plan = plan_reload(*a, *b);
+    EXPECT_EQ(plan.daemon_keys, (std::vector<std::string>{"log_format", "metrics", "socket_group",
+                                                          "readonly_group"}));
 }
 
 TEST(ConfigLoad, MinimalConfigGetsDefaults) {
