@@ -89,19 +89,44 @@ def alive(pid):
     return st is not None and st[1] != "Z"
 
 
+def _has_children_files():
+    me = os.getpid()
+    return os.path.exists(f"/proc/{me}/task/{me}/children")
+
+
+HAS_CHILDREN_FILES = _has_children_files()  # CONFIG_PROC_CHILDREN
+
+
+def children_of(pid):
+    """The pids whose parent is one of pid's threads (/proc/PID/task/TID/children)."""
+    kids = set()
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return kids
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids.update(int(x) for x in f.read().split())
+        except OSError:
+            pass
+    return kids
+
+
 class ChildCounter:
     """Counts the daemon's children whose comm is `comm` (i.e. that have exec'd it).
 
-    Polled incrementally: a pid confirmed once stays confirmed, a pid known to belong to someone
-    else is skipped while it stays in the /proc listing (pid_max here is only 32768, so a pid
-    that leaves the listing is forgotten in case it comes back as one of the daemon's)."""
+    With CONFIG_PROC_CHILDREN one poll reads the daemon's children files and then the stat of
+    each child not yet confirmed. Without it, it lists /proc and skips pids known to belong to
+    someone else while they stay in the listing (pid_max may be only 32768, so a pid that
+    leaves the listing is forgotten in case it comes back as one of the daemon's)."""
 
     def __init__(self, daemon_pid, comm):
         self.daemon, self.comm = daemon_pid, comm
         self.confirmed, self.foreign = set(), set()
 
     def count(self):
-        listing = set(pids())
+        listing = children_of(self.daemon) if HAS_CHILDREN_FILES else set(pids())
         self.confirmed &= listing
         self.foreign &= listing
         for pid in listing - self.confirmed - self.foreign:
@@ -206,7 +231,7 @@ def timed_run(argv, env=None, timeout=120):
 
 
 def terminate(p, timeout=30):
-    """SIGTERM a Popen daemon, SIGKILL it if it lingers. Returns seconds to exit or None."""
+    """SIGTERM a Popen daemon, SIGKILL it if it lingers. Seconds to exit, inf on timeout."""
     if p is None or p.poll() is not None:
         return None
     t0 = now_ns()
@@ -217,7 +242,7 @@ def terminate(p, timeout=30):
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait()
-        return None
+        return float("inf")  # shown as "timeout"
     finally:
         tracked.discard(p.pid)
 
@@ -280,6 +305,8 @@ class System:
 
 class Cowherd(System):
     name = "cowherd"
+    extra_yaml = ""
+    diagnostic = False
 
     def write_config(self, n, command, extra=""):
         self.sock = os.path.join(self.d, "cowherd.sock")
@@ -289,14 +316,25 @@ class Cowherd(System):
                 f"daemon:\n  socket: {self.sock}\n  shutdown_timeout: 30s\n"
                 f"pools:\n  {POOL}:\n    command: {json.dumps(command)}\n"
                 f"    workers: {n}\n    start_timeout: 0s\n    stop_timeout: 30s\n"
-                f"    max_restarts: {{count: 10000, within: 1s}}\n{extra}"
+                f"    max_restarts: {{count: 10000, within: 1s}}\n{self.extra_yaml}{extra}"
             )
         return cfg
 
     def launch(self, n, command):
         cfg = self.write_config(n, command)
-        self.proc = popen([self.bins["cowherd"], "-c", cfg], os.path.join(self.d, "daemon.log"))
+        self.log = os.path.join(self.d, "daemon.log")
+        self.proc = popen([self.bins["cowherd"], "-c", cfg], self.log)
         self.pid = self.proc.pid
+
+    def kill_mode(self):
+        """The daemon's own account of how it reaches worker trees (cgroup or group)."""
+        try:
+            for line in open(self.log):
+                if "kill mode:" in line:
+                    return line.split("kill mode:", 1)[1].strip()
+        except OSError:
+            pass
+        return "?"
 
     def ctl(self, *args):
         return [self.bins["cowctl"], "--socket", self.sock, *args]
@@ -318,6 +356,15 @@ class Cowherd(System):
 
     def start_cmd(self):
         return self.ctl("--timeout", "120", "start", POOL)
+
+
+class CowherdGroup(Cowherd):
+    """Diagnostic variant: kill_mode: group, i.e. no per-worker cgroup (startup and
+    replacement only), to show what cgroup placement costs."""
+
+    name = "cow-group"
+    extra_yaml = "    kill_mode: group\n"
+    diagnostic = True
 
 
 class Supervisord(System):
@@ -391,27 +438,25 @@ class Pm2(System):
         return self.ctl("start", "all")
 
     def stop_daemon(self):
+        # Not measured: SIGKILL the God daemon (`pm2 kill` takes a minute with 1000 workers);
+        # the sweep that follows kills its workers by tag.
         if self.proc is not None:
             try:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait()
             tracked.discard(self.proc.pid)
         if self.pid and alive(self.pid):
-            try:
-                subprocess.run(self.ctl("kill"), env=self.env(), timeout=60,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-            except subprocess.TimeoutExpired:
-                pass
+            os.kill(self.pid, signal.SIGKILL)
         self.proc, self.pid = None, None
 
     def sigterm_exit(self):
         """The God daemon is not our Popen child (it is adopted by us, the subreaper)."""
         t0 = now_ns()
         os.kill(self.pid, signal.SIGTERM)
-        ok = wait_until(lambda: not alive(self.pid), 60, 0.002)
-        return (now_ns() - t0) / 1e9 if ok else None
+        ok = wait_until(lambda: not alive(self.pid), 120, 0.002)
+        return (now_ns() - t0) / 1e9 if ok else float("inf")
 
 
 # ---------------------------------------------------------------- measurements
@@ -453,14 +498,19 @@ def startup_proc(sysm, n, poll_s):
     t0 = now_ns()
     sysm.launch(n, ["sleep", "100000"])
     counter = ChildCounter(sysm.pid, sysm.comm_sleep)
-    polls = 0
+    polls, cost = 0, 0
     deadline = time.monotonic() + 120
-    while counter.count() < n:
+    while True:
+        p0 = now_ns()
+        done = counter.count() >= n
+        cost += now_ns() - p0
         polls += 1
+        if done:
+            break
         if time.monotonic() > deadline:
             raise RuntimeError(f"{sysm.name}: only {counter.count()}/{n} workers after 120 s")
         time.sleep(poll_s)
-    return (now_ns() - t0) / 1e9, polls
+    return (now_ns() - t0) / 1e9, polls, cost / polls / 1e9
 
 
 def startup_ctl(cow, n, poll_s):
@@ -600,17 +650,25 @@ def one_run(args, bins, systems, tmp, run_no):
 
     largest = max(args.n)
     for n in args.n:
-        inner, wall = floor_startup(bins, n)
-        put(f"startup{n}_floor_inner", "floor", inner)
-        put(f"startup{n}", "floor", wall)
-        log(f"  floor N={n}: {wall*1e3:.0f} ms wall ({inner*1e3:.0f} ms inside)")
-        time.sleep(0.5)
+        floors, inners = [], []
         for sysm in systems:
+            # A floor right before each system: the machine's speed drifts (other load, page
+            # cache), so each system is compared with a floor taken moments earlier.
+            inner, wall = floor_startup(bins, n)
+            floors.append(wall)
+            inners.append(inner)
+            log(f"  floor N={n}: {wall*1e3:.0f} ms wall ({inner*1e3:.0f} ms inside)")
+            time.sleep(0.5)
             try:
-                dt, polls = startup_proc(sysm, n, args.poll_ms / 1e3)
+                dt, polls, cost = startup_proc(sysm, n, args.poll_ms / 1e3)
                 put(f"startup{n}", sysm.name, dt)
-                log(f"  {sysm.name} N={n}: {dt*1e3:.0f} ms ({polls} /proc polls)")
-                if n == largest:
+                put(f"startup{n}_ratio", sysm.name, dt / wall)
+                put(f"startup{n}_proc_pollcost", sysm.name, cost)
+                log(f"  {sysm.name} N={n}: {dt*1e3:.0f} ms ({polls} /proc polls, "
+                    f"{cost*1e3:.2f} ms each)")
+                if isinstance(sysm, Cowherd) and sysm.name not in res.get("kill_mode", {}):
+                    put("kill_mode", sysm.name, sysm.kill_mode())
+                if n == largest and not getattr(sysm, "diagnostic", False):
                     figs = daemon_figures(sysm, n, args.status_runs, args.idle_seconds)
                     for k, v in figs.items():
                         put(k, sysm.name, v)
@@ -621,7 +679,7 @@ def one_run(args, bins, systems, tmp, run_no):
                 sysm.stop_daemon()
                 sweep(f"{sysm.name} startup")
             time.sleep(0.5)
-            if isinstance(sysm, Cowherd):
+            if isinstance(sysm, Cowherd) and not sysm.diagnostic:
                 try:
                     dt, polls, cost = startup_ctl(sysm, n, args.poll_ms / 1e3)
                     put(f"startup{n}_ctl", sysm.name, dt)
@@ -633,6 +691,8 @@ def one_run(args, bins, systems, tmp, run_no):
                     sysm.stop_daemon()
                     sweep("cowherd cowctl startup")
                 time.sleep(0.5)
+        put(f"startup{n}", "floor", statistics.median(floors))
+        put(f"startup{n}_floor_inner", "floor", statistics.median(inners))
     for n in args.n:
         lat = floor_replacement(bins, tmp, args.kills)
         put(f"repl{n}_p50", "floor", statistics.median(lat))
@@ -653,7 +713,11 @@ def one_run(args, bins, systems, tmp, run_no):
 
 
 def fmt_ms(v):
-    return "-" if v is None else (f"{v*1e3:.2f}" if v < 0.1 else f"{v*1e3:.0f}")
+    if v is None:
+        return "-"
+    if v == float("inf"):
+        return "timeout"
+    return f"{v*1e3:.2f}" if v < 0.1 else f"{v*1e3:.0f}"
 
 
 def render(args, runs, names):
@@ -668,7 +732,7 @@ def render(args, runs, names):
         return max(vals) if vals else None
 
     cols = ["floor"] + names
-    head = f"{'figure':<44}" + "".join(f"{c:>12}" for c in cols) + f"  {'target':<18}"
+    head = f"{'figure':<44}" + "".join(f"{c:>12}" for c in cols) + f"  {'target':<14}verdict"
     rows = [head, "-" * len(head)]
     largest = max(args.n)
 
@@ -678,25 +742,29 @@ def render(args, runs, names):
         verdict = ""
         if check and vals.get("cowherd") is not None:
             verdict = "ok" if check(vals["cowherd"], vals) else "MISSED"
-        rows.append(f"{label:<44}{cells}  {target:<12}{verdict}")
+        rows.append(f"{label:<44}{cells}  {target:<14}{verdict}".rstrip())
         return vals
 
     def ratio_row(label, base_vals, over, target="", check=None):
         cells, verdict = "", ""
         for c in cols:
             b, v = base_vals.get(over), base_vals.get(c)
-            cells += f"{(f'{v / b:.2f}x' if b and v is not None else '-'):>12}"
+            ok = b and v is not None and b != float("inf") and v != float("inf")
+            cells += f"{(f'{v / b:.2f}x' if ok else '-'):>12}"
         if check:
             b, v = base_vals.get(over), base_vals.get("cowherd")
             if b and v is not None:
                 verdict = "ok" if check(v / b) else "MISSED"
-        rows.append(f"{label:<44}{cells}  {target:<12}{verdict}")
+        rows.append(f"{label:<44}{cells}  {target:<14}{verdict}".rstrip())
 
     for n in args.n:
         v = row(f"1. startup N={n}, ms (/proc count)", f"startup{n}", fmt_ms)
-        ratio_row(f"   ratio vs floor", v, "floor", "<=1.3x @1000" if n == 1000 else "",
-                  (lambda r: r <= 1.3) if n == 1000 else None)
+        row(f"   ratio vs the floor taken just before", f"startup{n}_ratio",
+            lambda x: f"{x:.2f}x", "<=1.3x @1000" if n == 1000 else "",
+            (lambda x, _: x <= 1.3) if n == 1000 else None)
+        ratio_row(f"   ratio of the medians vs floor", v, "floor")
         ratio_row(f"   ratio vs cowherd", v, "cowherd")
+        row(f"   cost of one /proc poll (python), ms", f"startup{n}_proc_pollcost", fmt_ms)
         row(f"   floor: time inside the spawn loop, ms", f"startup{n}_floor_inner", fmt_ms)
         row(f"   cowherd via cowctl status poll, ms", f"startup{n}_ctl", fmt_ms)
         row(f"   cowctl polls until all running", f"startup{n}_ctl_polls", lambda x: f"{x:.0f}")
@@ -770,7 +838,14 @@ def main():
     ap.add_argument("--systems", default="cowherd,supervisord,pm2",
                     help="comma list; peers that are not installed are skipped")
     ap.add_argument("--json-out", help="write every run's raw figures here")
+    ap.add_argument("--no-group-variant", action="store_true",
+                    help="skip the diagnostic cowherd column with kill_mode: group")
+    ap.add_argument("--from-json", metavar="FILE",
+                    help="only re-print the table of a run saved with --json-out")
     args = ap.parse_args()
+    if args.from_json:
+        report_from_json(args.from_json)
+        return
 
     bins = {b: os.path.join(args.bin_dir, b)
             for b in ("cowherd", "cowctl", "bench_stamp", "bench_floor_spawn")}
@@ -781,7 +856,7 @@ def main():
     bins["supervisorctl"] = shutil.which("supervisorctl")
     bins["pm2"] = shutil.which("pm2")
     wanted = args.systems.split(",")
-    systems_cls = [Cowherd]
+    systems_cls = [Cowherd] + ([] if args.no_group_variant else [CowherdGroup])
     if "supervisord" in wanted:
         if bins["supervisord"] and bins["supervisorctl"]:
             systems_cls.append(Supervisord)
@@ -793,6 +868,13 @@ def main():
         else:
             log("pm2 not installed: skipped (npm i -g pm2)")
 
+    # Ctrl-C or kill -TERM still runs the cleanup below (a shell's background job starts
+    # with SIGINT ignored, so install the handler explicitly).
+    def interrupted(signo, _frame):
+        raise KeyboardInterrupt(signo)
+
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     # Orphans of killed daemons come to us, not to init, so nothing escapes the sweep.
     PR_SET_CHILD_SUBREAPER = 36
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -800,16 +882,18 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cowbench-")
     started = datetime.datetime.now(datetime.timezone.utc)
     runs = []
+    vers = versions(bins)
+    load_before = open("/proc/loadavg").read().split()[:3]
+    systems = [c(bins, tmp) for c in systems_cls]
     try:
-        systems = [c(bins, tmp) for c in systems_cls]
-        vers = versions(bins)
         for i in range(args.runs):
-            log(f"run {i + 1}/{args.runs}")
+            log(f"run {i + 1}/{args.runs} (load average "
+                f"{' '.join(open('/proc/loadavg').read().split()[:3])})")
             runs.append(one_run(args, bins, systems, tmp, i))
     except KeyboardInterrupt:
         log("interrupted")
     finally:
-        for s in locals().get("systems", []):
+        for s in systems:
             try:
                 s.stop_daemon()
             except Exception:  # noqa: BLE001 - cleaning up regardless
@@ -818,17 +902,53 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     if not runs:
         sys.exit(1)
-    names = [c.name for c in systems_cls]
-    print(f"# bench/spawn.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"# {started:%Y-%m-%d %H:%M} UTC; {machine()}; fd limit {soft}")
-    print("# " + "; ".join(f"{k} {v}" for k, v in vers.items()))
-    print(f"# median of {len(runs)} runs; {args.kills} kills per replacement run; "
-          f"{args.status_runs} status calls; /proc polled every {args.poll_ms:g} ms")
-    print(render(args, runs, names))
+    meta = {
+        "command": f"bench/spawn.py {' '.join(sys.argv[1:])}".rstrip(),
+        "started": f"{started:%Y-%m-%d %H:%M} UTC",
+        "machine": f"{machine()}; fd limit {soft}",
+        "load_before": load_before,
+        "load_after": open("/proc/loadavg").read().split()[:3],
+        "versions": vers,
+        "names": [c.name for c in systems_cls],
+    }
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump({"args": vars(args), "machine": machine(), "versions": vers,
-                       "runs": runs}, f, indent=1)
+            json.dump({"args": vars(args), "meta": meta, "runs": runs}, f, indent=1)
+    report(args, meta, runs)
+
+
+def report(args, meta, runs):
+    modes = {}
+    for r in runs:
+        for k, v in r.get("kill_mode", {}).items():
+            modes.setdefault(k, v)
+    print(f"# {meta['command']}")
+    print(f"# {meta['started']}; {meta['machine']}")
+    print(f"# load average before {' '.join(meta['load_before'])}, "
+          f"after {' '.join(meta['load_after'])}")
+    print("# " + "; ".join(f"{k} {v}" for k, v in meta["versions"].items()))
+    for k, v in modes.items():
+        print(f"# {k} kill mode: {v}")
+    print(f"# median of {len(runs)} runs; {args.kills} kills per replacement run; "
+          f"{args.status_runs} status calls; /proc polled every {args.poll_ms:g} ms")
+    print(render(args, runs, meta["names"]))
+
+
+def report_from_json(path):
+    """Re-print the table of a saved run (--json-out) without running anything."""
+    doc = json.load(open(path))
+    args = argparse.Namespace(**doc["args"])
+    meta = doc.get("meta") or {}
+    names = meta.get("names") or [
+        n for n in ("cowherd", "cow-group", "supervisord", "pm2")
+        if any(n in r.get(f"startup{args.n[0]}", {}) for r in doc["runs"])]
+    meta = {"command": meta.get("command", "bench/spawn.py (command not recorded)"),
+            "started": meta.get("started", "?"),
+            "machine": meta.get("machine", doc.get("machine", "?")),
+            "load_before": meta.get("load_before", ["?"]),
+            "load_after": meta.get("load_after", ["?"]),
+            "versions": meta.get("versions", doc.get("versions", {})), "names": names}
+    report(args, meta, doc["runs"])
 
 
 if __name__ == "__main__":
