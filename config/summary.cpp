@@ -59,6 +59,45 @@ std::string extras(const PoolConfig& p) {
     if (p.memory.max_private)
         add("max_private=" + std::to_string(*p.memory.max_private >> 20) + "MiB/" +
             exact_duration(p.memory.check_every));
+    auto sink = [&](const char* name, const OutputSink& s) {
+        if (s == OutputSink{}) return;
+        std::string v = std::string(name) + "=" + std::string(to_string(s.kind));
+        if (s.kind == OutputSink::Kind::file) {
+            if (s.per_worker) v += ",per_worker";
+            v += ",max " + std::to_string(s.max_size >> 20) + "MiB,keep " + std::to_string(s.keep);
+        }
+        add(v);
+    };
+    sink("stdout", p.stdout_sink);
+    sink("stderr", p.stderr_sink);
+    if (p.backpressure == Backpressure::drop) add("log_backpressure=drop");
+    // Who the workers run as: worth seeing before a root daemon starts them.
+    const auto& id = p.identity;
+    if (id.set) {
+        std::string groups;
+        for (gid_t g : id.groups)
+            groups += (groups.empty() ? "" : ",") + std::to_string(g);
+        add("uid=" + std::to_string(id.uid) + (id.user.empty() ? "" : "(" + id.user + ")") +
+            " gid=" + std::to_string(id.gid) + (id.group.empty() ? "" : "(" + id.group + ")") +
+            " groups=" + (groups.empty() ? "none" : groups));
+    }
+    if (p.umask) {
+        char m[8];
+        std::snprintf(m, sizeof m, "%04o", static_cast<unsigned>(*p.umask));
+        add(std::string("umask=") + m);
+    }
+    if (!p.rlimits.empty()) {
+        std::string names;
+        for (const auto& r : p.rlimits)
+            names += (names.empty() ? "" : ",") + r.name;
+        add("rlimits=" + names);
+    }
+    if (p.no_new_privs) add("no_new_privs");
+    if (p.oom_score_adj) add("oom_score_adj=" + std::to_string(*p.oom_score_adj));
+    if (p.clear_env) add("clear_env");
+    if (!p.env_remove.empty())
+        add("env_remove=" + std::to_string(p.env_remove.size()) +
+            (p.env_remove.size() == 1 ? " var" : " vars"));
     return out;
 }
 
@@ -72,7 +111,15 @@ std::string summarize(const Config& cfg) {
     char mode[16];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(cfg.daemon.socket_mode));
     out += "daemon: socket " + cfg.daemon.socket + " (" + mode + "), log " + cfg.daemon.log_level +
-           ", shutdown_timeout " + exact_duration(cfg.daemon.shutdown_timeout) + "\n";
+           ", shutdown_timeout " + exact_duration(cfg.daemon.shutdown_timeout);
+    const auto& d = cfg.daemon;
+    if (d.socket_group) out += ", socket_group " + d.socket_group_name;
+    if (d.readonly_group) out += ", readonly_group " + d.readonly_group_name;
+    if (!d.log_file.empty()) out += ", log_file " + d.log_file;
+    if (d.log_format != "text") out += ", log_format " + d.log_format;
+    if (!d.log_dir.empty()) out += ", log_dir " + d.log_dir;
+    if (!d.metrics.empty()) out += ", metrics " + d.metrics;
+    out += "\n";
 
     out += "pools (" + std::to_string(cfg.pools.size()) + "):\n";
     struct Row {

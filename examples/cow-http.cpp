@@ -33,6 +33,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -445,7 +446,9 @@ int main(int argc, char** argv) {
     const size_t cap = max_conns();
     std::vector<Conn> conns;
     std::vector<pollfd> pfds;
-    std::vector<int> owner;  // per pollfd: -2 signalfd, -1 - i listener i, else conn index
+    // Per pollfd: kSignal for the signalfd, -1 - i for listener i, else a connection index.
+    constexpr int kSignal = std::numeric_limits<int>::min();
+    std::vector<int> owner;
     int64_t accept_pause_until = 0;
     uint64_t served = 0;
 
@@ -492,7 +495,7 @@ int main(int argc, char** argv) {
         pfds.clear();
         owner.clear();
         pfds.push_back({sfd, POLLIN, 0});
-        owner.push_back(-2);
+        owner.push_back(kSignal);
         bool accepting = !draining && conns.size() < cap && now >= accept_pause_until;
         if (!draining && now < accept_pause_until) next = accept_pause_until;
         for (size_t i = 0; accepting && i < listeners.size(); ++i) {
@@ -523,7 +526,7 @@ int main(int argc, char** argv) {
         for (size_t k = 0; r > 0 && k < pfds.size(); ++k) {
             if (!pfds[k].revents) continue;
             int o = owner[k];
-            if (o == -2) {
+            if (o == kSignal) {
                 signalfd_siginfo si{};
                 while (read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si))
                     start_draining(now);

@@ -36,17 +36,13 @@ struct Reply {
 };
 
 // One HTTP request on a fresh connection (the server closes after each reply).
-Reply get(int port) {
+Reply get_at(const sockaddr* addr, socklen_t len) {
     Reply r;
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     timeval tv{5, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    if (::connect(fd, addr, len) != 0) {
         r.error = std::string("connect: ") + std::strerror(errno);
         ::close(fd);
         return r;
@@ -84,6 +80,21 @@ Reply get(int port) {
     in >> word >> r.pid >> word >> worker >> r.tag;
     r.ok = r.pid > 0;
     return r;
+}
+
+Reply get(int port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return get_at(reinterpret_cast<sockaddr*>(&a), sizeof a);
+}
+
+Reply get_unix(const std::string& path) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    return get_at(reinterpret_cast<sockaddr*>(&a), sizeof a);
 }
 
 // A bounded client loop on loopback: at most `cap` requests, until stopped.
@@ -335,6 +346,27 @@ TEST_F(Prefork, ListenFdsFollowTheSystemdContract) {
     struct stat st {};
     ASSERT_EQ(::stat(unix_path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0660u);
+}
+
+// Every inherited socket is served, not only fd 3 (a second listener once shared its poll tag
+// with the example server's signalfd and was never accepted on).
+TEST_F(Prefork, TheExampleServerAnswersOnEverySocket) {
+    const std::string unix_path = (dir / "web.sock").string();
+    start("  web:\n    command: [\"" + bin("cow-http") +
+          "\"]\n    workers: 2\n    ready: notify\n    start_timeout: 5s\n"
+          "    sockets:\n      - {name: http, listen: \"tcp://127.0.0.1:" +
+          std::to_string(port) + "\"}\n      - {name: local, listen: \"unix:" + unix_path +
+          "\"}\n");
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 2; })) << slurp(log);
+    const auto pids = running_pids("web");
+    for (int i = 0; i < 10; ++i) {
+        Reply tcp = get(port);
+        ASSERT_TRUE(tcp.ok) << tcp.error;
+        EXPECT_TRUE(pids.count(tcp.pid));
+        Reply local = get_unix(unix_path);
+        ASSERT_TRUE(local.ok) << local.error;
+        EXPECT_TRUE(pids.count(local.pid));
+    }
 }
 
 TEST_F(Prefork, ReloadAddsRemovesAndLeavesUnchangedPoolsAlone) {
