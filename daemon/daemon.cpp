@@ -161,8 +161,8 @@ int Daemon::run() {
 }
 
 void Daemon::on_signal(int signo) {
-    // Signals reach us in the order they were raised, one handler run each; under a flood of
-    // HUPs a SIGCHLD could wait behind thousands of them. So every signal also reaps.
+    // One SIGCHLD stands for any number of deaths, so reap until none is left. Every other
+    // signal reaps too: a waitpid that finds nothing is cheap, and a wakeup is never wasted.
     if (reap_all([this](pid_t pid, int status) { sup_->on_reaped(pid, status); }) > 0)
         sup_->after_reap();
     switch (signo) {

@@ -267,14 +267,34 @@ void Supervisor::signal_tree(Worker& w, int sig) {
         return;
     }
     if (w.alive()) {
+        // Descendants whose parent exited reparented to us without a word (no SIGCHLD of
+        // ours): adopt them now so that the loop below reaches them.
+        adopt_orphans();
         sys_.kill_group(w.pid, sig);
-        sys_.kill_descendants(w.pid, sig);
+        remember_swept(w, sys_.kill_descendants(w.pid, sig));
     }
     for (auto& [pid, o] : orphans_) {
         if (o.worker_id != w.id) continue;
         sys_.kill_child(pid, sig);
         if (o.group_leader) sys_.kill_group(pid, sig);
     }
+}
+
+void Supervisor::remember_swept(Worker& w, std::vector<ProcId> found) {
+    if (w.swept_generation != w.generation) w.swept.clear();
+    w.swept_generation = w.generation;
+    // Keep the earlier finds that still live (one may have reparented to us since), drop the rest.
+    for (const ProcId& id : w.swept)
+        if (std::find(found.begin(), found.end(), id) == found.end() && still_there(id))
+            found.push_back(id);
+    w.swept = std::move(found);
+}
+
+bool Supervisor::still_there(const ProcId& id) {
+    auto info = sys_.proc_info(id.pid);
+    if (!info || info->starttime != id.starttime) return false;
+    // A zombie is gone unless it is ours to reap: then the reaper will hear of it.
+    return info->state != 'Z' || info->ppid == self_pid_;
 }
 
 void Supervisor::apply(Worker& w, const Event& ev) {
@@ -452,6 +472,7 @@ void Supervisor::on_reaped(pid_t pid, int wait_status) {
     if (it == by_pid_.end()) {
         // A descendant that reparented to us and died before our next scan adopted it.
         spdlog::debug("reaped pid {} (a descendant, not a worker): {}", pid, describe(info));
+        adopt_due_ = true;  // its own children, if any, are ours now
         return;
     }
     Worker& w = *it->second;
@@ -502,6 +523,24 @@ std::optional<Supervisor::Owner> Supervisor::owner_of(const ProcInfo& info) cons
         if (auto it = by_pid_.find(key); it != by_pid_.end())
             return Owner{it->second->id, it->second->generation, it->second->name};
     }
+    // A daemon-style double fork: its session or group leader may be a zombie still hanging
+    // under the worker; follow ppid links up from it.
+    for (pid_t key : {info.sid, info.pgid}) {
+        pid_t at = key;
+        for (int depth = 0; depth < 64 && at > 1 && at != self_pid_; ++depth) {
+            if (auto it = by_pid_.find(at); it != by_pid_.end())
+                return Owner{it->second->id, it->second->generation, it->second->name};
+            auto up = sys_.proc_info(at);
+            if (!up) break;
+            at = up->ppid;
+        }
+    }
+    // A descendant a tree signal found (it may have called setsid, out of every group we know).
+    for (const auto& p : pools_)
+        for (const auto& w : p->workers)
+            for (const ProcId& id : w->swept)
+                if (id.pid == info.pid && id.starttime == info.starttime)
+                    return Owner{w->id, w->swept_generation, w->name};
     // Only one death in this batch: whatever was just reparented came from it.
     if (batch_deaths_.size() == 1) return batch_deaths_.front();
     return std::nullopt;
@@ -537,6 +576,13 @@ void Supervisor::adopt_orphans() {
         auto& rec = orphans_[pid] = std::move(o);
         // Orphans of a worker being stopped, or of a daemon shutting down, always go.
         const bool stopping = w && (w->slot.state == State::stopping || w->draining);
+        if (w && !stopping && !shutting_down_ && w->pid != 0 && rec.generation == w->generation) {
+            // Its parent exited but its worker lives (a daemonizing child): still the worker's,
+            // as it would be inside the worker's cgroup; the policy applies when the worker dies.
+            spdlog::info("adopted pid {} ({}) from {}: kept while {} runs", pid, rec.comm, rec.from,
+                         rec.from);
+            continue;
+        }
         if (rec.policy == config::OrphanPolicy::kill || stopping || shutting_down_) {
             spdlog::info("adopted orphan pid {} ({}) from {}: sending TERM, KILL in {}", pid,
                          rec.comm, rec.from, format_duration(rec.grace));
@@ -575,17 +621,30 @@ bool Supervisor::tree_gone(const Worker& w) {
     }
     for (const auto& [pid, o] : orphans_)
         if (o.worker_id == w.id) return false;
+    for (const ProcId& id : w.swept)
+        if (still_there(id)) return false;
     return true;
 }
 
 void Supervisor::after_reap() {
-    if (!batch_deaths_.empty() || !orphans_.empty()) adopt_orphans();
+    if (!batch_deaths_.empty() || !orphans_.empty() || adopt_due_) adopt_orphans();
+    // Adopted earlier while their worker lived: that worker is dead now, so its policy applies.
+    for (const Owner& dead : batch_deaths_) {
+        const Worker* w = find_worker(dead.worker_id);
+        if (w && w->pid != 0 && w->generation == dead.generation) continue;  // an orphan died
+        for (auto& [pid, o] : orphans_)
+            if (o.worker_id == dead.worker_id && o.generation == dead.generation &&
+                !o.terminating && (o.policy == config::OrphanPolicy::kill || shutting_down_))
+                terminate_orphan(o, o.grace);
+    }
     batch_deaths_.clear();
+    adopt_due_ = false;
     const auto now = sys_.now();
     for (auto& p : pools_) {
         for (auto& w : p->workers) {
             if (!w->draining || !tree_gone(*w)) continue;
             w->draining = false;
+            w->swept.clear();
             const std::string old = w->cgroup;
             w->cgroup.clear();
             if (!old.empty()) release_cgroup(old);

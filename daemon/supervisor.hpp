@@ -17,6 +17,7 @@
 
 #include <boost/json.hpp>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "config/config.hpp"
 #include "config/plan.hpp"
@@ -147,6 +148,8 @@ class Supervisor {
     void do_spawn(Worker& w);
     void signal_tree(Worker& w, int sig);
     bool tree_gone(const Worker& w);
+    void remember_swept(Worker& w, std::vector<ProcId> found);
+    bool still_there(const ProcId& id);
     void arm(Worker& w, Millis after);
     void disarm(Worker& w);
 
@@ -194,7 +197,9 @@ class Supervisor {
     std::unordered_map<std::string, Owner> cgroup_owner_;
     std::unordered_set<std::string> dead_cgroups_;  // rmdir once empty
     std::vector<Owner> batch_deaths_;               // deaths in the current reap batch
+    bool adopt_due_ = false;                        // a descendant died: look for new children
     std::uint64_t next_worker_id_ = 1;
+    const pid_t self_pid_ = ::getpid();
     SupervisorSetup setup_;
     struct Roll;
     std::vector<std::unique_ptr<Roll>> rolls_;

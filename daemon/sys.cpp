@@ -21,11 +21,11 @@ void RealSys::kill_child(pid_t pid, int sig) {
     ::kill(pid, sig);
 }
 
-int RealSys::kill_descendants(pid_t leader, int sig) {
+std::vector<ProcId> RealSys::kill_descendants(pid_t leader, int sig) {
     proc::ProcReader reader;
     auto tree = proc::build_subtree(reader, leader);
-    if (!tree.ok()) return 0;
-    int n = 0;
+    std::vector<ProcId> found;
+    if (!tree.ok()) return found;
     // Breadth-first over the snapshot; each pid is pinned with a pidfd and re-identified by its
     // start time before the signal, so a pid that died and was reused is never hit.
     std::vector<const proc::ProcNode*> todo;
@@ -39,12 +39,13 @@ int RealSys::kill_descendants(pid_t leader, int sig) {
         int fd = static_cast<int>(syscall(SYS_pidfd_open, node->pid, 0));
         if (fd < 0) continue;
         auto st = reader.read_stat(node->pid);
-        if (st.ok() && st.value.starttime == node->starttime && st.value.pgrp != leader &&
-            syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0) == 0)
-            ++n;
+        if (st.ok() && st.value.starttime == node->starttime) {
+            found.push_back(ProcId{node->pid, node->starttime});
+            if (st.value.pgrp != leader) syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0);
+        }
         ::close(fd);
     }
-    return n;
+    return found;
 }
 
 std::vector<pid_t> RealSys::children() {
@@ -58,10 +59,12 @@ std::optional<ProcInfo> RealSys::proc_info(pid_t pid) {
     auto st = reader.read_stat(pid);
     if (!st.ok()) return std::nullopt;
     ProcInfo info;
+    info.pid = pid;
     info.ppid = st.value.ppid;
     info.sid = st.value.session;
     info.pgid = st.value.pgrp;
     info.starttime = st.value.starttime;
+    info.state = st.value.state;
     info.comm = st.value.comm;
     if (cgroups_) {
         auto cg = reader.read_file(pid, "cgroup");

@@ -11,17 +11,20 @@
 
 #include "daemon/cgroup.hpp"
 #include "daemon/spawn.hpp"
+#include "daemon/worker.hpp"
 #include "daemon/worker_fsm.hpp"
 
 namespace cow {
 
 // What the supervisor needs to know of a process it did not start (an adopted orphan).
 struct ProcInfo {
+    pid_t pid = 0;
     pid_t ppid = 0;
     pid_t sid = 0;
     pid_t pgid = 0;
     std::uint64_t starttime = 0;
     std::string comm;
+    char state = 0;      // R, S, Z, ... from /proc/PID/stat
     std::string cgroup;  // absolute path of its cgroup directory, "" when unknown
 };
 
@@ -37,8 +40,9 @@ class Sys {
     virtual void kill_child(pid_t pid, int sig) = 0;
     // Signals the descendants of an unreaped child, each pinned by a pidfd while signalled,
     // skipping members of the child's own process group (they get kill_group). Used where no
-    // cgroup holds the tree, to reach descendants that called setsid.
-    virtual int kill_descendants(pid_t leader, int sig) = 0;
+    // cgroup holds the tree, to reach descendants that called setsid. Returns every descendant
+    // it found alive, signalled or not: a stop waits for all of them to be gone.
+    virtual std::vector<ProcId> kill_descendants(pid_t leader, int sig) = 0;
     // Our direct children, as the kernel lists them (adopted orphans included).
     virtual std::vector<pid_t> children() = 0;
     virtual std::optional<ProcInfo> proc_info(pid_t pid) = 0;
@@ -54,7 +58,7 @@ class RealSys final : public Sys {
     spawn::Result spawn(spawn::Plan& plan) override { return spawn::spawn(plan); }
     void kill_group(pid_t leader, int sig) override;
     void kill_child(pid_t pid, int sig) override;
-    int kill_descendants(pid_t leader, int sig) override;
+    std::vector<ProcId> kill_descendants(pid_t leader, int sig) override;
     std::vector<pid_t> children() override;
     std::optional<ProcInfo> proc_info(pid_t pid) override;
     cgroup::Cgroups* cgroups() override { return cgroups_.get(); }

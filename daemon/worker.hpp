@@ -17,6 +17,13 @@
 
 namespace cow {
 
+// A process named by pid and start time, so that a reused pid is never taken for it.
+struct ProcId {
+    pid_t pid = 0;
+    std::uint64_t starttime = 0;
+    bool operator==(const ProcId&) const = default;
+};
+
 struct Pool;
 
 struct Worker {
@@ -50,6 +57,11 @@ struct Worker {
     // yet: the FSM hears of the exit only once the tree is empty.
     bool draining = false;
     ExitInfo drain_exit;
+    // Without a cgroup: the descendants the last tree signal found (setsid ones included), and
+    // the generation they came from. A stop is over only once they are gone, and an orphan
+    // among them is known to be this worker's even when several workers die at once.
+    std::vector<ProcId> swept;
+    std::uint64_t swept_generation = 0;
 
     // Rolling restart: the process being replaced keeps serving until its successor is up,
     // then gets stop_signal; if the successor fails, it is put back as the slot's process.

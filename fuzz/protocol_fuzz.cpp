@@ -25,7 +25,7 @@ class FakeSys final : public cow::Sys {
     }
     void kill_group(pid_t, int) override {}
     void kill_child(pid_t, int) override {}
-    int kill_descendants(pid_t, int) override { return 0; }
+    std::vector<cow::ProcId> kill_descendants(pid_t, int) override { return {}; }
     std::vector<pid_t> children() override { return {}; }
     std::optional<cow::ProcInfo> proc_info(pid_t) override { return std::nullopt; }
     cow::cgroup::Cgroups* cgroups() override { return nullptr; }

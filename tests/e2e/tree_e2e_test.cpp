@@ -121,7 +121,9 @@ TEST_P(KillModes, StopLeavesNoDescendantsButSparesStrangers) {
     // stop returned: nothing of the pool may be left, not even the setsid grandchildren.
     for (pid_t p : pids_in(pids_file()))
         EXPECT_FALSE(alive(p)) << p;
-    EXPECT_TRUE(descendants(daemon).empty());
+    for (pid_t p : descendants(daemon))
+        ADD_FAILURE() << "left after stop: " << p << (zombie(p) ? " (zombie)" : "") << " "
+                      << slurp("/proc/" + std::to_string(p) + "/cmdline");
     EXPECT_TRUE(alive(sentinel));
     EXPECT_EQ(
         log_count("kill mode: " + std::string(GetParam() == "cgroup" ? "cgroup" : "process group")),

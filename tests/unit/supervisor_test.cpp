@@ -38,7 +38,8 @@ class FakeSys : public Sys {
     }
     void kill_group(pid_t leader, int sig) override { kills.emplace_back(leader, sig); }
     void kill_child(pid_t pid, int sig) override { kills.emplace_back(pid, sig); }
-    int kill_descendants(pid_t, int) override { return 0; }
+    std::vector<ProcId> tree;  // what a descendant sweep finds
+    std::vector<ProcId> kill_descendants(pid_t, int) override { return tree; }
     std::vector<pid_t> extra_children;  // adopted orphans the test pretends exist
     std::map<pid_t, ProcInfo> infos;
     std::vector<pid_t> children() override { return extra_children; }
@@ -155,6 +156,52 @@ TEST_F(Fixture, StopSignalsTheGroupThenKillsAfterTheTimeout) {
     reap(pid, killed(9));
     EXPECT_EQ(w(0).slot.state, State::stopped);
     EXPECT_EQ(w(0).restarts, 0u);
+}
+
+TEST_F(Fixture, WithoutACgroupAStopWaitsForEverySweptDescendant) {
+    // Two workers each left a setsid grandchild outside every group we know; both workers die
+    // in one batch, so only the sweep at stop time tells whose grandchild is whose.
+    boot(2);
+    advance(1s);
+    const pid_t self = ::getpid();
+    sys.tree = {{501, 11}};
+    sup->command({&w(0)}, fsm::EventType::stop);
+    sys.tree = {{502, 12}};
+    sup->command({&w(1)}, fsm::EventType::stop);
+    sys.infos[501] = ProcInfo{501, 77, 501, 501, 11, "forker", 'S', ""};
+    sys.infos[502] = ProcInfo{502, 78, 502, 502, 12, "forker", 'S', ""};
+    sup->on_reaped(w(0).pid, killed(SIGTERM));
+    sup->on_reaped(w(1).pid, killed(SIGTERM));
+    sup->after_reap();
+    sup->settle();
+    // Their grandchildren live on (not yet ours): the stop is not over.
+    EXPECT_EQ(w(0).slot.state, State::stopping);
+    EXPECT_EQ(w(1).slot.state, State::stopping);
+    // 501's parent dies and we reap it; 501 reparents to us: adopted as w(0)'s, not "unknown".
+    sys.infos[501].ppid = self;
+    sys.extra_children = {501};
+    reap(500, exited(0));
+    ASSERT_EQ(sup->orphans().size(), 1u);
+    EXPECT_EQ(sup->orphans().at(501).from, "web.0");
+    EXPECT_EQ(w(0).slot.state, State::stopping);
+    // 502 dies where its parent reaps it; 501 dies and we reap it: both stops are over.
+    sys.infos.erase(502);
+    sys.extra_children.clear();
+    sys.infos.erase(501);
+    reap(501, killed(SIGTERM));
+    EXPECT_EQ(w(0).slot.state, State::stopped);
+    EXPECT_EQ(w(1).slot.state, State::stopped);
+    EXPECT_EQ(w(0).restarts + w(1).restarts, 0u);
+}
+
+TEST_F(Fixture, ASweptPidReusedByAStrangerDoesNotHoldTheStop) {
+    boot(1);
+    advance(1s);
+    sys.tree = {{601, 21}};
+    sup->command({&w(0)}, fsm::EventType::stop);
+    sys.infos[601] = ProcInfo{601, 1, 601, 601, 99, "stranger", 'S', ""};  // other start time
+    reap(w(0).pid, killed(SIGTERM));
+    EXPECT_EQ(w(0).slot.state, State::stopped);
 }
 
 TEST_F(Fixture, NoSignalReachesAReapedWorker) {
