@@ -1,0 +1,759 @@
+#!/usr/bin/env python3
+"""Log capture throughput: cowherd beside supervisord and PM2, one flooding worker to files.
+
+Run by hand, never in CI. Method and results are in bench/README.md. Python 3
+standard library only.
+
+    python3 bench/logs.py [--runs 3] [--lines 2000000] [--payload 100]
+                          [--systems direct,cowherd,supervisord,pm2]
+
+One worker, `flood N --payload 100` (tests/helpers/flood.cpp), writes N numbered, checksummed
+lines as fast as it can, alternating stdout and stderr (one write(2) per line), then exits. Its
+supervisor captures both streams into two files; the worker is never restarted and the files
+never rotate (cowherd `max_size: 0`, supervisord `*_logfile_maxbytes=0`, PM2 without
+pm2-logrotate), so each stream is one file.
+
+  direct       no supervisor: flood's stdout and stderr opened on the two files (the ceiling)
+  cowherd      `stdout: {sink: file, max_size: 0}` (and stderr) under `daemon.log_dir`
+  supervisord  `[program:flood]` with stdout_logfile / stderr_logfile, maxbytes=0
+  pm2          `pm2 start flood --interpreter none --no-autorestart --output F --error F`
+
+Figures per run: the wall time from the launch of the daemon (for PM2, of the `pm2 start` that
+launches its God daemon) until the two files hold all N lines (watched by reading what is new in
+them every 10 ms and counting newlines), and also from the first byte in the files to the last
+line; MB/s (10^6 bytes of both files) and lines/s over the first; the daemon's CPU time
+(utime+stime of its own process from /proc/PID/stat, clock ticks -> s) per MB; its peak RSS; and,
+once the system is stopped, every line checked: tag, sequence number (each stream's 0..N/2-1 once,
+in order) and FNV-1a checksum of "seq payload". Lost = lines never found intact. When lines go
+missing, the wall time is until the files stopped growing after the worker exited.
+
+Every process the benchmark starts carries COWBENCH_TAG=<random> in its environment; on the way
+out the script kills, by pid, whatever still carries the tag. Before each measurement it waits
+until no `bench/spawn.py` is running, so two benchmarks never share the cores.
+"""
+
+import argparse
+import concurrent.futures
+import ctypes
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAG_KEY = "COWBENCH_TAG"
+TAG = uuid.uuid4().hex
+STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+POOL = "flood"
+
+libc = ctypes.CDLL(None, use_errno=True)
+tracked = set()  # pids of our Popen children
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- processes
+
+
+def all_pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def proc_stat(pid):
+    """(comm, state, ppid, utime+stime ticks) or None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return None
+    comm = s[s.index("(") + 1:s.rindex(")")]
+    rest = s[s.rindex(")") + 2:].split()
+    return comm, rest[0], int(rest[1]), int(rest[11]) + int(rest[12])
+
+
+def vm_hwm_kib(pid):
+    try:
+        for ln in open(f"/proc/{pid}/status"):
+            if ln.startswith("VmHWM:"):
+                return int(ln.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def alive(pid):
+    st = proc_stat(pid)
+    return st is not None and st[1] != "Z"
+
+
+def tagged_pids():
+    needle = f"{TAG_KEY}={TAG}".encode()
+    me, out = os.getpid(), []
+    for pid in all_pids():
+        if pid == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if needle in f.read():
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def reap_orphans():
+    me = os.getpid()
+    for pid in all_pids():
+        st = proc_stat(pid)
+        if pid not in tracked and st and st[2] == me and st[1] == "Z":
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def sweep(what=""):
+    left = tagged_pids()
+    if left and what:
+        log(f"  sweep after {what}: killing {len(left)} leftover processes")
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_until(lambda: not any(alive(p) for p in left), 10)
+    reap_orphans()
+
+
+def wait_until(pred, timeout, interval=0.01):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
+
+
+def bench_env(extra=None):
+    env = dict(os.environ)
+    env["PATH"] = STD_PATH + ":" + os.path.dirname(shutil.which("node") or "/usr/bin")
+    env[TAG_KEY] = TAG
+    env.pop("NOTIFY_SOCKET", None)
+    env.update(extra or {})
+    return env
+
+
+def popen(argv, log_path=None, env=None, **kw):
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                         env=env or bench_env(), **kw)
+    if log_path:
+        out.close()
+    tracked.add(p.pid)
+    return p
+
+
+def run(argv, env=None, timeout=120):
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env=env or bench_env())
+    tracked.add(p.pid)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+    tracked.discard(p.pid)
+    return p.returncode, out.decode(errors="replace")
+
+
+def terminate(p, timeout=30):
+    if p is None:
+        return
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    tracked.discard(p.pid)
+
+
+def ancestors():
+    out, pid = set(), os.getpid()
+    while pid > 1:
+        out.add(pid)
+        st = open(f"/proc/{pid}/stat").read()
+        pid = int(st[st.rindex(")") + 2:].split()[1])
+    return out
+
+
+def cpu_busy(seconds=1.0):
+    """Fraction of all CPUs busy (not idle, not iowait) over `seconds`."""
+    def sample():
+        v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        return sum(v), v[3] + v[4]
+    t0, i0 = sample()
+    time.sleep(seconds)
+    t1, i1 = sample()
+    return 1 - (i1 - i0) / max(1, t1 - t0)
+
+
+def wait_quiet(args):
+    """Wait until no other benchmark (--wait-for) runs and the CPUs are idle (at most
+    --max-busy busy over 2 s), so that runs never share the cores. Returns the busy fraction
+    seen last (after --quiet-timeout it gives up waiting for idleness and says so)."""
+    said = False
+    mine = ancestors()
+    while True:
+        r = subprocess.run(["pgrep", "-f", args.wait_for], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL)
+        others = [int(x) for x in r.stdout.split() if int(x) not in mine]
+        if not others:
+            break
+        if not said:
+            log(f"  waiting: {args.wait_for} is running (pids {others})")
+            said = True
+        time.sleep(5)
+    deadline = time.monotonic() + args.quiet_timeout
+    said = False
+    while True:
+        busy = cpu_busy(2.0)
+        if busy <= args.max_busy:
+            return busy
+        if time.monotonic() > deadline:
+            log(f"  the CPUs are still {100 * busy:.0f}% busy; measuring anyway")
+            return busy
+        if not said:
+            log(f"  waiting: the CPUs are {100 * busy:.0f}% busy (other work on the machine)")
+            said = True
+        time.sleep(3)
+
+
+class Contention:
+    """The share of the CPUs that other work on the machine used while we measured: every
+    CPU's user+nice+system time (/proc/stat) minus our own and our reaped descendants'
+    (os.times). Every process a run starts has been reaped, directly or through its parents,
+    before end(), so its CPU time is in our children's times by then."""
+
+    def __init__(self):
+        self.t, self.busy, self.ours = time.monotonic(), self._busy(), self._ours()
+
+    @staticmethod
+    def _busy():
+        v = open("/proc/stat").readline().split()[1:]
+        return (int(v[0]) + int(v[1]) + int(v[2])) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _ours():
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def end(self):
+        dt = time.monotonic() - self.t
+        foreign = (self._busy() - self.busy) - (self._ours() - self.ours)
+        return max(0.0, foreign) / (dt * (os.cpu_count() or 1))
+
+
+def other_benchmark(args):
+    r = subprocess.run(["pgrep", "-f", args.wait_for], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL)
+    mine = ancestors()
+    return [int(x) for x in r.stdout.split() if int(x) not in mine]
+
+
+def flood_alive():
+    """Whether a flood process of ours is still running."""
+    for pid in tagged_pids():
+        st = proc_stat(pid)
+        if st and st[0] == "flood" and st[1] != "Z":
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- watching the files
+
+
+class Watcher:
+    """Counts the newlines in files as they grow, reading only what is new each poll."""
+
+    def __init__(self, paths):
+        self.paths = paths
+        self.files = {p: None for p in paths}
+        self.lines = {p: 0 for p in paths}
+        self.bytes = {p: 0 for p in paths}
+
+    def poll(self):
+        for p in self.paths:
+            f = self.files[p]
+            if f is None:
+                try:
+                    f = self.files[p] = open(p, "rb", buffering=0)
+                except FileNotFoundError:
+                    continue
+            while True:
+                b = f.read(1 << 22)
+                if not b:
+                    break
+                self.lines[p] += b.count(b"\n")
+                self.bytes[p] += len(b)
+        return sum(self.lines.values()), sum(self.bytes.values())
+
+    def close(self):
+        for f in self.files.values():
+            if f is not None:
+                f.close()
+
+
+def watch(paths, n, t_launch, args, daemon_pid_fn):
+    """Poll until the files hold n lines, or stopped growing after flood exited.
+
+    Returns timing figures and the daemon's CPU ticks / peak RSS at that moment."""
+    w = Watcher(paths)
+    first_byte = last_growth = None
+    seen_lines = seen_bytes = 0
+    deadline = t_launch + args.timeout
+    stalled_check = 0.0
+    try:
+        while True:
+            lines, nbytes = w.poll()
+            now = time.monotonic()
+            if nbytes > seen_bytes:
+                if first_byte is None:
+                    first_byte = now
+                last_growth = now
+                seen_lines, seen_bytes = lines, nbytes
+            if lines >= n:
+                break
+            if now > deadline:
+                log(f"  timeout: {lines} of {n} lines after {args.timeout}s")
+                break
+            if last_growth is not None and now - last_growth > args.settle and \
+                    now - stalled_check > 1:
+                stalled_check = now
+                if not flood_alive():
+                    log(f"  the files stopped at {lines} of {n} lines after the worker exited")
+                    break
+            time.sleep(args.poll_ms / 1000)
+    finally:
+        w.close()
+    dpid = daemon_pid_fn()
+    st = proc_stat(dpid) if dpid else None
+    end = last_growth if last_growth is not None else time.monotonic()
+    return {
+        "wall_s": end - t_launch,
+        "first_byte_s": (first_byte - t_launch) if first_byte else None,
+        "stream_s": (end - first_byte) if first_byte else None,
+        "bytes": seen_bytes,
+        "lines_counted": seen_lines,
+        "daemon_cpu_s": st[3] / CLK_TCK if st else None,
+        "daemon_hwm_mib": (vm_hwm_kib(dpid) / 1024 if dpid and vm_hwm_kib(dpid) else None),
+    }
+
+
+# ---------------------------------------------------------------- checking every line
+
+
+def fnv32(b):
+    h = 2166136261
+    for c in b:
+        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def check_file(path, tag, expect):
+    """Every line of one stream: (good, lost, bad, duplicate, out_of_order, other)."""
+    good = bad = dup = ooo = other = 0
+    seen = bytearray(expect)
+    nxt = 0
+    prefix = tag + b" "
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return {"good": 0, "lost": expect, "bad": 0, "dup": 0, "out_of_order": 0, "other": 0}
+    with f:
+        for line in f:
+            if not line.startswith(prefix):
+                other += 1  # not a line of this stream at all
+                continue
+            if not line.endswith(b"\n"):
+                bad += 1  # a torn last line
+                continue
+            parts = line[2:-1].split(b" ")
+            if len(parts) != 3 or not parts[0].isdigit() or not parts[2].isdigit():
+                bad += 1
+                continue
+            seq = int(parts[0])
+            if fnv32(parts[0] + b" " + parts[1]) != int(parts[2]) or seq >= expect:
+                bad += 1
+                continue
+            if seen[seq]:
+                dup += 1
+                continue
+            seen[seq] = 1
+            if seq != nxt:
+                ooo += 1
+            nxt = seq + 1
+            good += 1
+    return {"good": good, "lost": expect - good, "bad": bad, "dup": dup, "out_of_order": ooo,
+            "other": other}
+
+
+def check_all(out_path, err_path, n, pool):
+    fo = pool.submit(check_file, out_path, b"o", (n + 1) // 2)
+    fe = pool.submit(check_file, err_path, b"e", n // 2)
+    o, e = fo.result(), fe.result()
+    return {k: o[k] + e[k] for k in o}
+
+
+# ---------------------------------------------------------------- systems
+
+
+def flood_argv(bins, args):
+    return [bins["flood"], str(args.lines), "--payload", str(args.payload)]
+
+
+def direct_run(args, bins, d):
+    out, err = os.path.join(d, "flood.out"), os.path.join(d, "flood.err")
+    fo, fe = open(out, "wb"), open(err, "wb")
+    t = time.monotonic()
+    p = subprocess.Popen(flood_argv(bins, args), stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
+                         env=bench_env())
+    tracked.add(p.pid)
+    fo.close()
+    fe.close()
+    try:
+        r = watch([out, err], args.lines, t, args, lambda: None)
+        p.wait(60)
+    finally:
+        terminate(p)
+    return r, out, err, {}
+
+
+def cowherd_run(args, bins, d):
+    logs = os.path.join(d, "logs")
+    sock = os.path.join(d, "cowherd.sock")
+    cfg = os.path.join(d, "cowherd.yaml")
+    argv = ", ".join(f'"{a}"' for a in flood_argv(bins, args))
+    with open(cfg, "w") as f:
+        f.write(f"""daemon:
+  socket: {sock}
+  log_dir: {logs}
+  shutdown_timeout: 10s
+pools:
+  {POOL}:
+    command: [{argv}]
+    restart: never
+    start_timeout: 0s
+    stdout: {{sink: file, max_size: 0}}
+    stderr: {{sink: file, max_size: 0}}
+""")
+    ctl = [bins["cowctl"], "--socket", sock]
+    t = time.monotonic()
+    daemon = popen([bins["cowherd"], "-c", cfg], os.path.join(d, "cowherd.log"))
+    out, err = os.path.join(logs, f"{POOL}.out"), os.path.join(logs, f"{POOL}.err")
+    extra = {}
+    try:
+        r = watch([out, err], args.lines, t, args, lambda: daemon.pid)
+        rc, o = run(ctl + ["--json", "status", POOL], timeout=10)
+        if rc == 0:
+            lg = json.loads(o)["pools"][0].get("log", {})
+            extra = {"captured_lines": (lg.get("stdout_lines", 0) or 0) +
+                     (lg.get("stderr_lines", 0) or 0),
+                     "dropped_lines": lg.get("dropped_lines")}
+        run(ctl + ["shutdown"], timeout=30)
+        daemon.wait(30)
+    finally:
+        terminate(daemon)
+    return r, out, err, extra
+
+
+def supervisord_run(args, bins, d):
+    logs = os.path.join(d, "logs")
+    os.makedirs(logs)
+    out, err = os.path.join(logs, f"{POOL}.out"), os.path.join(logs, f"{POOL}.err")
+    conf = os.path.join(d, "supervisord.conf")
+    with open(conf, "w") as f:
+        f.write(f"""[unix_http_server]
+file={d}/supervisor.sock
+
+[supervisord]
+nodaemon=true
+logfile={d}/supervisord.log
+pidfile={d}/supervisord.pid
+childlogdir={d}
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://{d}/supervisor.sock
+
+[program:{POOL}]
+command={' '.join(flood_argv(bins, args))}
+autostart=true
+autorestart=false
+startsecs=0
+stdout_logfile={out}
+stderr_logfile={err}
+stdout_logfile_maxbytes=0
+stderr_logfile_maxbytes=0
+stdout_logfile_backups=0
+stderr_logfile_backups=0
+""")
+    t = time.monotonic()
+    daemon = popen([bins["supervisord"], "-n", "-c", conf], os.path.join(d, "supervisord.out"))
+    try:
+        r = watch([out, err], args.lines, t, args, lambda: daemon.pid)
+    finally:
+        terminate(daemon)
+    return r, out, err, {}
+
+
+def pm2_run(args, bins, d):
+    logs = os.path.join(d, "logs")
+    os.makedirs(logs)
+    out, err = os.path.join(logs, f"{POOL}.out"), os.path.join(logs, f"{POOL}.err")
+    home = os.path.join(d, "home")
+    env = bench_env({"PM2_HOME": home})
+    fl = flood_argv(bins, args)
+    t = time.monotonic()
+    cli = popen([bins["pm2"], "start", fl[0], "--name", POOL, "--interpreter", "none",
+                 "--no-autorestart", "--output", out, "--error", err, "--", *fl[1:]],
+                os.path.join(d, "pm2-cli.log"), env=env)
+    pidfile = os.path.join(home, "pm2.pid")
+    god = []
+
+    def god_pid():
+        if not god:
+            try:
+                god.append(int(open(pidfile).read().strip()))
+            except (OSError, ValueError):
+                return None
+        return god[0]
+
+    try:
+        r = watch([out, err], args.lines, t, args, god_pid)
+        cli.wait(60)
+    finally:
+        terminate(cli)
+        run([bins["pm2"], "kill"], env=env, timeout=120)
+    return r, out, err, {}
+
+
+SYSTEMS = {"direct": direct_run, "cowherd": cowherd_run, "supervisord": supervisord_run,
+           "pm2": pm2_run}
+
+
+# ---------------------------------------------------------------- report
+
+
+COLUMNS = [
+    ("wall s", lambda r: r["wall_s"], "{:.2f}"),
+    ("MB/s", lambda r: r["mb_s"], "{:.1f}"),
+    ("lines/s", lambda r: r["lines_s"], "{:,.0f}"),
+    ("1st byte->done s", lambda r: r["stream_s"], "{:.2f}"),
+    ("daemon CPU s", lambda r: r["daemon_cpu_s"], "{:.2f}"),
+    ("CPU ms/MB", lambda r: r["cpu_ms_per_mb"], "{:.2f}"),
+    ("peak RSS MiB", lambda r: r["daemon_hwm_mib"], "{:.0f}"),
+    ("lost", lambda r: r["check"]["lost"], "{:,}"),
+    ("bad/dup/ooo", lambda r: "{}/{}/{}".format(r["check"]["bad"], r["check"]["dup"],
+                                               r["check"]["out_of_order"]), "{}"),
+    ("other CPU", lambda r: 100 * r["foreign_cpu"], "{:.0f}%"),
+]
+
+
+def fmt(v, how):
+    return "-" if v is None else how.format(v)
+
+
+def render(runs, systems):
+    hdr = ["system", "run"] + [c[0] for c in COLUMNS]
+    rows = []
+    for name in systems:
+        mine = [r for r in runs if r["system"] == name]
+        for r in mine:
+            rows.append([name, str(r["run"])] + [fmt(get(r), how) for _, get, how in COLUMNS])
+        if mine:
+            med = []
+            for _, get, how in COLUMNS:
+                vals = [get(r) for r in mine if get(r) is not None]
+                if vals and all(isinstance(v, (int, float)) for v in vals):
+                    med.append(fmt(statistics.median(vals), how))
+                else:
+                    med.append("")
+            rows.append([name, "median"] + med)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(hdr)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(hdr, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+    return "\n".join(lines)
+
+
+def machine():
+    cpu = "?"
+    try:
+        for ln in open("/proc/cpuinfo"):
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"kernel": platform.release(), "cpus": os.cpu_count(), "cpu": cpu,
+            "python": platform.python_version()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--lines", type=int, default=2_000_000)
+    ap.add_argument("--payload", type=int, default=100)
+    ap.add_argument("--systems", default="direct,cowherd,supervisord,pm2")
+    ap.add_argument("--poll-ms", type=float, default=10)
+    ap.add_argument("--settle", type=float, default=3,
+                    help="seconds without growth, after the worker exited, that end a run")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds per run at most")
+    ap.add_argument("--bin-dir", default=os.path.join(ROOT, "build", "release", "bin"))
+    ap.add_argument("--wait-for", default="bench/spawn.py",
+                    help="pgrep -f pattern of a benchmark to wait for before each measurement")
+    ap.add_argument("--max-busy", type=float, default=0.15,
+                    help="before each measurement, wait until at most this fraction of the "
+                         "CPUs is busy")
+    ap.add_argument("--max-foreign", type=float, default=0.10,
+                    help="redo a run when other work used more than this share of the CPUs "
+                         "during it, or when --wait-for started meanwhile")
+    ap.add_argument("--retries", type=int, default=3, help="redos per run at most")
+    ap.add_argument("--quiet-timeout", type=float, default=1800,
+                    help="seconds to wait for idle CPUs before measuring anyway")
+    ap.add_argument("--json-out", help="write every run's raw figures here")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dirs (logs, configs)")
+    args = ap.parse_args()
+
+    bins = {b: os.path.join(args.bin_dir, b) for b in ("cowherd", "cowctl", "flood")}
+    for b, path in bins.items():
+        if not os.access(path, os.X_OK):
+            sys.exit(f"missing {path}: build first (cmake --build build/release)")
+    bins["supervisord"] = shutil.which("supervisord")
+    bins["pm2"] = shutil.which("pm2")
+    systems = [s for s in args.systems.split(",") if s]
+    for s in systems:
+        if s not in SYSTEMS:
+            sys.exit(f"unknown system {s}")
+    for s in ("supervisord", "pm2"):
+        if s in systems and not bins[s]:
+            log(f"{s} not installed: skipped")
+            systems.remove(s)
+
+    def interrupted(signo, _frame):
+        raise KeyboardInterrupt(signo)
+
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
+    PR_SET_CHILD_SUBREAPER = 36
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    tmp = tempfile.mkdtemp(prefix="cowbench-logs-")
+    started = datetime.datetime.now(datetime.timezone.utc)
+    runs = []
+    checker = concurrent.futures.ProcessPoolExecutor(max_workers=2)
+    bin_info = {}
+    try:
+        # Run copies, so that a rebuild of build/release during the benchmark changes nothing.
+        os.makedirs(os.path.join(tmp, "bin"))
+        for b in list(bins):
+            if bins[b] and bins[b].startswith(args.bin_dir):
+                bins[b] = shutil.copy2(bins[b], os.path.join(tmp, "bin", b))
+        bin_info = {b: {"mtime": datetime.datetime.fromtimestamp(
+            os.stat(os.path.join(args.bin_dir, b)).st_mtime).isoformat(timespec="seconds")}
+            for b in bins if bins[b] and bins[b].startswith(tmp)}
+        for i in range(args.runs):
+            for name in systems:
+                for attempt in range(args.retries + 1):
+                    busy = wait_quiet(args)
+                    log(f"run {i + 1}/{args.runs}: {name} (load average "
+                        f"{' '.join(open('/proc/loadavg').read().split()[:3])})")
+                    d = tempfile.mkdtemp(prefix=name + "-", dir=tmp)
+                    try:
+                        cont = Contention()
+                        r, out, err, extra = SYSTEMS[name](args, bins, d)
+                        sweep(name)
+                        r["foreign_cpu"], r["attempt"] = cont.end(), attempt + 1
+                        r.update(extra)
+                        r["system"], r["run"], r["cpu_busy_before"] = name, i + 1, busy
+                        others = other_benchmark(args)
+                        redo = (r["foreign_cpu"] > args.max_foreign or others) and \
+                            attempt < args.retries
+                        if redo:
+                            log(f"  other work ran meanwhile ({100 * r['foreign_cpu']:.0f}% of "
+                                f"the CPUs{', ' + args.wait_for if others else ''}); again")
+                        else:
+                            r["check"] = check_all(out, err, args.lines, checker)
+                    finally:
+                        sweep(name)
+                        if not args.keep:
+                            shutil.rmtree(d, ignore_errors=True)
+                    if not redo:
+                        break
+                mb = r["bytes"] / 1e6
+                r["mb"] = mb
+                r["mb_s"] = mb / r["wall_s"] if r["wall_s"] > 0 else None
+                r["lines_s"] = r["check"]["good"] / r["wall_s"] if r["wall_s"] > 0 else None
+                r["cpu_ms_per_mb"] = (1000 * r["daemon_cpu_s"] / mb
+                                      if r["daemon_cpu_s"] is not None and mb else None)
+                runs.append(r)
+                log(f"  {r['wall_s']:.2f} s, {r['mb_s']:.1f} MB/s, daemon CPU "
+                    f"{r['daemon_cpu_s']} s, lost {r['check']['lost']}, "
+                    f"bad {r['check']['bad']}, dup {r['check']['dup']}")
+    except KeyboardInterrupt:
+        log("interrupted")
+    finally:
+        checker.shutdown(cancel_futures=True)
+        sweep("the benchmark")
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log(f"kept {tmp}")
+    if not runs:
+        sys.exit(1)
+    m = machine()
+    mb = statistics.median([r["mb"] for r in runs])
+    print(f"# log capture throughput: {started:%Y-%m-%d %H:%M} UTC, kernel {m['kernel']}, "
+          f"{m['cpus']} CPUs ({m['cpu']})")
+    print(f"# flood {args.lines:,} lines --payload {args.payload} ({mb:.1f} MB over stdout and "
+          f"stderr) to two files, no rotation; {args.runs} runs")
+    print(render(runs, systems))
+    med = {}
+    for name in systems:
+        v = [r["mb_s"] for r in runs if r["system"] == name and r["mb_s"]]
+        if v:
+            med[name] = statistics.median(v)
+    print()
+    for peer in ("supervisord", "pm2"):
+        if "cowherd" in med and peer in med:
+            print(f"throughput cowherd / {peer}: {med['cowherd'] / med[peer]:.1f}x "
+                  f"(median MB/s {med['cowherd']:.1f} vs {med[peer]:.1f})")
+    if "direct" in med and "cowherd" in med:
+        print(f"cowherd / direct-to-file: {med['cowherd'] / med['direct']:.2f}x")
+    lost = {name: sum(r["check"]["lost"] for r in runs if r["system"] == name)
+            for name in systems}
+    print("lines lost over all runs: " + ", ".join(f"{k} {v:,}" for k, v in lost.items()))
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump({"started": started.isoformat(), "machine": m, "args": vars(args),
+                       "binaries": bin_info,
+                       "runs": runs}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
