@@ -16,6 +16,7 @@ namespace cow {
 namespace {
 // Workers spawned per loop turn at startup: about 30 ms of spawning on the test VM.
 constexpr std::size_t kStartSlice = 64;
+constexpr Millis kStartBudget{2};
 }  // namespace
 
 Daemon::Daemon(std::shared_ptr<const config::Config> cfg)
@@ -242,7 +243,7 @@ void Daemon::after_batch() {
         boost::asio::post(io_, [this] {
             starts_posted_ = false;
             if (finished_) return;
-            sup_->drain_starts(kStartSlice);
+            sup_->drain_starts(kStartSlice, kStartBudget);
             after_batch();
         });
     }

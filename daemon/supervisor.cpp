@@ -151,10 +151,12 @@ void Supervisor::start_pool(Pool& p, const char* why) {
     }
 }
 
-std::size_t Supervisor::drain_starts(std::size_t n) {
+std::size_t Supervisor::drain_starts(std::size_t n, Millis budget) {
     const auto now = sys_.now();
     std::size_t started = 0;
-    while (started < n && !start_queue_.empty()) {
+    // At least one per turn; then stop at n, or once the budget is spent (about 0.5 ms a spawn
+    // here), so that a control request waits for one short slice, not for 64 spawns.
+    while (started < n && !start_queue_.empty() && (started == 0 || sys_.now() - now < budget)) {
         Worker* w = find_worker(start_queue_.front());
         start_queue_.pop_front();
         if (!w || shutting_down_) continue;

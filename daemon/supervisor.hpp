@@ -49,7 +49,8 @@ class Supervisor {
     // With a slice set, pools start `slice` workers per call to drain_starts, so a thousand
     // spawns never hold the loop (and control replies, and reaping) for a second.
     void set_start_slice(std::size_t slice) { start_slice_ = slice; }
-    std::size_t drain_starts(std::size_t n);  // returns how many are still queued
+    // Returns how many are still queued.
+    std::size_t drain_starts(std::size_t n, Millis budget = std::chrono::hours(1));
     bool starts_queued() const { return !start_queue_.empty(); }
 
     // Resolves "all", "web" or "web.2" to workers; the error names what was not found.
