@@ -164,6 +164,9 @@ TEST_F(Chaos, SignalStormCoalescesAndCausesNoSpuriousRestarts) {
     // Speed belongs to bench/soak.sh; here only the bound that tells a lost SIGCHLD (a reap
     // that waits for some unrelated later event) from a daemon that is merely busy.
     EXPECT_LT(respawn_ms.back(), 2000.0) << "no lost wakeup: death to respawn";
+    if (std::getenv("COWHERD_SOAK_SIGNALS")) {  // by hand on a quiet machine: the figure
+        EXPECT_LE(p99, 100.0) << "p99 death -> respawn during the storm";
+    }
     const int reloads = log_count("SIGHUP: reloading");
     EXPECT_LT(reloads, sent / 3) << "HUPs coalesce";
     EXPECT_TRUE(alive(daemon));
