@@ -4,7 +4,7 @@
 Run by hand, never in CI. Method and results are in bench/README.md. Python 3
 standard library only.
 
-    python3 bench/logs.py [--runs 3] [--lines 2000000] [--payload 100]
+    python3 bench/logs.py [--runs 3] [--lines 2000000] [--payload 100] [--batch 1]
                           [--systems direct,cowherd,supervisord,pm2]
 
 One worker, `flood N --payload 100` (tests/helpers/flood.cpp), writes N numbered, checksummed
@@ -421,7 +421,8 @@ def check_all(out_path, err_path, n, pool):
 
 
 def flood_argv(bins, args):
-    return [bins["flood"], str(args.lines), "--payload", str(args.payload)]
+    return [bins["flood"], str(args.lines), "--payload", str(args.payload),
+            "--batch", str(args.batch)]
 
 
 def direct_run(args, bins, d):
@@ -620,6 +621,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--lines", type=int, default=2_000_000)
     ap.add_argument("--payload", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=1,
+                    help="lines per write(2) of the flooding worker (1: one write per line)")
     ap.add_argument("--systems", default="direct,cowherd,supervisord,pm2")
     ap.add_argument("--poll-ms", type=float, default=10)
     ap.add_argument("--settle", type=float, default=3,
@@ -730,7 +733,8 @@ def main():
     mb = statistics.median([r["mb"] for r in runs])
     print(f"# log capture throughput: {started:%Y-%m-%d %H:%M} UTC, kernel {m['kernel']}, "
           f"{m['cpus']} CPUs ({m['cpu']})")
-    print(f"# flood {args.lines:,} lines --payload {args.payload} ({mb:.1f} MB over stdout and "
+    print(f"# flood {args.lines:,} lines --payload {args.payload} --batch {args.batch} "
+          f"({mb:.1f} MB over stdout and "
           f"stderr) to two files, no rotation; {args.runs} runs")
     print(render(runs, systems))
     med = {}

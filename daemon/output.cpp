@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 
 #include <fcntl.h>
@@ -19,6 +18,7 @@ namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr int kReadsPerWakeup = 16;  // fairness between busy workers
+constexpr std::size_t kPipeSize = 256 * 1024;
 constexpr std::string_view kContinued = " [cowherd: line continues]";
 
 std::int64_t now_ms() {
@@ -111,6 +111,11 @@ std::pair<int, int> Output::before_spawn(Worker& w) {
                 return -1;
             }
             ::fcntl(p[0], F_SETFL, ::fcntl(p[0], F_GETFL) | O_NONBLOCK);
+            // A flooding worker wakes us per write; with room for 256 KiB instead of 64 it
+            // blocks less and we read larger chunks: 484 MB of lines went through 2.7x faster
+            // (bench/logs.py). Pages are only taken while full, so an idle pipe costs nothing.
+            // Root only: an unprivileged user past pipe-user-pages-soft would get tiny pipes.
+            if (root_) ::fcntl(p[0], F_SETPIPE_SZ, static_cast<int>(kPipeSize));
             s = std::make_unique<Stream>(&c, err, io_, daemon_.log_line_max);
             s->sd.assign(p[0]);
             s->write_fd = p[1];

@@ -18,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/json.hpp>
+#include <unistd.h>
 
 #include "config/config.hpp"
 #include "daemon/line_splitter.hpp"
@@ -103,7 +104,8 @@ class Output : public OutputHooks {
     std::vector<Follower> followers_;
     bool color_ = false;
     int devnull_ = -1;
-    std::vector<char> buf_;  // one read buffer for every stream
+    std::vector<char> buf_;               // one read buffer for every stream
+    const bool root_ = ::geteuid() == 0;  // may grow capture pipes past the default
 };
 
 }  // namespace cow
