@@ -51,6 +51,8 @@ TEST(Protocol, MalformedRequestsGiveTypedErrors) {
         {R"({"id":"x","v":1,"cmd":"status"})", ErrorCode::bad_request, false},
         {R"({"id":1,"cmd":"status"})", ErrorCode::bad_request, true},
         {R"({"id":1,"v":2,"cmd":"status"})", ErrorCode::unsupported_version, true},
+        // A version past int64 once threw out of the decoder (fuzz_protocol).
+        {R"({"v":13333333333333333333,"id":4,"cmd":"status"})", ErrorCode::bad_request, true},
         {R"({"id":1,"v":1})", ErrorCode::bad_request, true},
         {R"({"id":1,"v":1,"cmd":5})", ErrorCode::bad_request, true},
         {R"({"id":1,"v":1,"cmd":"x","args":[1]})", ErrorCode::bad_request, true},
