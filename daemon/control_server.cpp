@@ -104,7 +104,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
             read_next();
             return;
         }
-        auto decoded = proto::decode_request(line);
+        std::variant<proto::Request, proto::DecodeError> decoded;
+        try {
+            decoded = proto::decode_request(line);
+        } catch (const std::exception& e) {
+            decoded =
+                proto::DecodeError{proto::ErrorCode::bad_request,
+                                   std::string("malformed request: ") + e.what(), std::nullopt};
+        }
         if (auto* err = std::get_if<proto::DecodeError>(&decoded)) {
             send(proto::encode_error(err->id, err->code, err->message), true);
             return;
@@ -112,7 +119,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
         busy_ = true;
         auto& req = std::get<proto::Request>(decoded);
         auto responder = std::make_shared<Responder>(weak_from_this(), req.id);
-        srv_.dispatch_(peer_, std::move(req), std::move(responder));
+        // A request must never take the daemon down: a handler that throws (a bug, like the
+        // decoder's once) costs this request an error reply, and the daemon goes on.
+        const std::string cmd = req.cmd;
+        try {
+            srv_.dispatch_(peer_, std::move(req), responder);
+        } catch (const std::exception& e) {
+            spdlog::error("control: {} failed: {}", cmd, e.what());
+            if (!responder->done())
+                responder->error(proto::ErrorCode::internal,
+                                 "internal error: " + std::string(e.what()));
+        }
         if (srv_.after_each_) srv_.after_each_();
     }
 
