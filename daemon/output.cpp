@@ -63,7 +63,9 @@ struct Output::Capture {
     std::string worker, pool, prefix;
     std::shared_ptr<const config::PoolConfig> cfg;
     std::unique_ptr<Stream> out, err;
-    std::deque<LogLine> ring;
+    // Made on the first line: an empty std::deque already allocates ~0.6 KiB, and most of a
+    // thousand quiet workers never print.
+    std::optional<std::deque<LogLine>> ring;
     std::size_t ring_bytes = 0;
     bool removed = false;
 };
@@ -259,10 +261,11 @@ void Output::deliver(Stream& s, std::string_view chunk, bool eof) {
         LogLine l{ts, s.pid, s.err, continued, std::string(line)};
         // The ring keeps the most recent lines within log_ring bytes.
         c.ring_bytes += l.text.size() + 32;
-        c.ring.push_back(l);
-        while (c.ring_bytes > c.cfg->log_ring && !c.ring.empty()) {
-            c.ring_bytes -= c.ring.front().text.size() + 32;
-            c.ring.pop_front();
+        if (!c.ring) c.ring.emplace();
+        c.ring->push_back(std::move(l));
+        while (c.ring_bytes > c.cfg->log_ring && !c.ring->empty()) {
+            c.ring_bytes -= c.ring->front().text.size() + 32;
+            c.ring->pop_front();
         }
         for (auto& f : followers_) {
             if (f.stream >= 0 && f.stream != idx) continue;
@@ -324,8 +327,8 @@ std::vector<std::pair<const Worker*, LogLine>> Output::tail(const std::vector<Wo
     std::vector<std::pair<const Worker*, LogLine>> out;
     for (const Worker* w : ws) {
         auto it = captures_.find(w->id);
-        if (it == captures_.end()) continue;
-        for (const auto& l : it->second->ring) {
+        if (it == captures_.end() || !it->second->ring) continue;
+        for (const auto& l : *it->second->ring) {
             if (stream >= 0 && static_cast<int>(l.err) != stream) continue;
             if (since_ms > 0 && l.ts_ms < since_ms) continue;
             out.emplace_back(w, l);
