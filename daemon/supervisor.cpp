@@ -270,8 +270,9 @@ void Supervisor::signal_tree(Worker& w, int sig) {
     }
     if (w.alive()) {
         // Descendants whose parent exited reparented to us without a word (no SIGCHLD of
-        // ours): adopt them now so that the loop below reaches them.
-        adopt_orphans();
+        // ours): adopt them now so that the loop below reaches them. Once per loop turn: a
+        // stop of a thousand workers signals each twice, and one scan serves them all.
+        if (!adopted_this_turn_) adopt_orphans();
         sys_.kill_group(w.pid, sig);
         remember_swept(w, sys_.kill_descendants(w.pid, sig));
     }
@@ -549,6 +550,7 @@ std::optional<Supervisor::Owner> Supervisor::owner_of(const ProcInfo& info) cons
 }
 
 void Supervisor::adopt_orphans() {
+    adopted_this_turn_ = true;
     for (pid_t pid : sys_.children()) {
         if (by_pid_.count(pid) || orphans_.count(pid) || failed_spawns_.count(pid)) continue;
         auto info = sys_.proc_info(pid);
@@ -766,6 +768,7 @@ void Supervisor::add_waiter(Waiter w) {
 }
 
 void Supervisor::settle() {
+    adopted_this_turn_ = false;
     advance_rolls();
     remove_retired();
     start_dependents();

@@ -199,6 +199,7 @@ class Supervisor {
     std::unordered_set<std::string> dead_cgroups_;  // rmdir once empty
     std::vector<Owner> batch_deaths_;               // deaths in the current reap batch
     bool adopt_due_ = false;                        // a descendant died: look for new children
+    bool adopted_this_turn_ = false;                // children scanned since the last settle()
     std::uint64_t next_worker_id_ = 1;
     const pid_t self_pid_ = ::getpid();
     SupervisorSetup setup_;
