@@ -7,6 +7,7 @@ kills, by pid, whatever still carries the tag.
 
 import ctypes
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -238,3 +239,16 @@ def other_benchmark(args):
                        stderr=subprocess.DEVNULL)
     mine = ancestors()
     return [int(x) for x in r.stdout.split() if int(x) not in mine]
+
+
+def machine():
+    cpu = "?"
+    try:
+        for ln in open("/proc/cpuinfo"):
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"kernel": platform.release(), "cpus": os.cpu_count(), "cpu": cpu,
+            "python": platform.python_version()}

@@ -37,7 +37,6 @@ import concurrent.futures
 import datetime
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -72,6 +71,7 @@ from benchlib import (  # noqa: E402  (bench/ is on sys.path when run as a scrip
     wait_quiet,
     Contention,
     other_benchmark,
+    machine,
 )
 POOL = "flood"
 
@@ -403,19 +403,6 @@ def render(runs, systems):
     for row in rows:
         lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
     return "\n".join(lines)
-
-
-def machine():
-    cpu = "?"
-    try:
-        for ln in open("/proc/cpuinfo"):
-            if ln.startswith("model name"):
-                cpu = ln.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"kernel": platform.release(), "cpus": os.cpu_count(), "cpu": cpu,
-            "python": platform.python_version()}
 
 
 def main():

@@ -39,7 +39,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -76,6 +75,7 @@ from benchlib import (  # noqa: E402  (bench/ is on sys.path when run as a scrip
     wait_quiet,
     Contention,
     other_benchmark,
+    machine,
 )
 POOL = "web"
 
@@ -445,19 +445,6 @@ def render(runs, systems, args):
         f"{r['system']} {f_ms(r['p99_run_merged_ms'])}/{f_ms(r['p99_run_exact_ms'])}"
         for r in runs))
     return "\n".join(lines)
-
-
-def machine():
-    cpu = "?"
-    try:
-        for ln in open("/proc/cpuinfo"):
-            if ln.startswith("model name"):
-                cpu = ln.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"kernel": platform.release(), "cpus": os.cpu_count(), "cpu": cpu,
-            "python": platform.python_version()}
 
 
 def main():
