@@ -46,6 +46,16 @@ class Chaos : public DaemonFixture {
             ++n;
         return n;
     }
+    // What each open fd points at, for a failure message.
+    std::string fd_list() {
+        std::string out;
+        for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(daemon) + "/fd")) {
+            std::error_code ec;
+            out +=
+                e.path().filename().string() + "->" + fs::read_symlink(e.path(), ec).string() + " ";
+        }
+        return out;
+    }
     long rss_kib() {
         std::istringstream in(slurp("/proc/" + std::to_string(daemon) + "/status"));
         for (std::string l; std::getline(in, l);)
@@ -105,7 +115,11 @@ TEST_F(Chaos, KillStormLeavesEightRunningAndCountsEveryKill) {
         << kills;
     EXPECT_EQ(zombies(), 0);
     EXPECT_EQ(kids().size(), 8u);
-    EXPECT_EQ(fds(), fds_before) << "fd count unchanged (" << fds_warm << " mid-storm)";
+    // A control connection the harness just closed is closed by the daemon when it reads the
+    // EOF, so the count may be one over for a moment; a leak never comes back down.
+    EXPECT_TRUE(WaitFor([&] { return fds() == fds_before; }))
+        << "fds " << fds() << ", before " << fds_before << ", mid-storm " << fds_warm << ": "
+        << fd_list();
     EXPECT_LT(rss_kib() - rss_warm, 1024) << "RSS growth after warm-up, KiB";
     EXPECT_GT(kills, 1000);
     std::printf(
