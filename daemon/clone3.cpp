@@ -47,7 +47,7 @@ long clone3_into_cgroup(int (*fn)(void*), void* arg, char* stack_base, unsigned 
                         int cgroup_fd) {
     struct clone_args ca;
     std::memset(&ca, 0, sizeof ca);
-    ca.flags = static_cast<unsigned>(kShareVm) | CLONE_INTO_CGROUP;
+    ca.flags = static_cast<unsigned>(kShareVm | kShareFiles) | CLONE_INTO_CGROUP;
     ca.exit_signal = SIGCHLD;
     ca.stack = reinterpret_cast<std::uint64_t>(stack_base);
     ca.stack_size = stack_size;

@@ -19,6 +19,9 @@ inline constexpr int kShareVm = 0;
 #else
 inline constexpr int kShareVm = CLONE_VM | CLONE_VFORK;
 #endif
+// Sharing the fd table is safe only while we are suspended (CLONE_VFORK) until the child has
+// made it private: a parent that runs on would close the error pipe under the child.
+inline constexpr int kShareFiles = kShareVm != 0 ? CLONE_FILES : 0;
 
 // Runs fn(arg) in a child that shares our memory (we are suspended until it execs or exits),
 // on the given stack, born in the cgroup whose directory fd is cgroup_fd. Returns the child's

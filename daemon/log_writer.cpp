@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/spawn.hpp"
+
 namespace cow {
 
 LogWriter::LogWriter(boost::asio::io_context& io, std::size_t capacity)
@@ -200,6 +202,7 @@ bool LogWriter::open_file(File& f) {
     // O_NOFOLLOW: a symlink planted at the log path must not redirect our writes.
     f.fd = ::open(f.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
     if (f.fd < 0) return false;
+    f.fd = spawn::park_high(f.fd);  // per-worker files would crowd what every spawn copies
     struct stat st {};
     if (::fstat(f.fd, &st) == 0) {
         f.size = static_cast<std::uint64_t>(st.st_size);

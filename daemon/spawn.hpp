@@ -78,6 +78,8 @@ struct Plan {
 
     // Filled by spawn(): scratch space the child uses without allocating.
     std::vector<int> scratch;
+    // Filled by spawn(): one above every fd the child keeps; it copies only the fds below.
+    int fd_limit = 0;
 };
 
 struct Result {
@@ -89,6 +91,10 @@ struct Result {
 };
 
 Result spawn(Plan& plan);
+
+// Moves a long-lived fd out of the low range that every spawn copies (see spawn.cpp), closing
+// the original. Returns the new fd, or the same one when there is no room above.
+int park_high(int fd);
 
 // Searches PATH the way execvp does, returning the candidates to try in order.
 // A name containing '/' is used as given (relative to the child's cwd).

@@ -3,8 +3,8 @@
 // an interceptor might wrap. It therefore uses the raw syscall() entry point only.
 //
 // Permitted calls: syscall(2) with SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_setsid,
-// SYS_chdir, SYS_fcntl, SYS_dup3, SYS_close_range, SYS_close, SYS_prlimit64, SYS_umask,
-// SYS_setgroups, SYS_setresgid, SYS_setresuid, SYS_getresuid, SYS_getresgid, SYS_prctl,
+// SYS_unshare, SYS_chdir, SYS_fcntl, SYS_dup3, SYS_close_range, SYS_close, SYS_prlimit64,
+// SYS_umask, SYS_setgroups, SYS_setresgid, SYS_setresuid, SYS_getresuid, SYS_getresgid, SYS_prctl,
 // SYS_openat, SYS_write, SYS_getpid, SYS_execve, SYS_exit_group.
 // Nothing else. The file is built without sanitizers for the same reason.
 #include "daemon/spawn_child.hpp"
@@ -13,10 +13,14 @@
 #include <climits>
 
 #include <fcntl.h>
+#include <linux/close_range.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "daemon/clone3.hpp"
 
 namespace cow::spawn::detail {
 namespace {
@@ -72,6 +76,12 @@ int child_main(void* arg) {
     auto* a = static_cast<ChildArgs*>(arg);
     Plan& p = *a->plan;
     int err_fd = a->err_fd;
+
+    // We may share the daemon's fd table (kShareFiles): make a private copy of the fds we
+    // keep, those below fd_limit, before touching any. The rest are never copied at all.
+    if (kShareFiles != 0 && sys(SYS_close_range, p.fd_limit, ~0U, CLOSE_RANGE_UNSHARE) < 0 &&
+        sys(SYS_unshare, CLONE_FILES) < 0)  // kernels before 5.9: copy them all
+        fail(err_fd, Stage::fds, errno);
 
     // Default dispositions first, while every signal is still blocked: a handler of the daemon
     // must never run in this child, which shares the daemon's memory. SIG_IGN would also

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -172,6 +173,50 @@ TEST(Spawn, StdioAndPassedFdsLandInPlaceEvenWhenTheyCollide) {
     close(out_fd);
     close(p[0]);
     close(p[1]);
+}
+
+// The child borrows our fd table until it copies the part it keeps; its dups and closes must
+// never reach ours, and fds of ours above and below that part must not reach it.
+TEST(Spawn, TheChildsFdTableIsItsOwnAndHoldsOnlyWhatItWasGiven) {
+    TempDir d;
+    auto report = (d.path / "report").string();
+    auto out = (d.path / "out").string();
+    int low_leak = open("/dev/null", O_RDONLY);  // no CLOEXEC: only the child's closing stops it
+    int high_leak = fcntl(low_leak, F_DUPFD, 400);
+    int out_fd = spawn::park_high(open(out.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    ASSERT_GE(low_leak, 0);
+    ASSERT_GE(high_leak, 400);
+    ASSERT_GE(out_fd, 0);
+    int p[2];
+    ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+    PlanBuilder b({helper("probe"), report});
+    auto& plan = b.build();
+    plan.stdout_fd = out_fd;
+    plan.pass_fds = {p[1]};
+    auto r = spawn::spawn(plan);
+    ASSERT_TRUE(r.ok) << r.message;
+    EXPECT_EQ(WEXITSTATUS(wait_child(r.pid)), 0);
+    EXPECT_EQ(field(slurp(report), "fds"), "0,1,2,3");
+    // Ours are all still open, and fd 0-3 are what they were.
+    for (int fd : {0, 1, 2, low_leak, high_leak, out_fd, p[0], p[1]})
+        EXPECT_GE(fcntl(fd, F_GETFD), 0) << "fd " << fd << " closed under us";
+    EXPECT_TRUE(fcntl(out_fd, F_GETFD) & FD_CLOEXEC);
+    for (int fd : {low_leak, high_leak, out_fd, p[0], p[1]})
+        close(fd);
+}
+
+TEST(Spawn, ParkHighMovesAnFdAboveWhatSpawnsCopy) {
+    rlimit rl{};
+    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur <= 512) GTEST_SKIP() << "fd limit " << rl.rlim_cur << ": no room to park";
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    int high = spawn::park_high(fd);
+    EXPECT_GE(high, 256);
+    EXPECT_LT(fcntl(fd, F_GETFD), 0) << "the low fd was closed";
+    EXPECT_TRUE(fcntl(high, F_GETFD) & FD_CLOEXEC);
+    EXPECT_EQ(spawn::park_high(high), high) << "already high: left alone";
+    close(high);
 }
 
 TEST(Spawn, ListenPidSlotCarriesTheChildsOwnPid) {
