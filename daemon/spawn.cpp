@@ -19,8 +19,9 @@
 namespace cow::spawn {
 namespace {
 
-// One stack serves every child: CLONE_VFORK suspends us until the child has exec'd or exited,
-// and only the loop thread spawns. Allocated once, with a guard page below it.
+// One stack per spawning thread (a stack slot): CLONE_VFORK suspends that thread until its
+// child has exec'd or exited, so a slot never has two children on it. Allocated on first
+// use, with a guard page below, and kept.
 constexpr std::size_t kStackSize = 256 * 1024;
 
 // A child shares our fd table (CLONE_FILES) until its first syscall, which gives it a private
@@ -33,15 +34,17 @@ constexpr int kHighFds = 256;
 // Cleared once clone3 with CLONE_INTO_CGROUP turns out unsupported; then clone() forever.
 std::atomic<bool> clone3_works{true};
 
-char* child_stack_top() {
-    static char* top = [] {
-        const long page = sysconf(_SC_PAGESIZE);
-        void* base = mmap(nullptr, kStackSize + page, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-        if (base == MAP_FAILED) return static_cast<char*>(nullptr);
-        mprotect(base, page, PROT_NONE);
-        return static_cast<char*>(base) + page + kStackSize;
-    }();
+char* child_stack_top(int slot) {
+    static std::atomic<char*> tops[kStackSlots];
+    if (slot < 0 || slot >= kStackSlots) return nullptr;
+    if (char* top = tops[slot].load(std::memory_order_acquire)) return top;
+    const long page = sysconf(_SC_PAGESIZE);
+    void* base = mmap(nullptr, kStackSize + page, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED) return nullptr;
+    mprotect(base, page, PROT_NONE);
+    char* top = static_cast<char*>(base) + page + kStackSize;
+    tops[slot].store(top, std::memory_order_release);  // only slot's own thread allocates it
     return top;
 }
 
@@ -138,9 +141,9 @@ std::vector<std::string> exec_candidates(const std::string& file, const std::str
     return out;
 }
 
-Result spawn(Plan& plan) {
+Result spawn(Plan& plan, int stack_slot) {
     Result r;
-    char* stack = child_stack_top();
+    char* stack = child_stack_top(stack_slot);
     if (!stack) {
         r.stage = Stage::clone;
         r.err = ENOMEM;

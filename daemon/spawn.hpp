@@ -90,7 +90,10 @@ struct Result {
     std::string message;  // "exec /usr/bin/x: No such file or directory"
 };
 
-Result spawn(Plan& plan);
+// Threads that may spawn at once, each with its own stack slot (0 .. kStackSlots-1); a slot
+// must be used by one thread at a time. The loop thread uses slot 0.
+inline constexpr int kStackSlots = 4;
+Result spawn(Plan& plan, int stack_slot = 0);
 
 // Moves a long-lived fd out of the low range that every spawn copies (see spawn.cpp), closing
 // the original. Returns the new fd, or the same one when there is no room above.

@@ -160,9 +160,13 @@ std::size_t Supervisor::drain_starts(std::size_t n, Millis budget) {
         Worker* w = find_worker(start_queue_.front());
         start_queue_.pop_front();
         if (!w || shutting_down_) continue;
+        // A few at a time go to spawn_all together, so that every core spawns.
+        batching_ = true;
         apply(*w, Event{EventType::start, now, {}});
         ++started;
+        if (pending_.size() >= kSpawnBatch || start_queue_.empty()) flush_spawns();
     }
+    flush_spawns();
     return start_queue_.size();
 }
 
@@ -354,8 +358,34 @@ void Supervisor::check_finished(const Worker& w, const fsm::Actions& a) {
 }
 
 void Supervisor::do_spawn(Worker& w) {
+    auto p = prepare_spawn(w);
+    if (batching_) {
+        pending_.push_back(std::move(p));
+        return;
+    }
+    spawn::Result r = sys_.spawn(p->plan);
+    finish_spawn(*p, std::move(r));
+}
+
+void Supervisor::flush_spawns() {
+    batching_ = false;
+    if (pending_.empty()) return;
+    std::vector<spawn::Plan*> plans;
+    plans.reserve(pending_.size());
+    for (auto& p : pending_)
+        plans.push_back(&p->plan);
+    auto results = sys_.spawn_all(plans);
+    auto batch = std::move(pending_);
+    pending_.clear();
+    for (std::size_t i = 0; i < batch.size(); ++i)
+        finish_spawn(*batch[i], std::move(results.at(i)));
+}
+
+std::unique_ptr<Supervisor::PendingSpawn> Supervisor::prepare_spawn(Worker& w) {
     Pool& pool = *w.pool;
-    spawn::Plan plan;
+    auto pending = std::make_unique<PendingSpawn>();
+    pending->w = &w;
+    spawn::Plan& plan = pending->plan;
     plan.exec_paths = pool.exec_paths;
     plan.display_path = pool.argv.at(0);
     plan.argv.reserve(pool.argv.size() + 1);
@@ -393,7 +423,8 @@ void Supervisor::do_spawn(Worker& w) {
     }
 
     // Each generation gets its own cgroup, so the orphans of one never mix with the next.
-    std::string cg_path, cg_procs;
+    std::string& cg_path = pending->cg_path;
+    std::string& cg_procs = pending->cg_procs;
     if (pool.use_cgroup) {
         int err = 0;
         cg_path = sys_.cgroups()->create(w.name + "-g" + std::to_string(w.generation + 1), err);
@@ -412,8 +443,15 @@ void Supervisor::do_spawn(Worker& w) {
         plan.stdout_fd = out;
         plan.stderr_fd = err;
     }
-    const auto now = sys_.now();
-    spawn::Result r = sys_.spawn(plan);
+    pending->now = sys_.now();
+    return pending;
+}
+
+void Supervisor::finish_spawn(PendingSpawn& pending, spawn::Result r) {
+    Worker& w = *pending.w;
+    spawn::Plan& plan = pending.plan;
+    const std::string& cg_path = pending.cg_path;
+    const auto now = pending.now;
     if (setup_.output) setup_.output->after_spawn(w, r.ok ? r.pid : 0);
     if (plan.cgroup_fd >= 0) ::close(plan.cgroup_fd);
     if (!r.ok) {

@@ -147,6 +147,18 @@ class Supervisor {
 
     void apply(Worker& w, const fsm::Event& ev);
     void do_spawn(Worker& w);
+    // A spawn prepared on the loop thread; during drain_starts they go to Sys::spawn_all in
+    // batches, otherwise one at a time.
+    struct PendingSpawn {
+        Worker* w = nullptr;
+        spawn::Plan plan;
+        std::string cg_path, cg_procs;  // the plan points into cg_procs: never moved
+        fsm::TimePoint now{};
+    };
+    static constexpr std::size_t kSpawnBatch = 8;
+    std::unique_ptr<PendingSpawn> prepare_spawn(Worker& w);
+    void finish_spawn(PendingSpawn& pending, spawn::Result r);
+    void flush_spawns();
     void signal_tree(Worker& w, int sig);
     bool tree_gone(const Worker& w);
     void remember_swept(Worker& w, std::vector<ProcId> found);
@@ -210,6 +222,8 @@ class Supervisor {
     std::uint64_t reaped_ = 0;
     std::size_t start_slice_ = 0;
     std::deque<std::uint64_t> start_queue_;
+    bool batching_ = false;
+    std::vector<std::unique_ptr<PendingSpawn>> pending_;
     int stdin_fd_ = -1;
 };
 

@@ -48,6 +48,12 @@ std::vector<ProcId> RealSys::kill_descendants(pid_t leader, int sig) {
     return found;
 }
 
+std::vector<spawn::Result> RealSys::spawn_all(const std::vector<spawn::Plan*>& plans) {
+    if (plans.size() < 2) return Sys::spawn_all(plans);
+    if (!crew_) crew_ = std::make_unique<SpawnCrew>();
+    return crew_->run(plans);
+}
+
 std::vector<pid_t> RealSys::children() {
     proc::ProcReader reader;
     auto r = reader.children(getpid());

@@ -11,6 +11,7 @@
 
 #include "daemon/cgroup.hpp"
 #include "daemon/spawn.hpp"
+#include "daemon/spawn_crew.hpp"
 #include "daemon/worker.hpp"
 #include "daemon/worker_fsm.hpp"
 
@@ -33,6 +34,14 @@ class Sys {
     virtual ~Sys() = default;
     virtual fsm::TimePoint now() const = 0;
     virtual spawn::Result spawn(spawn::Plan& plan) = 0;
+    // A batch of spawns, results in plan order; the real one spreads them over the cores.
+    virtual std::vector<spawn::Result> spawn_all(const std::vector<spawn::Plan*>& plans) {
+        std::vector<spawn::Result> out;
+        out.reserve(plans.size());
+        for (auto* p : plans)
+            out.push_back(spawn(*p));
+        return out;
+    }
     // Signals the process group led by an unreaped child (design §3.3: only while unreaped;
     // a session leader cannot leave its group, so the group still exists).
     virtual void kill_group(pid_t leader, int sig) = 0;
@@ -56,6 +65,7 @@ class RealSys final : public Sys {
   public:
     fsm::TimePoint now() const override { return fsm::Clock::now(); }
     spawn::Result spawn(spawn::Plan& plan) override { return spawn::spawn(plan); }
+    std::vector<spawn::Result> spawn_all(const std::vector<spawn::Plan*>& plans) override;
     void kill_group(pid_t leader, int sig) override;
     void kill_child(pid_t pid, int sig) override;
     std::vector<ProcId> kill_descendants(pid_t leader, int sig) override;
@@ -68,6 +78,7 @@ class RealSys final : public Sys {
 
   private:
     std::unique_ptr<cgroup::Cgroups> cgroups_;
+    std::unique_ptr<SpawnCrew> crew_;  // started on the first batch
 };
 
 }  // namespace cow

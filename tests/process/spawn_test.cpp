@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon/reaper.hpp"
+#include "daemon/spawn_crew.hpp"
 #include "tests/support/wait_for.hpp"
 
 using namespace cow;
@@ -217,6 +218,47 @@ TEST(Spawn, ParkHighMovesAnFdAboveWhatSpawnsCopy) {
     EXPECT_TRUE(fcntl(high, F_GETFD) & FD_CLOEXEC);
     EXPECT_EQ(spawn::park_high(high), high) << "already high: left alone";
     close(high);
+}
+
+// Plans spawned side by side on several threads: each result belongs to its own plan, a
+// failure stays with the plan that failed, and no child sees another's fds.
+TEST(SpawnCrew, BatchResultsComeBackInPlanOrder) {
+    TempDir d;
+    SpawnCrew crew;
+    constexpr int kPlans = 24;
+    std::vector<std::unique_ptr<PlanBuilder>> builders;
+    std::vector<spawn::Plan*> plans;
+    for (int i = 0; i < kPlans; ++i) {
+        const bool broken = i % 7 == 3;
+        builders.push_back(std::make_unique<PlanBuilder>(
+            std::vector<std::string>{broken ? "/nonexistent/probe" : helper("probe"),
+                                     (d.path / ("report" + std::to_string(i))).string()}));
+        plans.push_back(&builders.back()->build());
+    }
+    auto results = crew.run(plans);
+    ASSERT_EQ(results.size(), static_cast<std::size_t>(kPlans));
+    for (int i = 0; i < kPlans; ++i) {
+        SCOPED_TRACE("plan " + std::to_string(i));
+        const auto& r = results[static_cast<std::size_t>(i)];
+        if (i % 7 == 3) {
+            EXPECT_FALSE(r.ok);
+            EXPECT_EQ(r.stage, spawn::Stage::exec);
+            EXPECT_EQ(r.err, ENOENT);
+            if (r.pid > 0) wait_child(r.pid);
+            continue;
+        }
+        ASSERT_TRUE(r.ok) << r.message;
+        EXPECT_EQ(WEXITSTATUS(wait_child(r.pid)), 0);
+        std::string rep = slurp((d.path / ("report" + std::to_string(i))).string());
+        EXPECT_EQ(field(rep, "pid"), std::to_string(r.pid));
+        EXPECT_EQ(field(rep, "fds"), "0,1,2") << rep;
+    }
+    // A second round on the same crew works as well (the helpers went back to waiting).
+    std::vector<spawn::Plan*> again(plans.begin(), plans.begin() + 3);
+    for (const auto& r : crew.run(again)) {
+        ASSERT_TRUE(r.ok) << r.message;
+        EXPECT_EQ(WEXITSTATUS(wait_child(r.pid)), 0);
+    }
 }
 
 TEST(Spawn, ListenPidSlotCarriesTheChildsOwnPid) {
