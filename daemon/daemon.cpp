@@ -236,7 +236,10 @@ void Daemon::request_shutdown(const std::string& reason) {
 void Daemon::after_batch() {
     if (finished_) return;
     sup_->settle();
-    recycler_->flush();
+    // Baselines wait for the end of a start burst: reading smaps_rollup of new workers took
+    // a core's share that spawning the rest needed (a few hundred ms later is still "the first
+    // sample after start").
+    if (!sup_->starts_queued()) recycler_->flush();
     // Queued starts go a slice per loop turn, after whatever else is waiting (replies, reaps).
     if (sup_->starts_queued() && !starts_posted_) {
         starts_posted_ = true;

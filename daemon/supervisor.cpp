@@ -541,8 +541,10 @@ void Supervisor::on_reaped(pid_t pid, int wait_status) {
     }
     const std::string old_cgroup = w.cgroup;
     w.cgroup.clear();
-    if (!old_cgroup.empty()) release_cgroup(old_cgroup);
     apply(w, Event{EventType::exited, now, info});
+    // After the restart: the replacement is born in a cgroup of its own and need not wait
+    // for the old one's rmdir.
+    if (!old_cgroup.empty()) release_cgroup(old_cgroup);
 }
 
 void Supervisor::release_cgroup(const std::string& path) {
