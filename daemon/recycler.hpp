@@ -5,6 +5,7 @@
 // copy-on-write erosion is measured from.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -36,7 +37,8 @@ class Recycler {
     Background& bg_;
     mem::Sampler& sampler_;
     std::vector<std::unique_ptr<boost::asio::steady_timer>> timers_;
-    std::vector<std::uint64_t> pending_;  // worker ids awaiting their baseline
+    std::deque<std::uint64_t> pending_;  // worker ids awaiting their baseline
+    bool baseline_running_ = false;      // one chunk at a time
     std::uint64_t recycled_ = 0;
     bool stopped_ = false;
 };

@@ -141,6 +141,12 @@ std::vector<std::string> exec_candidates(const std::string& file, const std::str
     return out;
 }
 
+void make_ready(Plan& plan) {
+    if (plan.argv.empty() || plan.argv.back() != nullptr) plan.argv.push_back(nullptr);
+    if (plan.envp.empty() || plan.envp.back() != nullptr) plan.envp.push_back(nullptr);
+    plan.scratch.assign(3 + plan.pass_fds.size(), -1);
+}
+
 Result spawn(Plan& plan, int stack_slot) {
     Result r;
     char* stack = child_stack_top(stack_slot);
@@ -150,9 +156,7 @@ Result spawn(Plan& plan, int stack_slot) {
         r.message = "allocate the spawn stack: " + std::string(std::strerror(ENOMEM));
         return r;
     }
-    if (plan.argv.empty() || plan.argv.back() != nullptr) plan.argv.push_back(nullptr);
-    if (plan.envp.empty() || plan.envp.back() != nullptr) plan.envp.push_back(nullptr);
-    plan.scratch.assign(3 + plan.pass_fds.size(), -1);
+    if (plan.scratch.size() != 3 + plan.pass_fds.size()) make_ready(plan);
 
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0) {

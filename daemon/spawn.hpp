@@ -94,6 +94,9 @@ struct Result {
 // must be used by one thread at a time. The loop thread uses slot 0.
 inline constexpr int kStackSlots = 4;
 Result spawn(Plan& plan, int stack_slot = 0);
+// Does spawn()'s allocations ahead (argv/envp terminators, the child's scratch), so that a
+// helper thread's spawn allocates nothing and never grows a malloc arena of its own.
+void make_ready(Plan& plan);
 
 // Moves a long-lived fd out of the low range that every spawn copies (see spawn.cpp), closing
 // the original. Returns the new fd, or the same one when there is no room above.

@@ -61,6 +61,8 @@ std::vector<spawn::Result> SpawnCrew::run(const std::vector<spawn::Plan*>& plans
             results[i] = spawn::spawn(*plans[i], 0);
         return results;
     }
+    for (auto* p : plans)
+        spawn::make_ready(*p);
     {
         std::lock_guard lock(mu_);
         plans_ = &plans;
