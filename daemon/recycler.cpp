@@ -99,7 +99,7 @@ void Recycler::flush() {
             [this](std::size_t n) {
                 spdlog::debug("memory baseline taken for {} processes", n);
                 baseline_running_ = false;
-                if (!stopped_) flush();
+                if (!stopped_ && !sup_.starts_queued()) flush();
             });
 }
 

@@ -156,7 +156,7 @@ Result spawn(Plan& plan, int stack_slot) {
         r.message = "allocate the spawn stack: " + std::string(std::strerror(ENOMEM));
         return r;
     }
-    if (plan.scratch.size() != 3 + plan.pass_fds.size()) make_ready(plan);
+    make_ready(plan);  // allocates nothing when already done
 
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0) {

@@ -1,6 +1,8 @@
 #include "daemon/spawn_crew.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <exception>
 
 #include <pthread.h>
 #include <signal.h>
@@ -36,7 +38,13 @@ void SpawnCrew::work(int slot) {
     for (;;) {
         const std::size_t i = next_.fetch_add(1, std::memory_order_relaxed);
         if (i >= plans_->size()) return;
-        (*results_)[i] = spawn::spawn(*(*plans_)[i], slot);
+        try {
+            (*results_)[i] = spawn::spawn(*(*plans_)[i], slot);
+        } catch (const std::exception&) {  // bad_alloc writing a message: a failed spawn
+            (*results_)[i].ok = false;
+            (*results_)[i].stage = spawn::Stage::clone;
+            (*results_)[i].err = ENOMEM;
+        }
     }
 }
 

@@ -364,7 +364,8 @@ void Supervisor::do_spawn(Worker& w) {
         return;
     }
     spawn::Result r = sys_.spawn(p->plan);
-    finish_spawn(*p, std::move(r));
+    const bool ok = record_spawn(*p, r);
+    apply(w, Event{ok ? EventType::spawned : EventType::spawn_failed, p->now, {}});
 }
 
 void Supervisor::flush_spawns() {
@@ -377,8 +378,14 @@ void Supervisor::flush_spawns() {
     auto results = sys_.spawn_all(plans);
     auto batch = std::move(pending_);
     pending_.clear();
+    // Every result is on record before any event runs: an event may stop the others (an
+    // essential pool's failure shuts down), and a stop must find their processes.
+    std::vector<bool> ok(batch.size());
     for (std::size_t i = 0; i < batch.size(); ++i)
-        finish_spawn(*batch[i], std::move(results.at(i)));
+        ok[i] = record_spawn(*batch[i], results.at(i));
+    for (std::size_t i = 0; i < batch.size(); ++i)
+        apply(*batch[i]->w,
+              Event{ok[i] ? EventType::spawned : EventType::spawn_failed, batch[i]->now, {}});
 }
 
 std::unique_ptr<Supervisor::PendingSpawn> Supervisor::prepare_spawn(Worker& w) {
@@ -447,20 +454,20 @@ std::unique_ptr<Supervisor::PendingSpawn> Supervisor::prepare_spawn(Worker& w) {
     return pending;
 }
 
-void Supervisor::finish_spawn(PendingSpawn& pending, spawn::Result r) {
+bool Supervisor::record_spawn(PendingSpawn& pending, const spawn::Result& r) {
     Worker& w = *pending.w;
     spawn::Plan& plan = pending.plan;
     const std::string& cg_path = pending.cg_path;
     const auto now = pending.now;
     if (setup_.output) setup_.output->after_spawn(w, r.ok ? r.pid : 0);
     if (plan.cgroup_fd >= 0) ::close(plan.cgroup_fd);
+    plan.cgroup_fd = -1;
     if (!r.ok) {
         if (r.pid > 0) failed_spawns_.insert(r.pid);
         if (!cg_path.empty()) release_cgroup(cg_path);
         w.last_error = r.message;
         spdlog::error("{} spawn failed: {}", w.name, r.message);
-        apply(w, Event{EventType::spawn_failed, now, {}});
-        return;
+        return false;
     }
     w.pid = r.pid;
     w.last_pid = r.pid;
@@ -471,7 +478,7 @@ void Supervisor::finish_spawn(PendingSpawn& pending, spawn::Result r) {
     if (!cg_path.empty()) cgroup_owner_[cg_path] = Owner{w.id, w.generation, w.name};
     by_pid_[r.pid] = &w;
     spdlog::debug("{} spawned pid {} (generation {})", w.name, r.pid, w.generation);
-    apply(w, Event{EventType::spawned, now, {}});
+    return true;
 }
 
 void Supervisor::arm(Worker& w, Millis after) {

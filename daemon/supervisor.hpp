@@ -157,7 +157,8 @@ class Supervisor {
     };
     static constexpr std::size_t kSpawnBatch = 8;
     std::unique_ptr<PendingSpawn> prepare_spawn(Worker& w);
-    void finish_spawn(PendingSpawn& pending, spawn::Result r);
+    // Puts a spawn's result on record (pid, cgroup, output); the caller applies the event.
+    bool record_spawn(PendingSpawn& pending, const spawn::Result& r);
     void flush_spawns();
     void signal_tree(Worker& w, int sig);
     bool tree_gone(const Worker& w);

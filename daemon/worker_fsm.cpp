@@ -346,6 +346,14 @@ Actions step(Slot& s, const Event& ev, const Policy& p) {
             return a;
         }
         case EventType::spawn_failed:
+            if (s.state == State::stopping) {
+                // Stopped between a batched spawn and its result: the child never exec'd
+                // (it exits 127), so the stop is over.
+                Event gone = ev;
+                gone.type = EventType::exited;
+                gone.exit = ExitInfo{127, std::nullopt, false};
+                return on_exited(s, p, gone);
+            }
             if (s.state != State::starting) return {};
             return failed_start(s, p, ev.now, "spawn failed");
         case EventType::ready: {

@@ -2,6 +2,7 @@
 #include "daemon/supervisor.hpp"
 
 #include <map>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -16,7 +17,9 @@ class FakeSys : public Sys {
   public:
     fsm::TimePoint t = fsm::TimePoint{} + 1h;
     pid_t next_pid = 1000;
-    std::string fail_with;  // when set, spawns fail with this message
+    std::string fail_with;     // when set, spawns fail with this message
+    std::set<int> fail_calls;  // these spawn calls (0, 1, ...) fail
+    int calls = 0;
     std::vector<std::vector<std::string>> spawned_env;
     std::vector<std::pair<pid_t, int>> kills;
 
@@ -24,8 +27,8 @@ class FakeSys : public Sys {
     spawn::Result spawn(spawn::Plan& plan) override {
         spawn::Result r;
         r.pid = next_pid++;
-        if (!fail_with.empty()) {
-            r.message = fail_with;
+        if (!fail_with.empty() || fail_calls.count(calls++)) {
+            r.message = fail_with.empty() ? "exec /x: No such file or directory" : fail_with;
             r.stage = spawn::Stage::exec;
             return r;
         }
@@ -112,6 +115,36 @@ TEST_F(Fixture, BootSpawnsEveryWorkerWithItsIdentity) {
     advance(1s);
     for (int i = 0; i < 4; ++i)
         EXPECT_EQ(w(i).slot.state, State::running);
+}
+
+// Startup spawns in batches; one failure of an essential pool shuts everything down while the
+// rest of its batch is not yet on record. Every batch-mate must still be stopped for real:
+// the ones that started get the stop signal, the ones that failed end stopped, none hangs.
+TEST_F(Fixture, AShutdownInTheMiddleOfASpawnBatchStopsEveryBatchMate) {
+    auto cfg = std::make_shared<config::Config>(*make_config(6, 0s));
+    cfg->pools[0].essential = true;
+    cfg->pools[0].max_restarts = {0, 60s};
+    sys.fail_calls = {1, 3};
+    sup = std::make_unique<Supervisor>(sys, cfg);
+    sup->on_essential_exit = [&](int, const std::string&) { sup->begin_shutdown(); };
+    sup->set_start_slice(64);
+    sup->boot();
+    sup->drain_starts(64);
+    sup->settle();
+    EXPECT_TRUE(sup->shutting_down());
+    for (int i : {1, 3}) {
+        SCOPED_TRACE("failed worker " + std::to_string(i));
+        EXPECT_NE(w(i).slot.state, State::stopping) << "a stop with nothing to wait for";
+        EXPECT_EQ(w(i).pid, 0);
+    }
+    for (int i : {0, 2, 4, 5}) {
+        SCOPED_TRACE("started worker " + std::to_string(i));
+        ASSERT_GT(w(i).pid, 0);
+        EXPECT_EQ(w(i).slot.state, State::stopping);
+        EXPECT_GE(sys.kills_of(w(i).pid, SIGTERM), 1) << "its stop signal was sent";
+        reap(w(i).pid, killed(SIGTERM));
+    }
+    EXPECT_TRUE(sup->quiescent());
 }
 
 TEST_F(Fixture, ARunningWorkerThatIsKilledIsReplacedAndCounted) {

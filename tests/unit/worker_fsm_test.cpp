@@ -80,7 +80,8 @@ const std::map<Key, Expect>& table() {
         {{S::stopping, E::stop}, {S::stopping}},
         {{S::stopping, E::restart}, {S::stopping}},
         {{S::stopping, E::spawned}, {S::stopping}},
-        {{S::stopping, E::spawn_failed}, {S::stopping}},
+        // A stop that came between a batched spawn and its failure: nothing is left to stop.
+        {{S::stopping, E::spawn_failed}, {S::stopped}},
         {{S::stopping, E::ready}, {S::stopping}},
         {{S::stopping, E::exited}, {S::stopped}},
         {{S::stopping, E::timer}, {S::stopping, false, 9}},
