@@ -52,6 +52,7 @@ class LineSplitter {
     }
 
     std::size_t pending() const { return partial_.size(); }
+    std::size_t max_line() const { return max_; }
 
   private:
     std::size_t max_;

@@ -198,6 +198,38 @@ TEST_F(Logs, AKillMidFloodLosesNothingWrittenBeforeIt) {
     EXPECT_GE(first_generation(logdir() + "/flood.err"), want_err);
 }
 
+// The in-memory ring holds exactly the newest lines that fit in log_ring (a line costing its
+// length + 32), however the output arrived: big reads skip copying lines that could not
+// survive them, and must not change what is kept.
+TEST_F(Logs, TheRingKeepsExactlyTheNewestLinesThatFit) {
+    const long N = 200'000;
+    // cat writes 128 KiB at a time, so the daemon reads big chunks of many lines.
+    const std::string file = (dir / "seq.txt").string();
+    start("  seq:\n    command: [sh, -c, \"seq 1 " + std::to_string(N) + " > " + file +
+              " && exec cat " + file +
+              "\"]\n    restart: never\n    start_timeout: 0s\n    stdout: file\n"
+              "    log_ring: 4KiB\n"
+              "  idle:\n    command: [sleep, \"100000\"]\n",
+          daemon_section());
+    ASSERT_TRUE(WaitFor([&] { return count_state("seq", "exited") == 1; }));
+    auto v = ctl_json({"logs", "seq", "-n", "100000"});
+    auto& arr = v.as_object()["lines"].as_array();
+    ASSERT_FALSE(arr.empty());
+    std::vector<long> got;
+    std::size_t cost = 0;
+    for (auto& l : arr) {
+        std::string text(l.as_object()["line"].as_string());
+        got.push_back(std::stol(text));
+        cost += text.size() + 32;
+    }
+    EXPECT_EQ(got.back(), N) << "the newest line is last";
+    for (std::size_t i = 1; i < got.size(); ++i)
+        ASSERT_EQ(got[i], got[i - 1] + 1) << "consecutive at " << i;
+    EXPECT_LE(cost, 4096u);
+    const std::size_t one_more = std::to_string(got.front() - 1).size() + 32;
+    EXPECT_GT(cost + one_more, 4096u) << "the line before the oldest would have fitted";
+}
+
 TEST_F(Logs, PartialLastLineLongLinesAndBinaryBytes) {
     const std::string script = (dir / "odd.sh").string();
     std::ofstream(script) << "printf 'first\\n'\n"
