@@ -1,4 +1,4 @@
-"""Helpers shared by bench/logs.py and bench/rolling.py: tagged child processes, reaping as a
+"""Helpers shared by bench/logs.py, bench/rolling.py and bench/spawn.py: tagged child processes, reaping as a
 subreaper, sweeping leftovers, and waiting for a quiet machine before a measurement.
 
 Every process a benchmark starts carries COWBENCH_TAG=<random> in its environment; sweep()

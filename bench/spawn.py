@@ -18,7 +18,6 @@ out (and after each phase) the script kills, by pid, whatever still carries the 
 """
 
 import argparse
-import ctypes
 import datetime
 import json
 import os
@@ -32,21 +31,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TAG_KEY = "COWBENCH_TAG"
-TAG = uuid.uuid4().hex
-STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from benchlib import (  # noqa: E402  (bench/ is on sys.path when run as a script)
+    ROOT,
+    libc,
+    tracked,
+    log,
+    all_pids,
+    sweep,
+    wait_until,
+    bench_env,
+    popen,
+)
+
 POOL = "bench"
-
-libc = ctypes.CDLL(None, use_errno=True)
-tracked = set()  # pids of our Popen children: never reaped behind subprocess's back
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
 
 
 def now_ns():
@@ -78,10 +76,6 @@ def vm_rss_kib(pid):
 
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def pids():
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
 
 def alive(pid):
@@ -126,7 +120,7 @@ class ChildCounter:
         self.confirmed, self.foreign = set(), set()
 
     def count(self):
-        listing = children_of(self.daemon) if HAS_CHILDREN_FILES else set(pids())
+        listing = children_of(self.daemon) if HAS_CHILDREN_FILES else set(all_pids())
         self.confirmed &= listing
         self.foreign &= listing
         for pid in listing - self.confirmed - self.foreign:
@@ -138,84 +132,6 @@ class ChildCounter:
             elif st[0] == self.comm and st[1] != "Z":
                 self.confirmed.add(pid)
         return len(self.confirmed)
-
-
-def tagged_pids():
-    needle = f"{TAG_KEY}={TAG}".encode()
-    out = []
-    me = os.getpid()
-    for pid in pids():
-        if pid == me:
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if needle in f.read():
-                    out.append(pid)
-        except OSError:
-            pass
-    return out
-
-
-def reap_orphans():
-    """We are a subreaper: reap exited orphans (never a pid subprocess still tracks)."""
-    me = os.getpid()
-    for pid in pids():
-        if pid in tracked:
-            continue
-        st = proc_stat(pid)
-        if st and st[2] == me and st[1] == "Z":
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-
-
-def sweep(what=""):
-    """Kill (by pid) every process that still carries our tag, then reap."""
-    left = tagged_pids()
-    if left:
-        if what:
-            log(f"  sweep after {what}: killing {len(left)} leftover processes")
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(alive(p) for p in left):
-            time.sleep(0.01)
-    reap_orphans()
-
-
-def wait_until(pred, timeout, interval=0.005):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(interval)
-    return pred()
-
-
-# ---------------------------------------------------------------- process helpers
-
-
-def bench_env(extra=None):
-    env = dict(os.environ)
-    env["PATH"] = STD_PATH + ":" + os.path.dirname(shutil.which("node") or "/usr/bin")
-    env[TAG_KEY] = TAG
-    env.pop("NOTIFY_SOCKET", None)
-    env.update(extra or {})
-    return env
-
-
-def popen(argv, log_path=None, env=None, **kw):
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                         env=env or bench_env(), **kw)
-    if log_path:
-        out.close()
-    tracked.add(p.pid)
-    return p
 
 
 def timed_run(argv, env=None, timeout=120):
