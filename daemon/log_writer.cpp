@@ -1,5 +1,6 @@
 #include "daemon/log_writer.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "daemon/spawn.hpp"
@@ -60,7 +62,9 @@ bool LogWriter::write(int target, std::string bytes) {
         }
         queued_bytes_ += bytes.size();
         // Coalesce with the previous batch for the same target: fewer, larger writes.
-        if (!queue_.empty() && queue_.back().target == target && queue_.back().data.size() < 65536)
+        // (Not onto a buffer item: its buffer's bytes go after its data.)
+        if (!queue_.empty() && queue_.back().target == target && !queue_.back().buf &&
+            queue_.back().data.size() < 65536)
             queue_.back().data.append(bytes);
         else
             queue_.push_back(Item{target, std::move(bytes)});
@@ -78,6 +82,36 @@ void LogWriter::write_anyway(int target, std::string bytes) {
         queue_.push_back(Item{target, std::move(bytes)});
     }
     cv_.notify_one();
+}
+
+LogWriter::Buffer LogWriter::take_buffer() {
+    {
+        std::lock_guard lock(mu_);
+        if (!spare_.empty()) {
+            Buffer b = std::move(spare_.back());
+            spare_.pop_back();
+            return b;
+        }
+    }
+    // Not zeroed: read(2) fills what is used.
+    return Buffer{std::unique_ptr<char[]>(new char[kBufferSize]), kBufferSize};
+}
+
+bool LogWriter::write(int target, std::string head, Buffer& buf, std::size_t off, std::size_t len,
+                      bool anyway) {
+    {
+        std::lock_guard lock(mu_);
+        if (queued_bytes_ >= capacity_ && !anyway) {
+            full_signalled_ = true;
+            return false;
+        }
+        Item item{target, std::move(head), std::move(buf), off, len};
+        queued_bytes_ += item.cost();
+        if (queued_bytes_ >= capacity_) full_signalled_ = true;
+        queue_.push_back(std::move(item));
+    }
+    cv_.notify_one();
+    return true;
 }
 
 void LogWriter::reopen() {
@@ -108,7 +142,7 @@ void LogWriter::loop() {
     auto last_check = std::chrono::steady_clock::now();
     for (;;) {
         Item item;
-        bool reopen = false;
+        bool have = false, reopen = false;
         std::vector<File*> files;
         {
             std::unique_lock lock(mu_);
@@ -126,7 +160,7 @@ void LogWriter::loop() {
             if (!queue_.empty()) {
                 item = std::move(queue_.front());
                 queue_.pop_front();
-                busy_ = true;
+                have = busy_ = true;
             }
         }
         if (reopen) {
@@ -142,14 +176,16 @@ void LogWriter::loop() {
             for (File* f : files)
                 check_moved(*f);
         }
-        if (item.data.empty()) continue;
+        if (!have) continue;
         write_out(
             item.target == kStdout ? nullptr : files[static_cast<std::size_t>(item.target - 1)],
-            item.data);
+            item);
         std::function<void()> drained;
         {
             std::lock_guard lock(mu_);
-            queued_bytes_ -= item.data.size();
+            queued_bytes_ -= item.cost();
+            // A few spares cover a flood; more would only hold memory a burst once needed.
+            if (item.buf && spare_.size() < 4) spare_.push_back(std::move(item.buf));
             if (full_signalled_ && queued_bytes_ < capacity_ / 2) {
                 full_signalled_ = false;
                 drained = on_drained_;
@@ -163,12 +199,13 @@ void LogWriter::loop() {
     }
 }
 
-void LogWriter::write_out(File* f, const std::string& data) {
+void LogWriter::write_out(File* f, const Item& item) {
+    const std::size_t total = item.data.size() + item.len;
     int fd;
     if (!f) {
         fd = STDOUT_FILENO;
     } else {
-        if (f->max_size > 0 && f->size > 0 && f->size + data.size() > f->max_size) rotate(*f);
+        if (f->max_size > 0 && f->size > 0 && f->size + total > f->max_size) rotate(*f);
         if (f->fd < 0 && !open_file(*f)) {
             std::lock_guard lock(mu_);
             ++errors_;
@@ -176,9 +213,12 @@ void LogWriter::write_out(File* f, const std::string& data) {
         }
         fd = f->fd;
     }
-    std::size_t off = 0;
-    while (off < data.size()) {
-        ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    iovec iov[2] = {{const_cast<char*>(item.data.data()), item.data.size()},
+                    {item.buf ? item.buf.data.get() + item.off : nullptr, item.len}};
+    std::size_t first = item.data.empty() ? 1 : 0, done = 0;
+    while (done < total) {
+        // One write(2) for both parts; a short write moves the start on.
+        ssize_t n = ::writev(fd, iov + first, static_cast<int>(2 - first));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) {
             // A non-blocking stdout that is full: wait until it takes more, on this thread.
@@ -191,9 +231,18 @@ void LogWriter::write_out(File* f, const std::string& data) {
             ++errors_;
             return;
         }
-        off += static_cast<std::size_t>(n);
+        done += static_cast<std::size_t>(n);
+        for (auto left = static_cast<std::size_t>(n); left > 0 && first < 2;) {
+            const std::size_t step = std::min(left, iov[first].iov_len);
+            iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + step;
+            iov[first].iov_len -= step;
+            left -= step;
+            if (iov[first].iov_len == 0) ++first;
+        }
+        while (first < 2 && iov[first].iov_len == 0)
+            ++first;
     }
-    if (f) f->size += data.size();
+    if (f) f->size += total;
 }
 
 bool LogWriter::open_file(File& f) {

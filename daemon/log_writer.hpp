@@ -37,6 +37,24 @@ class LogWriter {
     // Queues even over capacity: for lines already read from a worker when the loop decides
     // to stop reading (the excess is bounded by one read per stream).
     void write_anyway(int target, std::string bytes);
+
+    // A read buffer that can be queued whole, so that a file sink's bytes are copied only by
+    // the kernel: into the buffer by read(2) and out of it by write(2). A flood of lines
+    // otherwise spent a third of the daemon's time copying them into batches.
+    struct Buffer {
+        std::unique_ptr<char[]> data;
+        std::size_t capacity = 0;
+        explicit operator bool() const { return data != nullptr; }
+    };
+    static constexpr std::size_t kBufferSize = 256 * 1024;  // the size cowherd grows pipes to
+    // A spare written buffer, or a new one.
+    Buffer take_buffer();
+    // Queues head, then buf[off, off + len), whole lines, as one write. It counts against the
+    // capacity as its whole buffer, which is the memory it holds. On success buf is taken (it
+    // comes back through take_buffer once written); refused (over capacity, !anyway) it is
+    // left with the caller.
+    bool write(int target, std::string head, Buffer& buf, std::size_t off, std::size_t len,
+               bool anyway);
     bool over_capacity() const;
     // Runs on the loop once the queue has drained below half after being over capacity.
     void on_drained(std::function<void()> f) { on_drained_ = std::move(f); }
@@ -60,9 +78,12 @@ class LogWriter {
     struct Item {
         int target;
         std::string data;
+        Buffer buf;  // then buf[off, off + len), when set
+        std::size_t off = 0, len = 0;
+        std::size_t cost() const { return data.size() + buf.capacity; }
     };
     void loop();
-    void write_out(File* f, const std::string& data);  // f null: our stdout
+    void write_out(File* f, const Item& item);  // f null: our stdout
     bool open_file(File& f);
     void rotate(File& f);
     void check_moved(File& f);
@@ -80,6 +101,7 @@ class LogWriter {
     // index = target - 1. The vector changes under mu_ (the loop adds targets); each File is
     // touched only by the writer thread, through a pointer it takes under mu_.
     std::vector<std::unique_ptr<File>> files_;
+    std::vector<Buffer> spare_;  // written buffers, for take_buffer
     std::unordered_map<std::string, int> by_path_;
     std::uint64_t rotations_ = 0, errors_ = 0;
     std::function<void()> on_drained_;

@@ -18,9 +18,8 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::size_t kReadChunk = 64 * 1024;
-constexpr int kReadsPerWakeup = 16;  // fairness between busy workers
-constexpr std::size_t kPipeSize = 256 * 1024;
+constexpr int kReadsPerWakeup = 16;                        // fairness between busy workers
+constexpr std::size_t kPipeSize = LogWriter::kBufferSize;  // one read empties a full pipe
 constexpr std::string_view kContinued = " [cowherd: line continues]";
 
 std::int64_t now_ms() {
@@ -73,7 +72,7 @@ struct Output::Capture {
 };
 
 Output::Output(boost::asio::io_context& io, LogWriter& writer, const config::DaemonConfig& d)
-    : io_(io), writer_(writer), daemon_(d), buf_(kReadChunk) {
+    : io_(io), writer_(writer), daemon_(d) {
     const char* no_color = std::getenv("NO_COLOR");
     color_ = isatty(STDOUT_FILENO) && !(no_color && no_color[0]);
     devnull_ = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -185,9 +184,11 @@ void Output::pump(Stream& s) {
             paused_.push_back(&s);
             return;
         }
-        ssize_t n = ::read(s.sd.native_handle(), buf_.data(), buf_.size());
+        if (!rbuf_) rbuf_ = writer_.take_buffer();
+        ssize_t n = ::read(s.sd.native_handle(), rbuf_.data.get(), rbuf_.capacity);
         if (n > 0) {
-            deliver(s, std::string_view(buf_.data(), static_cast<std::size_t>(n)), false);
+            deliver(s, std::string_view(rbuf_.data.get(), static_cast<std::size_t>(n)), false,
+                    &rbuf_);
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
@@ -216,9 +217,11 @@ void Output::drain_all() {
             Stream* s = err ? it->second->err.get() : it->second->out.get();
             if (!s || s->eof) continue;
             for (;;) {
-                ssize_t n = ::read(s->sd.native_handle(), buf_.data(), buf_.size());
+                if (!rbuf_) rbuf_ = writer_.take_buffer();
+                ssize_t n = ::read(s->sd.native_handle(), rbuf_.data.get(), rbuf_.capacity);
                 if (n > 0) {
-                    deliver(*s, std::string_view(buf_.data(), static_cast<std::size_t>(n)), false);
+                    deliver(*s, std::string_view(rbuf_.data.get(), static_cast<std::size_t>(n)),
+                            false, &rbuf_);
                     continue;
                 }
                 if (n < 0 && errno == EINTR) continue;
@@ -245,7 +248,7 @@ int Output::target_for(const Worker& w, bool err, const config::OutputSink& sink
     return LogWriter::kStdout;
 }
 
-void Output::deliver(Stream& s, std::string_view chunk, bool eof) {
+void Output::deliver(Stream& s, std::string_view chunk, bool eof, LogWriter::Buffer* owner) {
     Capture& c = *s.cap;
     const auto& sink = s.err ? c.cfg->stderr_sink : c.cfg->stdout_sink;
     auto& st = stats_[c.pool];
@@ -268,6 +271,15 @@ void Output::deliver(Stream& s, std::string_view chunk, bool eof) {
         if (chunk.empty() || at < chunk_begin || at > chunk_end) return 0;  // from the splitter
         const auto after = at + line.size() + 1;
         return after < chunk_end ? static_cast<std::size_t>(chunk_end - after) : 0;
+    };
+    // A file sink writes lines as they came, so consecutive lines of the chunk are one run of
+    // its bytes, [run_b, run_e): appended to the batch only when something else comes after
+    // it, else queued in the read buffer itself.
+    const char* run_b = nullptr;
+    const char* run_e = nullptr;
+    auto end_run = [&] {
+        if (run_b) batch.append(run_b, static_cast<std::size_t>(run_e - run_b));
+        run_b = run_e = nullptr;
     };
     auto emit = [&](std::string_view line, bool continued) {
         ++lines;
@@ -308,11 +320,25 @@ void Output::deliver(Stream& s, std::string_view chunk, bool eof) {
                 if (continued) batch.append(kContinued);
                 batch += '\n';
                 break;
-            case config::OutputSink::Kind::file:
+            case config::OutputSink::Kind::file: {
+                // A line of the chunk itself (not the splitter's) is followed there by '\n'.
+                const auto at = reinterpret_cast<std::uintptr_t>(line.data());
+                if (!continued && at >= chunk_begin && at + line.size() < chunk_end) {
+                    if (run_b && run_e == line.data()) {
+                        run_e += line.size() + 1;
+                    } else {
+                        end_run();
+                        run_b = line.data();
+                        run_e = run_b + line.size() + 1;
+                    }
+                    break;
+                }
+                end_run();
                 batch.append(line);
                 if (continued) batch.append(kContinued);
                 batch += '\n';
                 break;
+            }
             case config::OutputSink::Kind::json: {
                 json::object o{{"ts", iso_time(ts)},
                                {"pool", c.pool},
@@ -333,8 +359,19 @@ void Output::deliver(Stream& s, std::string_view chunk, bool eof) {
     if (eof) s.split.flush(emit);
     st.lines[idx] += lines;
     std::erase_if(followers_, [](const Follower& f) { return !f.resp || !f.resp->connected(); });
+    const bool drop = c.cfg->backpressure == config::Backpressure::drop;
+    const auto run_len = static_cast<std::size_t>(run_e - run_b);
+    // Only a run that fills a good part of the buffer: the queue counts each buffer whole.
+    if (run_b && owner && *owner && chunk.data() == owner->data.get() &&
+        run_len >= owner->capacity / 4) {
+        const auto off = static_cast<std::size_t>(run_b - owner->data.get());
+        if (!writer_.write(target, std::move(batch), *owner, off, run_len, !drop))
+            st.dropped += lines;
+        return;
+    }
+    end_run();
     if (batch.empty()) return;
-    if (c.cfg->backpressure == config::Backpressure::drop) {
+    if (drop) {
         if (!writer_.write(target, std::move(batch))) st.dropped += lines;
     } else {
         writer_.write_anyway(target, std::move(batch));

@@ -86,7 +86,9 @@ class Output : public OutputHooks {
     Capture& capture_of(Worker& w);
     void arm(Stream& s);
     void pump(Stream& s);
-    void deliver(Stream& s, std::string_view chunk, bool eof);
+    // chunk: what was just read; when it lies in *owner (the read buffer), a file sink's run
+    // of whole lines may be queued in that buffer itself rather than copied.
+    void deliver(Stream& s, std::string_view chunk, bool eof, LogWriter::Buffer* owner = nullptr);
     void resume_all();
     int target_for(const Worker& w, bool err, const config::OutputSink& sink);
 
@@ -104,7 +106,7 @@ class Output : public OutputHooks {
     std::vector<Follower> followers_;
     bool color_ = false;
     int devnull_ = -1;
-    std::vector<char> buf_;               // one read buffer for every stream
+    LogWriter::Buffer rbuf_;              // the read buffer; a new one when queued
     const bool root_ = ::geteuid() == 0;  // may grow capture pipes past the default
 };
 

@@ -3,6 +3,7 @@
 #include <thread>
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "tests/e2e/harness.hpp"
 
@@ -67,12 +68,17 @@ class Logs : public DaemonFixture {
         }
         return c;
     }
+
+    void flood_through_rotating_files(const std::string& extra_args);
 };
 
-TEST_F(Logs, FloodThroughRotatingFilesArrivesExactlyOnceInOrder) {
+// A write per line, or (batched) 1024 lines per write: then most of each read is one run of
+// whole lines, which goes to the file straight from the read buffer.
+void Logs::flood_through_rotating_files(const std::string& extra_args) {
     const long N = 200'000;
-    start("  flood:\n    command: [\"" + bin("flood") + "\", \"" + std::to_string(N) +
-              "\"]\n    restart: never\n    start_timeout: 0s\n"
+    start("  flood:\n    command: [\"" + bin("flood") + "\", \"" + std::to_string(N) + "\"" +
+              extra_args +
+              "]\n    restart: never\n    start_timeout: 0s\n"
               "    stdout: {sink: file, max_size: 1MiB, keep: 1000}\n"
               "    stderr: {sink: file, max_size: 1MiB, keep: 1000}\n"
               "  idle:\n    command: [sleep, \"100000\"]\n",
@@ -89,6 +95,14 @@ TEST_F(Logs, FloodThroughRotatingFilesArrivesExactlyOnceInOrder) {
     auto pool = ctl_json({"status", "flood"}).as_object()["pools"].as_array()[0].as_object();
     EXPECT_EQ(as_int(pool["log"].as_object()["stdout_lines"]), N / 2);
     EXPECT_EQ(as_int(pool["log"].as_object()["dropped_lines"]), 0);
+}
+
+TEST_F(Logs, FloodThroughRotatingFilesArrivesExactlyOnceInOrder) {
+    flood_through_rotating_files("");
+}
+
+TEST_F(Logs, BatchedFloodThroughRotatingFilesArrivesExactlyOnceInOrder) {
+    flood_through_rotating_files(", --batch, \"1024\"");
 }
 
 TEST_F(Logs, DropModeCountsExactlyWhatIsMissing) {
@@ -149,6 +163,73 @@ TEST_F(Logs, DropModeCountsExactlyWhatIsMissing) {
     EXPECT_EQ(o.bad + e.bad, 0) << "no line is torn, even when others are dropped";
     EXPECT_EQ(got + dropped, N) << "got " << got << ", dropped " << dropped;
     (void)lines;
+}
+
+TEST_F(Logs, DropModeIntoAStalledFileCountsExactlyWhatIsMissing) {
+    // flood.out and flood.err are FIFOs that nobody reads until the flood is over, so the file
+    // sink falls behind and drop mode drops: batches of lines, and runs of lines queued in
+    // their read buffers.
+    const long N = 200'000;
+    fs::create_directories(logdir());
+    struct Fifos {
+        int fd[2] = {-1, -1};
+        ~Fifos() {
+            for (int f : fd)
+                if (f >= 0) close(f);
+        }
+    } fifo;
+    for (int s = 0; s < 2; ++s) {
+        const std::string p = logdir() + (s ? "/flood.err" : "/flood.out");
+        ASSERT_EQ(mkfifo(p.c_str(), 0600), 0);
+        // Read-write, so the daemon's open finds a reader, and we read only later.
+        fifo.fd[s] = open(p.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        ASSERT_GE(fifo.fd[s], 0);
+    }
+    start("  flood:\n    command: [\"" + bin("flood") + "\", \"" + std::to_string(N) +
+              "\", --batch, \"64\"]\n    restart: never\n    start_timeout: 0s\n"
+              "    log_backpressure: drop\n"
+              "    stdout: {sink: file, max_size: 0}\n    stderr: {sink: file, max_size: 0}\n"
+              "  idle:\n    command: [sleep, \"100000\"]\n",
+          daemon_section());
+    std::int64_t dropped = -1;
+    ASSERT_TRUE(WaitFor(
+        [&] {
+            auto l = ctl_json({"status", "flood"})
+                         .as_object()["pools"]
+                         .as_array()[0]
+                         .as_object()["log"]
+                         .as_object();
+            dropped = as_int(l["dropped_lines"]);
+            return as_int(l["stdout_lines"]) + as_int(l["stderr_lines"]) == N;
+        },
+        std::chrono::seconds(60)));
+    EXPECT_GT(dropped, 0) << "the sink was slow enough to drop";
+    // Read the FIFOs while the daemon writes what it queued and exits.
+    std::string got[2];
+    auto drain = [&] {
+        char chunk[65536];
+        for (int s = 0; s < 2; ++s)
+            for (ssize_t n; (n = read(fifo.fd[s], chunk, sizeof chunk)) > 0;)
+                got[s].append(chunk, static_cast<std::size_t>(n));
+    };
+    ASSERT_EQ(ctl({"shutdown"}).code, 0);
+    ASSERT_TRUE(WaitFor(
+        [&] {
+            drain();
+            return wait_exit(std::chrono::milliseconds(0));
+        },
+        std::chrono::seconds(30)));
+    drain();
+    FloodCheck o, e;
+    long arrived = 0;
+    for (int s = 0; s < 2; ++s) {
+        std::istringstream in(got[s]);
+        for (std::string l; std::getline(in, l); ++arrived)
+            (s ? e : o).line(l, s ? 'e' : 'o');
+    }
+    EXPECT_EQ(o.bad + e.bad, 0) << "no line is torn, even when others are dropped";
+    EXPECT_EQ(o.seen + e.seen, arrived) << "every line that arrived is a whole flood line";
+    EXPECT_EQ(arrived + dropped, N) << "arrived " << arrived << ", dropped " << dropped;
 }
 
 TEST_F(Logs, AKillMidFloodLosesNothingWrittenBeforeIt) {
