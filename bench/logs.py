@@ -332,6 +332,8 @@ pools:
     start_timeout: 0s
     stdout: {{sink: file, max_size: 0}}
     stderr: {{sink: file, max_size: 0}}
+  idle:  # keeps the daemon up once flood is done (else it exits), for its peak RSS
+    command: [sleep, "100000"]
 """)
     ctl = [bins["cowctl"], "--socket", sock]
     t = time.monotonic()

@@ -17,6 +17,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 #include <unistd.h>
 
@@ -86,6 +87,8 @@ class Output : public OutputHooks {
     Capture& capture_of(Worker& w);
     void arm(Stream& s);
     void pump(Stream& s);
+    void linger(Stream& s);
+    void end_linger(const boost::system::error_code& ec);
     // chunk: what was just read; when it lies in *owner (the read buffer), a file sink's run
     // of whole lines may be queued in that buffer itself rather than copied.
     void deliver(Stream& s, std::string_view chunk, bool eof, LogWriter::Buffer* owner = nullptr);
@@ -97,6 +100,7 @@ class Output : public OutputHooks {
     config::DaemonConfig daemon_;
     std::unordered_map<std::uint64_t, std::unique_ptr<Capture>> captures_;  // by worker id
     std::vector<Stream*> paused_;
+    std::vector<std::pair<std::uint64_t, bool>> lingering_;  // (worker id, stderr)
     std::map<std::string, PoolLogStats> stats_;
     struct Follower {
         std::vector<std::uint64_t> workers;
@@ -106,8 +110,10 @@ class Output : public OutputHooks {
     std::vector<Follower> followers_;
     bool color_ = false;
     int devnull_ = -1;
-    LogWriter::Buffer rbuf_;              // the read buffer; a new one when queued
-    const bool root_ = ::geteuid() == 0;  // may grow capture pipes past the default
+    LogWriter::Buffer rbuf_;                  // the read buffer; a new one when queued
+    const bool root_ = ::geteuid() == 0;      // may grow capture pipes past the default
+    boost::asio::steady_timer linger_timer_;  // last: cancelled before the rest goes
+    bool linger_armed_ = false;
 };
 
 }  // namespace cow
