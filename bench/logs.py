@@ -5,7 +5,7 @@ Run by hand, never in CI. Method and results are in bench/README.md. Python 3
 standard library only.
 
     python3 bench/logs.py [--runs 3] [--lines 2000000] [--payload 100] [--batch 1]
-                          [--systems direct,cowherd,supervisord,pm2]
+                          [--pregen] [--dir /dev/shm] [--systems direct,cowherd,supervisord,pm2]
 
 One worker, `flood N --payload 100` (tests/helpers/flood.cpp), writes N numbered, checksummed
 lines as fast as it can, alternating stdout and stderr (one write(2) per line), then exits. Its
@@ -26,6 +26,12 @@ line; MB/s (10^6 bytes of both files) and lines/s over the first; the daemon's C
 once the system is stopped, every line checked: tag, sequence number (each stream's 0..N/2-1 once,
 in order) and FNV-1a checksum of "seq payload". Lost = lines never found intact. When lines go
 missing, the wall time is until the files stopped growing after the worker exited.
+
+With --pregen, flood formats all its lines before its first write (formatting and checksums
+cost more than the writes: without it the writer, not the capture, is the bottleneck at about
+350 MB/s), announces the two files' final sizes, and the script watches the sizes by stat alone;
+MB/s and lines/s are then over first byte -> done, the capture's own speed. --dir /dev/shm keeps
+the disk's writeback, which varies a lot between runs on a VM, out of the figure.
 
 Every process the benchmark starts carries COWBENCH_TAG=<random> in its environment; on the way
 out the script kills, by pid, whatever still carries the tag. Before each measurement it waits
