@@ -22,12 +22,12 @@ constexpr int kReadsPerWakeup = 16;  // fairness between busy workers
 // A worker that writes a line at a time would wake us for every write while we wait on its
 // pipe, and each wakeup costs the worker too: a flood of single-line writes went 1.27x slower
 // under cowherd than under supervisord, which is busy elsewhere and so reads in bulk. When a
-// stream wakes us again within kBusyGap for less than kSmallRead, we stop watching its pipe
-// for kLinger and then read what gathered: one wakeup per kLinger instead of one per line,
-// at most kLinger of added delay, and only while it floods.
+// stream wakes us again within kBusyGap for less than a quarter of its pipe, we stop watching
+// its pipe for kLinger and then read what gathered: one wakeup per kLinger instead of one per
+// line, at most kLinger of added delay, and only while it floods. (A fuller read means the
+// pipe could fill while we linger, stalling the worker: then we watch it again at once.)
 constexpr auto kBusyGap = std::chrono::milliseconds(1);
 constexpr auto kLinger = std::chrono::microseconds(200);
-constexpr std::size_t kSmallRead = LogWriter::kBufferSize / 4;
 constexpr std::size_t kPipeSize = LogWriter::kBufferSize;  // one read empties a full pipe
 constexpr std::string_view kContinued = " [cowherd: line continues]";
 
@@ -66,6 +66,8 @@ struct Output::Stream {
     bool waiting = false, eof = true, paused = false, lingering = false;
     // While lingering, the read end is out of the reactor (so writes wake nobody) and kept here.
     int parked = -1;
+    std::size_t small_read = 16 * 1024;  // a quarter of the pipe
+    bool watch_failed = false;           // said once
     std::chrono::steady_clock::time_point last_pump{};
     Stream(Output::Capture* c, bool e, boost::asio::io_context& io, std::size_t max_line)
         : cap(c), err(e), sd(io), split(max_line) {}
@@ -139,6 +141,8 @@ std::pair<int, int> Output::before_spawn(Worker& w) {
             // Root only: an unprivileged user past pipe-user-pages-soft would get tiny pipes.
             if (root_) ::fcntl(p[0], F_SETPIPE_SZ, static_cast<int>(kPipeSize));
             s = std::make_unique<Stream>(&c, err, io_, daemon_.log_line_max);
+            if (int size = ::fcntl(p[0], F_GETPIPE_SZ); size > 0)
+                s->small_read = static_cast<std::size_t>(size) / 4;
             s->sd.assign(p[0]);
             s->write_fd = p[1];
             return p[1];
@@ -182,9 +186,13 @@ void Output::arm(Stream& s) {
         boost::system::error_code ec;
         s.sd.assign(s.parked, ec);
         if (ec) {
-            spdlog::error("{}: cannot watch its {} pipe again: {}", s.cap->worker,
-                          s.err ? "stderr" : "stdout", ec.message());
-            return;  // stays parked (and closed with the stream): its output stops here
+            // Back into the reactor failed (epoll ADD: ENOMEM, max_user_watches): poll it
+            // with the lingering streams instead, so its output still flows.
+            if (!s.watch_failed)
+                spdlog::error("{}: cannot watch its {} pipe again ({}); polling it", s.cap->worker,
+                              s.err ? "stderr" : "stdout", ec.message());
+            s.watch_failed = true;
+            return linger(s);
         }
         s.parked = -1;
     }
@@ -226,7 +234,7 @@ void Output::pump(Stream& s) {
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) {
-            if (busy && got > 0 && got < kSmallRead) return linger(s);
+            if (busy && got > 0 && got < s.small_read) return linger(s);
             break;
         }
         // EOF: every writer (the worker and anything it forked) is gone.
@@ -235,7 +243,8 @@ void Output::pump(Stream& s) {
         Capture& c = *s.cap;
         if (c.removed && (!c.out || c.out->eof) && (!c.err || c.err->eof)) {
             std::erase(paused_, &s);
-            captures_.erase(c.worker_id);
+            const std::uint64_t id = c.worker_id;  // not a reference into what is erased
+            captures_.erase(id);
         }
         return;
     }
