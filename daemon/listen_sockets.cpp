@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -43,6 +44,16 @@ std::variant<std::shared_ptr<ListenSocket>, std::string> ListenSocket::open(
             return who + ": path too long";
         }
         std::memcpy(addr.sun_path, cfg.path.c_str(), cfg.path.size() + 1);
+        // Missing parent directories are created, as systemd does for a socket unit's path
+        // (a fresh /run/app/ after boot is the common case).
+        const auto parent = std::filesystem::path(cfg.path).parent_path();
+        if (std::error_code ec; !parent.empty() && !std::filesystem::is_directory(parent, ec)) {
+            std::filesystem::create_directories(parent, ec);
+            if (ec) {
+                ::close(fd);
+                return who + ": cannot create " + parent.string() + ": " + ec.message();
+            }
+        }
         // A leftover socket file from an earlier run would make bind fail; a regular file
         // or anything else at that path is not ours to remove.
         struct stat st {};

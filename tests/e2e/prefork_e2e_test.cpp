@@ -318,7 +318,8 @@ TEST_F(Prefork, WatchdogSilenceRestartsTheWorker) {
 }
 
 TEST_F(Prefork, ListenFdsFollowTheSystemdContract) {
-    const std::string unix_path = (dir / "admin.sock").string();
+    // In directories that do not exist yet: cowherd creates them, as systemd does.
+    const std::string unix_path = (dir / "run" / "app" / "admin.sock").string();
     const std::string report = (dir / "sd").string();
     start("  sd:\n    command: [\"" + bin("sdcheck") + "\", \"" + report +
           "\", --stay]\n    workers: 2\n    sockets:\n"
@@ -346,6 +347,7 @@ TEST_F(Prefork, ListenFdsFollowTheSystemdContract) {
     struct stat st {};
     ASSERT_EQ(::stat(unix_path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0660u);
+    EXPECT_TRUE(fs::is_directory(dir / "run" / "app"));
 }
 
 // Every inherited socket is served, not only fd 3 (a second listener once shared its poll tag
