@@ -184,6 +184,11 @@ def watch(paths, n, t_launch, args, daemon_pid_fn, d):
             time.sleep(args.poll_ms / 1000)
     finally:
         w.close()
+    return figures(t_launch, first_byte, last_growth, seen_bytes, seen_lines, daemon_pid_fn)
+
+
+def figures(t_launch, first_byte, last_growth, nbytes, lines, daemon_pid_fn):
+    """A run's timings, and the daemon's CPU time and peak RSS now."""
     dpid = daemon_pid_fn()
     st = proc_stat(dpid) if dpid else None
     end = last_growth if last_growth is not None else time.monotonic()
@@ -191,8 +196,8 @@ def watch(paths, n, t_launch, args, daemon_pid_fn, d):
         "wall_s": end - t_launch,
         "first_byte_s": (first_byte - t_launch) if first_byte else None,
         "stream_s": (end - first_byte) if first_byte else None,
-        "bytes": seen_bytes,
-        "lines_counted": seen_lines,
+        "bytes": nbytes,
+        "lines_counted": lines,
         "daemon_cpu_s": st[3] / CLK_TCK if st else None,
         "daemon_hwm_mib": (vm_hwm_kib(dpid) / 1024 if dpid and vm_hwm_kib(dpid) else None),
     }
@@ -224,18 +229,7 @@ def watch_sizes(paths, t_launch, args, daemon_pid_fn, d):
                     "exited")
                 break
         time.sleep(min(args.poll_ms, 2) / 1000)  # a stat is cheap; the transfer is short
-    dpid = daemon_pid_fn()
-    st = proc_stat(dpid) if dpid else None
-    end = last_growth if last_growth is not None else time.monotonic()
-    return {
-        "wall_s": end - t_launch,
-        "first_byte_s": (first_byte - t_launch) if first_byte else None,
-        "stream_s": (end - first_byte) if first_byte else None,
-        "bytes": seen,
-        "lines_counted": None,
-        "daemon_cpu_s": st[3] / CLK_TCK if st else None,
-        "daemon_hwm_mib": (vm_hwm_kib(dpid) / 1024 if dpid and vm_hwm_kib(dpid) else None),
-    }
+    return figures(t_launch, first_byte, last_growth, seen, None, daemon_pid_fn)
 
 
 # ---------------------------------------------------------------- checking every line

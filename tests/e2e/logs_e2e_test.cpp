@@ -70,6 +70,15 @@ class Logs : public DaemonFixture {
     }
 
     void flood_through_rotating_files(const std::string& extra_args);
+
+    // `status POOL --json`'s log counters for the pool.
+    boost::json::object pool_log(const std::string& pool) {
+        return ctl_json({"status", pool})
+            .as_object()["pools"]
+            .as_array()[0]
+            .as_object()["log"]
+            .as_object();
+    }
 };
 
 // A write per line, or (batched) 1024 lines per write: then most of each read is one run of
@@ -92,9 +101,9 @@ void Logs::flood_through_rotating_files(const std::string& extra_args) {
     EXPECT_EQ(o.out_of_order + e.out_of_order, 0);
     EXPECT_GE(rotated(out).size(), 4u) << "the file rotated several times";
     EXPECT_GE(rotated(err).size(), 4u);
-    auto pool = ctl_json({"status", "flood"}).as_object()["pools"].as_array()[0].as_object();
-    EXPECT_EQ(as_int(pool["log"].as_object()["stdout_lines"]), N / 2);
-    EXPECT_EQ(as_int(pool["log"].as_object()["dropped_lines"]), 0);
+    auto l = pool_log("flood");
+    EXPECT_EQ(as_int(l["stdout_lines"]), N / 2);
+    EXPECT_EQ(as_int(l["dropped_lines"]), 0);
 }
 
 TEST_F(Logs, FloodThroughRotatingFilesArrivesExactlyOnceInOrder) {
@@ -126,11 +135,7 @@ TEST_F(Logs, DropModeCountsExactlyWhatIsMissing) {
     std::int64_t dropped = -1, lines = -1;
     ASSERT_TRUE(WaitFor(
         [&] {
-            auto l = ctl_json({"status", "flood"})
-                         .as_object()["pools"]
-                         .as_array()[0]
-                         .as_object()["log"]
-                         .as_object();
+            auto l = pool_log("flood");
             std::int64_t total = as_int(l["stdout_lines"]) + as_int(l["stderr_lines"]);
             dropped = as_int(l["dropped_lines"]);
             if (total == N) lines = total;
@@ -194,11 +199,7 @@ TEST_F(Logs, DropModeIntoAStalledFileCountsExactlyWhatIsMissing) {
     std::int64_t dropped = -1;
     ASSERT_TRUE(WaitFor(
         [&] {
-            auto l = ctl_json({"status", "flood"})
-                         .as_object()["pools"]
-                         .as_array()[0]
-                         .as_object()["log"]
-                         .as_object();
+            auto l = pool_log("flood");
             dropped = as_int(l["dropped_lines"]);
             return as_int(l["stdout_lines"]) + as_int(l["stderr_lines"]) == N;
         },
