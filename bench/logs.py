@@ -96,13 +96,14 @@ def flood_alive():
 class Watcher:
     """Counts the newlines in files as they grow, reading only what is new each poll."""
 
-    def __init__(self, paths):
-        self.paths = paths
+    def __init__(self, paths, n):
+        self.paths, self.n = paths, n
         self.files = {p: None for p in paths}
         self.lines = {p: 0 for p in paths}
         self.bytes = {p: 0 for p in paths}
 
     def poll(self):
+        """(lines, bytes) in the files so far."""
         for p in self.paths:
             f = self.files[p]
             if f is None:
@@ -117,6 +118,12 @@ class Watcher:
                 self.lines[p] += b.count(b"\n")
                 self.bytes[p] += len(b)
         return sum(self.lines.values()), sum(self.bytes.values())
+
+    def done(self, lines, nbytes):
+        return lines >= self.n
+
+    def progress(self, lines, nbytes):
+        return f"{lines} of {self.n} lines"
 
     def close(self):
         for f in self.files.values():
@@ -133,6 +140,7 @@ class SizeWatcher:
         self.paths, self.sizes_path, self.expect = paths, sizes_path, None
 
     def poll(self):
+        """(None, bytes in the files so far)."""
         if self.expect is None:
             try:
                 self.expect = sum(int(v) for v in open(self.sizes_path).read().split())
@@ -144,21 +152,28 @@ class SizeWatcher:
                 total += os.stat(p).st_size
             except FileNotFoundError:
                 pass
-        return total
+        return None, total
+
+    def done(self, lines, nbytes):
+        return self.expect is not None and nbytes >= self.expect
+
+    def progress(self, lines, nbytes):
+        return f"{nbytes} of {self.expect} bytes"
 
     def close(self):
         pass
 
 
 def watch(paths, n, t_launch, args, daemon_pid_fn, d):
-    """Poll until the files hold n lines, or stopped growing after flood exited.
+    """Poll until the files hold n lines (with --pregen: the bytes flood announced), or
+    stopped growing after flood exited.
 
     Returns timing figures and the daemon's CPU ticks / peak RSS at that moment."""
-    if args.pregen:
-        return watch_sizes(paths, t_launch, args, daemon_pid_fn, d)
-    w = Watcher(paths)
+    # A stat is cheap and a --pregen transfer short: poll it more often.
+    w, poll_ms = ((SizeWatcher(paths, os.path.join(d, "sizes")), min(args.poll_ms, 2))
+                  if args.pregen else (Watcher(paths, n), args.poll_ms))
     first_byte = last_growth = None
-    seen_lines = seen_bytes = 0
+    seen_lines, seen_bytes = 0, 0
     deadline = t_launch + args.timeout
     stalled_check = 0.0
     try:
@@ -170,25 +185,21 @@ def watch(paths, n, t_launch, args, daemon_pid_fn, d):
                     first_byte = now
                 last_growth = now
                 seen_lines, seen_bytes = lines, nbytes
-            if lines >= n:
+            if w.done(lines, nbytes):
                 break
             if now > deadline:
-                log(f"  timeout: {lines} of {n} lines after {args.timeout}s")
+                log(f"  timeout: {w.progress(lines, nbytes)} after {args.timeout}s")
                 break
             if last_growth is not None and now - last_growth > args.settle and \
                     now - stalled_check > 1:
                 stalled_check = now
                 if not flood_alive():
-                    log(f"  the files stopped at {lines} of {n} lines after the worker exited")
+                    log(f"  the files stopped at {w.progress(lines, nbytes)} after the worker "
+                        "exited")
                     break
-            time.sleep(args.poll_ms / 1000)
+            time.sleep(poll_ms / 1000)
     finally:
         w.close()
-    return figures(t_launch, first_byte, last_growth, seen_bytes, seen_lines, daemon_pid_fn)
-
-
-def figures(t_launch, first_byte, last_growth, nbytes, lines, daemon_pid_fn):
-    """A run's timings, and the daemon's CPU time and peak RSS now."""
     dpid = daemon_pid_fn()
     st = proc_stat(dpid) if dpid else None
     end = last_growth if last_growth is not None else time.monotonic()
@@ -196,40 +207,11 @@ def figures(t_launch, first_byte, last_growth, nbytes, lines, daemon_pid_fn):
         "wall_s": end - t_launch,
         "first_byte_s": (first_byte - t_launch) if first_byte else None,
         "stream_s": (end - first_byte) if first_byte else None,
-        "bytes": nbytes,
-        "lines_counted": lines,
+        "bytes": seen_bytes,
+        "lines_counted": seen_lines,
         "daemon_cpu_s": st[3] / CLK_TCK if st else None,
         "daemon_hwm_mib": (vm_hwm_kib(dpid) / 1024 if dpid and vm_hwm_kib(dpid) else None),
     }
-
-
-def watch_sizes(paths, t_launch, args, daemon_pid_fn, d):
-    w = SizeWatcher(paths, os.path.join(d, "sizes"))
-    first_byte = last_growth = None
-    seen = 0
-    deadline = t_launch + args.timeout
-    stalled_check = 0.0
-    while True:
-        nbytes = w.poll()
-        now = time.monotonic()
-        if nbytes > seen:
-            if first_byte is None:
-                first_byte = now
-            last_growth, seen = now, nbytes
-        if w.expect is not None and nbytes >= w.expect:
-            break
-        if now > deadline:
-            log(f"  timeout: {nbytes} of {w.expect} bytes after {args.timeout}s")
-            break
-        if last_growth is not None and now - last_growth > args.settle and \
-                now - stalled_check > 1:
-            stalled_check = now
-            if not flood_alive():
-                log(f"  the files stopped at {nbytes} of {w.expect} bytes after the worker "
-                    "exited")
-                break
-        time.sleep(min(args.poll_ms, 2) / 1000)  # a stat is cheap; the transfer is short
-    return figures(t_launch, first_byte, last_growth, seen, None, daemon_pid_fn)
 
 
 # ---------------------------------------------------------------- checking every line

@@ -314,13 +314,6 @@ void Output::resume_all() {
     }
 }
 
-int Output::target_for(const Worker& w, bool err, const config::OutputSink& sink) {
-    (void)w;
-    (void)err;
-    (void)sink;
-    return LogWriter::kStdout;
-}
-
 void Output::deliver(Stream& s, std::string_view chunk, bool eof, LogWriter::Buffer* owner) {
     Capture& c = *s.cap;
     const auto& sink = s.err ? c.cfg->stderr_sink : c.cfg->stdout_sink;

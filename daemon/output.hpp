@@ -93,7 +93,6 @@ class Output : public OutputHooks {
     // of whole lines may be queued in that buffer itself rather than copied.
     void deliver(Stream& s, std::string_view chunk, bool eof, LogWriter::Buffer* owner = nullptr);
     void resume_all();
-    int target_for(const Worker& w, bool err, const config::OutputSink& sink);
 
     boost::asio::io_context& io_;
     LogWriter& writer_;
