@@ -46,6 +46,16 @@ class Chaos : public DaemonFixture {
             ++n;
         return n;
     }
+    // Sockets among the daemon's fds: 1 when only the control listener is open, i.e. the
+    // daemon has read the EOF of every control connection the harness made and closed it.
+    long sockets() {
+        long n = 0;
+        for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(daemon) + "/fd")) {
+            std::error_code ec;
+            n += fs::read_symlink(e.path(), ec).string().rfind("socket:", 0) == 0;
+        }
+        return n;
+    }
     // What each open fd points at, for a failure message.
     std::string fd_list() {
         std::string out;
@@ -85,7 +95,10 @@ TEST_F(Chaos, KillStormLeavesEightRunningAndCountsEveryKill) {
     log_level = "warn";
     start(kEight);
     ASSERT_TRUE(WaitFor([&] { return count_state("w", "running") == 8; }));
-    const long fds_before = fds();  // at rest: no spawn in flight holds its pipes
+    // At rest: no spawn in flight holds its pipes, and the status call just made is closed
+    // on the daemon's side too (else the count is one over, and the end can never match).
+    ASSERT_TRUE(WaitFor([&] { return sockets() == 1; })) << fd_list();
+    const long fds_before = fds();
     std::mt19937 rng(42);
     std::set<pid_t> killed;
     long kills = 0, fds_warm = -1, rss_warm = -1;
@@ -116,10 +129,10 @@ TEST_F(Chaos, KillStormLeavesEightRunningAndCountsEveryKill) {
     EXPECT_EQ(zombies(), 0);
     EXPECT_EQ(kids().size(), 8u);
     // A control connection the harness just closed is closed by the daemon when it reads the
-    // EOF, so the count may be one over for a moment; a leak never comes back down.
-    EXPECT_TRUE(WaitFor([&] { return fds() == fds_before; }))
-        << "fds " << fds() << ", before " << fds_before << ", mid-storm " << fds_warm << ": "
-        << fd_list();
+    // EOF, so wait for that first; then a leak shows as a count above the one at rest.
+    EXPECT_TRUE(WaitFor([&] { return sockets() == 1; })) << fd_list();
+    EXPECT_EQ(fds(), fds_before) << "fds " << fds() << ", before " << fds_before << ", mid-storm "
+                                 << fds_warm << ": " << fd_list();
     EXPECT_LT(rss_kib() - rss_warm, 1024) << "RSS growth after warm-up, KiB";
     EXPECT_GT(kills, 1000);
     std::printf(
