@@ -49,6 +49,16 @@ std::string_view to_string(KillMode m) {
     return "?";
 }
 
+std::string_view to_string(StopScope s) {
+    switch (s) {
+        case StopScope::main:
+            return "main";
+        case StopScope::tree:
+            return "tree";
+    }
+    return "?";
+}
+
 std::string_view to_string(OrphanPolicy p) {
     switch (p) {
         case OrphanPolicy::kill:

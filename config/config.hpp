@@ -21,6 +21,9 @@ using namespace std::chrono_literals;
 enum class RestartPolicy { always, on_failure, never };
 enum class KillMode { auto_, cgroup, group };  // auto: cgroup when usable, else group
 enum class OrphanPolicy { kill, keep };
+// Who gets stop_signal: the main process alone (then the rest of its tree, once it is gone),
+// or every process of the worker at once.
+enum class StopScope { main, tree };
 
 struct Backoff {
     Millis initial{100ms};
@@ -106,6 +109,7 @@ struct PoolConfig {
     Millis stop_timeout{10s};
     KillMode kill_mode = KillMode::auto_;
     OrphanPolicy orphans = OrphanPolicy::kill;
+    StopScope stop_scope = StopScope::main;
     bool essential = false;
     std::vector<std::string> depends_on;
     MemoryPolicy memory;
@@ -195,6 +199,7 @@ std::string summarize(const Config& cfg);
 std::string_view to_string(RestartPolicy p);
 std::string_view to_string(KillMode m);
 std::string_view to_string(OrphanPolicy p);
+std::string_view to_string(StopScope s);
 std::string_view to_string(OutputSink::Kind k);
 
 }  // namespace cow::config

@@ -21,6 +21,7 @@ std::vector<std::string> pool_keys(const PoolConfig& a, const PoolConfig& b) {
     check(a.stop_timeout == b.stop_timeout, "stop_timeout");
     check(a.kill_mode == b.kill_mode, "kill_mode");
     check(a.orphans == b.orphans, "orphans");
+    check(a.stop_scope == b.stop_scope, "stop_scope");
     check(a.essential == b.essential, "essential");
     check(a.depends_on == b.depends_on, "depends_on");
     check(a.memory == b.memory, "memory");

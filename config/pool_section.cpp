@@ -15,6 +15,8 @@ constexpr std::string_view kKillModes[] = {"auto", "cgroup", "group"};
 constexpr KillMode kKillModeValues[] = {KillMode::auto_, KillMode::cgroup, KillMode::group};
 constexpr std::string_view kOrphanPolicies[] = {"kill", "keep"};
 constexpr OrphanPolicy kOrphanValues[] = {OrphanPolicy::kill, OrphanPolicy::keep};
+constexpr std::string_view kStopScopes[] = {"main", "tree"};
+constexpr StopScope kStopScopeValues[] = {StopScope::main, StopScope::tree};
 
 constexpr std::string_view kReadyModes[] = {"none", "notify"};
 constexpr std::string_view kSinkKinds[] = {"console", "file", "json", "inherit", "null"};
@@ -353,22 +355,39 @@ std::function<void(const Field&)> duration_reader(Diagnostics& diag, Millis& out
 }  // namespace
 
 bool is_pool_key(std::string_view key) {
-    static constexpr std::string_view kKeys[] = {"command",       "workers",
-                                                 "cwd",           "env",
-                                                 "autostart",     "restart",
-                                                 "start_timeout", "backoff",
-                                                 "max_restarts",  "stop_signal",
-                                                 "stop_timeout",  "kill_mode",
-                                                 "orphans",       "essential",
-                                                 "depends_on",    "memory",
-                                                 "sockets",       "ready",
-                                                 "watchdog",      "stdout",
-                                                 "stderr",        "log_backpressure",
-                                                 "log_ring",      "user",
-                                                 "group",         "supplementary_groups",
-                                                 "umask",         "rlimits",
-                                                 "no_new_privs",  "oom_score_adj",
-                                                 "clear_env",     "env_remove"};
+    static constexpr std::string_view kKeys[] = {"command",
+                                                 "workers",
+                                                 "cwd",
+                                                 "env",
+                                                 "autostart",
+                                                 "restart",
+                                                 "start_timeout",
+                                                 "backoff",
+                                                 "max_restarts",
+                                                 "stop_signal",
+                                                 "stop_timeout",
+                                                 "kill_mode",
+                                                 "orphans",
+                                                 "essential",
+                                                 "stop_scope",
+                                                 "depends_on",
+                                                 "memory",
+                                                 "sockets",
+                                                 "ready",
+                                                 "watchdog",
+                                                 "stdout",
+                                                 "stderr",
+                                                 "log_backpressure",
+                                                 "log_ring",
+                                                 "user",
+                                                 "group",
+                                                 "supplementary_groups",
+                                                 "umask",
+                                                 "rlimits",
+                                                 "no_new_privs",
+                                                 "oom_score_adj",
+                                                 "clear_env",
+                                                 "env_remove"};
     for (auto k : kKeys)
         if (k == key) return true;
     return false;
@@ -407,6 +426,7 @@ void read_pool(Diagnostics& diag, const Field& f, const std::string& base_dir, P
         {"stop_timeout", duration_reader(diag, out.stop_timeout)},
         {"kill_mode", choice_reader(diag, kKillModes, kKillModeValues, out.kill_mode)},
         {"orphans", choice_reader(diag, kOrphanPolicies, kOrphanValues, out.orphans)},
+        {"stop_scope", choice_reader(diag, kStopScopes, kStopScopeValues, out.stop_scope)},
         {"essential", bool_reader(diag, out.essential)},
         {"depends_on", [&](const Field& v) { read_depends_on(diag, v, out, deps); }},
         {"memory", [&](const Field& v) { read_memory(diag, v, out.memory); }},
