@@ -82,9 +82,17 @@ void lifecycle(CommandContext& ctx, proto::Request& req, std::shared_ptr<Respond
         ts.push_back({w->id, w->generation});
         ids.push_back(w->id);
         const auto& pol = w->pool->policy;
-        longest =
-            std::max(longest, ev == fsm::EventType::stop ? pol.stop_timeout
-                                                         : pol.start_timeout + pol.stop_timeout);
+        Millis need =
+            ev == fsm::EventType::stop ? pol.stop_timeout : pol.start_timeout + pol.stop_timeout;
+        // depends_on: a stop waits for the dependents to stop first, a start for the
+        // dependencies to start.
+        if (ev == fsm::EventType::stop)
+            for (const Pool* d : ctx.sup.dependents_of(*w->pool))
+                need += d->policy.stop_timeout;
+        else
+            for (const Pool* d : ctx.sup.dependencies_of(*w->pool))
+                need += d->policy.start_timeout;
+        longest = std::max(longest, need);
     }
     ctx.sup.command(*targets, ev);
 
@@ -105,9 +113,12 @@ void lifecycle(CommandContext& ctx, proto::Request& req, std::shared_ptr<Respond
             if (!w) continue;  // removed meanwhile: nothing left to wait for
             const auto st = w->slot.state;
             if (ev == fsm::EventType::stop) {
-                if (w->alive() || st == fsm::State::stopping) return false;
+                // Stopped means nothing of it runs: kept orphans and leftovers included.
+                if (w->alive() || w->draining || st == fsm::State::stopping || sup.has_orphans(*w))
+                    return false;
                 continue;
             }
+            if (sup.start_held(*w)) return false;  // its dependencies start first
             const bool fresh = ev == fsm::EventType::start || w->generation > t.generation;
             if (st == fsm::State::running && fresh) continue;
             if (is_failed(st) && (ev == fsm::EventType::start || w->generation > t.generation ||
@@ -192,10 +203,41 @@ std::optional<int> parse_batch(const std::string& s, int pool_size) {
 // restart: pools with sockets or readiness roll (successor first) unless all_at_once; other
 // pools restart in place. The reply comes when every part has finished; a roll streams a
 // progress item per worker replaced.
+// restart --cancel: the rolls of the target pools stop; replacements not ready yet go, and
+// the old processes they were to replace keep serving.
+void cancel_rolls(CommandContext& ctx, proto::Request& req, std::shared_ptr<Responder>& resp) {
+    auto targets = targets_of(ctx, req, *resp);
+    if (!targets) return;
+    std::vector<Pool*> pools;
+    for (Worker* w : *targets)
+        if (std::find(pools.begin(), pools.end(), w->pool) == pools.end()) pools.push_back(w->pool);
+    json::array cancelled;
+    int kept = 0;
+    for (Pool* p : pools) {
+        if (!ctx.sup.rolling(*p)) continue;
+        kept += ctx.sup.cancel_roll(*p, "cancelled by cowctl restart --cancel");
+        cancelled.push_back(json::string(p->name()));
+    }
+    if (cancelled.empty()) {
+        resp->error(ErrorCode::failed,
+                    "no rolling restart is in progress for " +
+                        std::string(proto::get_string(req.args, "target").value_or("the target")));
+        return;
+    }
+    json::object o;
+    o["cancelled"] = std::move(cancelled);
+    o["kept_old"] = kept;
+    resp->ok(std::move(o));
+}
+
 void cmd_restart(CommandContext& ctx, const Peer&, proto::Request& req,
                  std::shared_ptr<Responder>& resp) {
     const bool all_at_once = proto::get_bool(req.args, "all_at_once").value_or(false);
     const bool wait = proto::get_bool(req.args, "wait").value_or(true);
+    if (proto::get_bool(req.args, "cancel").value_or(false)) {
+        cancel_rolls(ctx, req, resp);
+        return;
+    }
     if (all_at_once || !wait) {
         lifecycle(ctx, req, resp, fsm::EventType::restart);
         return;
@@ -490,8 +532,10 @@ void cmd_health(CommandContext& ctx, const Peer&, proto::Request&,
     for (const auto& p : ctx.sup.pools()) {
         if (any_essential ? !p->cfg->essential : !p->cfg->autostart) continue;
         checked.push_back(json::string(p->name()));
+        if (p->removed) continue;
         for (const auto& w : p->workers) {
-            if (w->slot.state == fsm::State::running) continue;
+            // Scaled away: on its way out, not a missing worker.
+            if (w->serving() || w->retiring) continue;
             std::string why = w->name + " is " + std::string(fsm::to_string(w->slot.state));
             if (!w->last_error.empty())
                 why += ": " + w->last_error;

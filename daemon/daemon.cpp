@@ -1,5 +1,8 @@
 #include "daemon/daemon.hpp"
 
+#include <algorithm>
+#include <cstdio>
+
 #include <boost/asio/post.hpp>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -7,6 +10,7 @@
 
 #include "config/plan.hpp"
 #include "core/signal_names.hpp"
+#include "daemon/leftovers.hpp"
 #include "daemon/memory_view.hpp"
 #include "daemon/metrics_text.hpp"
 #include "daemon/reaper.hpp"
@@ -17,6 +21,8 @@ namespace {
 // Workers spawned per loop turn at startup: about 30 ms of spawning on the test VM.
 constexpr std::size_t kStartSlice = 64;
 constexpr Millis kStartBudget{2};
+// How long the first workers wait for a predecessor's SIGKILLed leftovers to be gone.
+constexpr std::chrono::seconds kLeftoverWait{5};
 }  // namespace
 
 Daemon::Daemon(std::shared_ptr<const config::Config> cfg)
@@ -52,8 +58,8 @@ bool Daemon::setup_kill_mode() {
     auto cgroups = std::make_unique<cgroup::Cgroups>(probe.mount, probe.base);
     // A crashed predecessor on this socket may have left workers running: they would run on
     // unsupervised, so they go.
-    auto leftovers = cgroups->kill_leftovers();
-    for (const auto& path : leftovers)
+    leftover_cgroups_ = cgroups->kill_leftovers();
+    for (const auto& path : leftover_cgroups_)
         spdlog::warn("killed leftover workers of a previous cowherd in {}", path);
     sys_.set_cgroups(std::move(cgroups));
     spdlog::info("kill mode: cgroup ({})", probe.reason);
@@ -71,7 +77,35 @@ int Daemon::run() {
 
     // Signals before the first spawn, so that no SIGCHLD can be missed.
     signals_ = std::make_unique<Signals>(io_, [this](int s) { on_signal(s); });
+
+    // Ownership first: the socket's lock decides which daemon owns this instance, and one that
+    // does not own it must not touch a process, cgroup, socket or file of the one that does.
+    // Requests are only read once the loop runs, by which time everything they reach exists.
+    auto opened = ControlServer::open(
+        io_, cfg_->daemon.socket, cfg_->daemon.socket_mode,
+        [this](const Peer& p, proto::Request req, std::shared_ptr<Responder> r) {
+            dispatch_command(*commands_, p, std::move(req), std::move(r));
+        },
+        [this] { after_batch(); }, ControlLimits{},
+        SocketAccess{cfg_->daemon.socket_group, cfg_->daemon.readonly_group});
+    if (auto* err = std::get_if<std::string>(&opened)) {
+        spdlog::critical("{}", *err);
+        // With log_file set, the operator who typed the command would otherwise see nothing.
+        if (!cfg_->daemon.log_file.empty()) std::fprintf(stderr, "cowherd: %s\n", err->c_str());
+        return 1;
+    }
+    control_ = std::move(std::get<std::unique_ptr<ControlServer>>(opened));
+
     if (!setup_kill_mode()) return 2;
+    // Without cgroups, the predecessor's record of its workers is how we find them.
+    workers_file_ = leftovers::state_path(cfg_->daemon.socket);
+    if (auto recorded = leftovers::read(workers_file_); !recorded.empty()) {
+        leftover_procs_ = leftovers::kill(recorded);
+        if (!leftover_procs_.empty())
+            spdlog::warn("killed {} leftover processes of a previous cowherd (recorded in {})",
+                         leftover_procs_.size(), workers_file_);
+    }
+    ::unlink(workers_file_.c_str());
 
     // Listening sockets are bound before any worker starts; a bind error is a config error.
     SupervisorSetup setup;
@@ -126,23 +160,10 @@ int Daemon::run() {
         [this](std::string why) { request_shutdown(why); },
         [this](bool dry_run, std::shared_ptr<Responder> r) { reload(dry_run, std::move(r)); },
         started_at_});
-    auto opened = ControlServer::open(
-        io_, cfg_->daemon.socket, cfg_->daemon.socket_mode,
-        [this](const Peer& p, proto::Request req, std::shared_ptr<Responder> r) {
-            dispatch_command(*commands_, p, std::move(req), std::move(r));
-        },
-        [this] { after_batch(); }, ControlLimits{},
-        SocketAccess{cfg_->daemon.socket_group, cfg_->daemon.readonly_group});
-    if (auto* err = std::get_if<std::string>(&opened)) {
-        spdlog::critical("{}", *err);
-        return 1;
-    }
-    control_ = std::move(std::get<std::unique_ptr<ControlServer>>(opened));
 
     spdlog::info("cowherd {} pid {}{} on {} with {} pools", COWHERD_VERSION, getpid(),
                  pid1 ? " (PID 1)" : "", control_->path(), cfg_->pools.size());
     sup_->set_start_slice(kStartSlice);
-    sup_->boot();
     recycler_->start();
     if (!cfg_->daemon.metrics.empty()) {
         std::string err;
@@ -156,9 +177,72 @@ int Daemon::run() {
         spdlog::info("metrics on http://{}/metrics", cfg_->daemon.metrics);
     }
     if (auto wd = sd_.watchdog()) ping_systemd(*wd / 2);
+    boot_when_clear(sys_.now() + kLeftoverWait);
     after_batch();
     io_.run();
     return exit_code_;
+}
+
+// A predecessor's leftovers may still hold its listeners and files: the first workers start
+// only once they are gone (SIGKILL is quick; only a process stuck in the kernel is not), so
+// they start with restarts 0, never beside them.
+void Daemon::boot_when_clear(fsm::TimePoint deadline) {
+    if (finished_ || sup_->shutting_down()) return;
+    auto* cg = sys_.cgroups();
+    auto pending = [&] {
+        if (leftovers::any_alive(leftover_procs_)) return true;
+        for (const auto& path : leftover_cgroups_)
+            if (cg && cg->populated(path).value_or(false)) return true;
+        return false;
+    };
+    if (pending() && sys_.now() < deadline) {
+        boot_timer_.expires_after(std::chrono::milliseconds(10));
+        boot_timer_.async_wait([this, deadline](const boost::system::error_code& ec) {
+            if (ec) return;
+            boot_when_clear(deadline);
+            after_batch();
+        });
+        return;
+    }
+    if (pending())
+        spdlog::warn("leftovers of a previous cowherd are still there after {}; starting anyway",
+                     format_duration(std::chrono::duration_cast<Millis>(kLeftoverWait)));
+    for (const auto& path : leftover_cgroups_)
+        if (cg) cg->remove(path);
+    leftover_cgroups_.clear();
+    leftover_procs_.clear();
+    sup_->boot();
+}
+
+// Without cgroups, a successor can only find our workers through this record (see
+// daemon/leftovers.hpp); it is rewritten, atomically, whenever the set of processes changes.
+void Daemon::record_workers() {
+    if (sup_->pid_epoch() == recorded_epoch_) return;
+    recorded_epoch_ = sup_->pid_epoch();
+    std::vector<leftovers::Record> records;
+    std::unordered_map<pid_t, std::uint64_t> seen;
+    for (auto& [pid, name] : sup_->uncontained()) {
+        auto it = starttimes_.find(pid);
+        const std::uint64_t st =
+            it != starttimes_.end() ? it->second : leftovers::starttime_of(pid);
+        if (st == 0) continue;  // gone already: the reaper will hear of it
+        seen[pid] = st;
+        records.push_back(leftovers::Record{pid, st, std::move(name)});
+    }
+    starttimes_ = std::move(seen);
+    std::sort(records.begin(), records.end(),
+              [](const auto& a, const auto& b) { return a.pid < b.pid; });
+    if (records == recorded_) return;
+    recorded_ = records;
+    if (records.empty()) {
+        ::unlink(workers_file_.c_str());
+    } else if (!leftovers::write(workers_file_, records) && !record_failed_) {
+        record_failed_ = true;
+        spdlog::warn(
+            "cannot write {}: a successor of this daemon, if it is killed, will not "
+            "find its workers",
+            workers_file_);
+    }
 }
 
 void Daemon::on_signal(int signo) {
@@ -236,6 +320,7 @@ void Daemon::request_shutdown(const std::string& reason) {
 void Daemon::after_batch() {
     if (finished_) return;
     sup_->settle();
+    record_workers();
     // Baselines wait for the end of a start burst: reading smaps_rollup of new workers took
     // a core's share that spawning the rest needed (a few hundred ms later is still "the first
     // sample after start").
@@ -281,6 +366,7 @@ void Daemon::finish() {
     spdlog::info("all workers stopped; exiting with status {}", exit_code_);
     output_->drain_all();
     if (auto* cg = sys_.cgroups()) cg->remove_all();
+    ::unlink(workers_file_.c_str());
     timer_.cancel();
     shutdown_timer_.cancel();
     sd_timer_.cancel();
@@ -364,14 +450,6 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
         spdlog::error("reload: {}", msg);
         if (resp) resp->error(code, msg);
     };
-    if (reloading_) {
-        if (resp) {
-            resp->error(proto::ErrorCode::busy, "a reload is already in progress");
-        } else {
-            reload_again_ = true;  // SIGHUPs coalesce into one more reload
-        }
-        return;
-    }
     auto loaded = config::load_file(cfg_->source_path);
     if (!loaded.ok()) {
         std::string msg = "the new config is invalid; nothing changed:";
@@ -382,13 +460,23 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
     }
     auto next = loaded.config;
     auto plan = config::plan_reload(*cfg_, *next);
+    // `scale` lasts until the next reload: the plan compares with what runs, not with what the
+    // file said, so a scaled pool goes back to the file's size and the plan says so.
+    for (auto& c : plan.pools) {
+        if (c.kind == config::PoolChange::Kind::added) continue;
+        for (const auto& p : sup_->pools()) {
+            if (p->name() != c.name || p->removed) continue;
+            c.old_workers = static_cast<int>(std::count_if(
+                p->workers.begin(), p->workers.end(), [](const auto& w) { return !w->retiring; }));
+            if (c.kind == config::PoolChange::Kind::unchanged && c.old_workers != c.new_workers) {
+                c.kind = config::PoolChange::Kind::resized;
+                c.keys = {"workers"};
+            }
+        }
+    }
     auto pj = plan_json(plan, *next, dry_run);
     if (dry_run) {
         if (resp) resp->ok(std::move(pj));
-        return;
-    }
-    if (sup_->rolling_any()) {
-        reply_error(proto::ErrorCode::busy, "a rolling restart is in progress; reload after it");
         return;
     }
     // Everything that can fail happens before anything changes: binding new sockets.
@@ -432,8 +520,11 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
                        std::string(config::to_string(c.kind));
         spdlog::info("reload: {}", summary.empty() ? "no pools" : summary);
     }
+    // The plan goes out before anything changes, so that the operator reads what is about to
+    // happen while rolls take their time.
+    if (resp) resp->item(pj);
     cfg_ = next;
-    reloading_ = true;
+    ++reloads_in_flight_;
     sd_.send("RELOADING=1\nSTATUS=reloading");
     struct Parts {
         int pending = 0;
@@ -441,9 +532,10 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
     };
     auto parts = std::make_shared<Parts>();
     auto finish_reload = [this, resp, parts, pj]() mutable {
-        reloading_ = false;
-        sd_.send("READY=1");
-        sd_status_.clear();
+        if (--reloads_in_flight_ == 0) {
+            sd_.send("READY=1");
+            sd_status_.clear();
+        }
         if (!parts->failures.empty()) {
             std::string all;
             for (const auto& f : parts->failures)
@@ -452,10 +544,6 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
             spdlog::warn("reload: {}", all);
         } else if (resp) {
             resp->ok(std::move(pj));
-        }
-        if (reload_again_) {
-            reload_again_ = false;
-            reload(false, nullptr);
         }
     };
     Supervisor::RollCallbacks cb{[resp](const boost::json::object& p) {

@@ -5,6 +5,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -13,6 +15,7 @@
 #include "daemon/background.hpp"
 #include "daemon/commands.hpp"
 #include "daemon/control_server.hpp"
+#include "daemon/leftovers.hpp"
 #include "daemon/log_writer.hpp"
 #include "daemon/memory_sampler.hpp"
 #include "daemon/metrics.hpp"
@@ -42,6 +45,8 @@ class Daemon {
     void finish();
     // Re-reads the config file; an invalid one changes nothing. resp is null for SIGHUP.
     void reload(bool dry_run, std::shared_ptr<Responder> resp);
+    void boot_when_clear(fsm::TimePoint deadline);
+    void record_workers();
     void notify_systemd();
     void ping_systemd(std::chrono::microseconds every);
     void scrape(std::function<void(std::string)> done);
@@ -72,12 +77,21 @@ class Daemon {
     int devnull_ = -1;
     int exit_code_ = 0;
     bool finished_ = false;
-    bool reloading_ = false;
+    int reloads_in_flight_ = 0;  // applied, with rolls still going; READY=1 when none are
     bool hup_pending_ = false;
     bool starts_posted_ = false;
     bool usr1_pending_ = false;
-    bool reload_again_ = false;
     fsm::TimePoint started_at_;
+    // A predecessor's leftovers, killed at startup; the first workers wait until they are gone.
+    std::vector<std::string> leftover_cgroups_;
+    std::vector<ProcId> leftover_procs_;
+    boost::asio::steady_timer boot_timer_{io_};
+    // The record of our processes outside cgroups (daemon/leftovers.hpp).
+    std::string workers_file_;
+    std::uint64_t recorded_epoch_ = 0;
+    std::vector<leftovers::Record> recorded_;
+    std::unordered_map<pid_t, std::uint64_t> starttimes_;
+    bool record_failed_ = false;
 };
 
 }  // namespace cow

@@ -1,6 +1,7 @@
 #include "daemon/supervisor.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include <fcntl.h>
@@ -22,10 +23,22 @@ using fsm::State;
 
 namespace {
 constexpr std::size_t kDeadLeaderMemory = 4096;
-}
+// After stop_timeout the leftovers of a crash got SIGKILL; this long more and the replacement
+// starts whatever is still there (a process stuck in the kernel).
+constexpr Millis kDrainGrace{2000};
+}  // namespace
 
 Supervisor::Supervisor(Sys& sys, std::shared_ptr<const config::Config> cfg, SupervisorSetup setup)
     : sys_(sys), cfg_(std::move(cfg)), setup_(std::move(setup)) {
+    // This daemon's cgroup names are its own: a successor never reuses the name of a cgroup
+    // whose leftovers a predecessor's death left behind, so no new worker is born among them.
+    char tag[32];
+    std::snprintf(
+        tag, sizeof tag, "%llx",
+        static_cast<unsigned long long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(sys_.now().time_since_epoch())
+                .count()));
+    cgroup_tag_ = tag;
     for (const auto& pc : cfg_->pools)
         add_pool(std::make_shared<const config::PoolConfig>(pc));
 }
@@ -133,7 +146,7 @@ Worker& Supervisor::add_worker(Pool& pool, int index) {
 
 bool Supervisor::pool_up(const Pool& p) {
     for (const auto& w : p.workers)
-        if (w->slot.state != State::running) return false;
+        if (!w->serving() && !w->retiring) return false;
     return true;
 }
 
@@ -186,6 +199,30 @@ void Supervisor::boot() {
 
 void Supervisor::start_dependents() {
     if (shutting_down_) return;
+    const auto now = sys_.now();
+    for (auto& pool : pools_) {
+        // Operator starts that waited for their pool's dependencies.
+        if (!pool->start_after_deps.empty() && deps_up(*pool)) {
+            auto ids = std::move(pool->start_after_deps);
+            pool->start_after_deps.clear();
+            for (auto id : ids)
+                if (Worker* w = find_worker(id); w && w->pool == pool.get())
+                    apply(*w, Event{EventType::start, now, {}});
+        }
+        // Operator stops that waited for the pools that depend on this one to be down.
+        if (!pool->stop_after_dependents.empty()) {
+            bool busy = false;
+            for (Pool* d : dependents_of(*pool))
+                busy |= pool_busy(*d) || !d->stop_after_dependents.empty();
+            if (!busy) {
+                auto ids = std::move(pool->stop_after_dependents);
+                pool->stop_after_dependents.clear();
+                for (auto id : ids)
+                    if (Worker* w = find_worker(id); w && w->pool == pool.get())
+                        apply(*w, Event{EventType::stop, now, {}});
+            }
+        }
+    }
     // Iterate until no change: a pool with no workers is up at once and may release others.
     for (bool changed = true; changed;) {
         changed = false;
@@ -237,27 +274,181 @@ std::variant<std::vector<Worker*>, Supervisor::TargetError> Supervisor::resolve(
     return TargetError{"no_such_pool", "no pool named \"" + std::string(target) + "\""};
 }
 
+Pool* Supervisor::find_pool(std::string_view name) const {
+    for (const auto& p : pools_)
+        if (p && p->name() == name && !p->removed) return p.get();
+    return nullptr;
+}
+
+// depends_on, as systemd's Requires= with After= reads: what a pool needs, transitively, and
+// what needs it.
+std::vector<Pool*> Supervisor::dependencies_of(const Pool& pool) const {
+    std::vector<Pool*> out;
+    std::vector<const Pool*> todo{&pool};
+    while (!todo.empty()) {
+        const Pool* p = todo.back();
+        todo.pop_back();
+        for (const auto& dep : p->cfg->depends_on) {
+            Pool* d = find_pool(dep);
+            if (!d || d == &pool || std::find(out.begin(), out.end(), d) != out.end()) continue;
+            out.push_back(d);
+            todo.push_back(d);
+        }
+    }
+    return out;
+}
+
+std::vector<Pool*> Supervisor::dependents_of(const Pool& pool) const {
+    std::vector<Pool*> out;
+    std::vector<const Pool*> todo{&pool};
+    while (!todo.empty()) {
+        const Pool* p = todo.back();
+        todo.pop_back();
+        for (const auto& other : pools_) {
+            if (!other || other->removed || other.get() == &pool) continue;
+            const auto& deps = other->cfg->depends_on;
+            if (std::find(deps.begin(), deps.end(), p->name()) == deps.end()) continue;
+            if (std::find(out.begin(), out.end(), other.get()) != out.end()) continue;
+            out.push_back(other.get());
+            todo.push_back(other.get());
+        }
+    }
+    return out;
+}
+
+bool Supervisor::deps_up(const Pool& pool) const {
+    for (const auto& dep : pool.cfg->depends_on)
+        if (const Pool* d = find_pool(dep); d && !pool_up(*d)) return false;
+    return true;
+}
+
 void Supervisor::command(const std::vector<Worker*>& targets, EventType ev) {
     const auto now = sys_.now();
     // An operator's word overrides a start still queued from boot.
     if (!start_queue_.empty())
         for (Worker* w : targets)
             std::erase(start_queue_, w->id);
-    for (Worker* w : targets) {
-        if (ev != EventType::stop) w->pool->waiting_for_deps = false;
-        apply(*w, Event{ev, now, {}});
+    if (ev == EventType::stop) {
+        for (Worker* w : targets) {
+            Pool& p = *w->pool;
+            // A single worker stopped leaves its pool's dependents alone.
+            const bool whole = std::count_if(targets.begin(), targets.end(), [&](Worker* t) {
+                                   return t->pool == &p;
+                               }) == static_cast<long>(p.workers.size());
+            stop_in_order(*w, whole, now);
+        }
+        return;
     }
+
+    // Starting (or restarting) a pool starts what it depends on first, each dependency after
+    // its own; its own workers start once those are up (start_dependents releases them).
+    for (Worker* w : targets) {
+        w->pool->stop_after_dependents.clear();
+        if (!dependencies_held(*w->pool, now)) {
+            w->pool->waiting_for_deps = false;
+            apply(*w, Event{ev, now, {}});
+        } else {
+            hold_start(*w);
+        }
+    }
+}
+
+void Supervisor::hold_start(Worker& w) {
+    Pool& p = *w.pool;
+    p.waiting_for_deps = false;
+    if (std::find(p.start_after_deps.begin(), p.start_after_deps.end(), w.id) ==
+        p.start_after_deps.end())
+        p.start_after_deps.push_back(w.id);
+    w.last_reason = "waiting for depends_on";
+}
+
+// Asks every direct dependency of the pool to start (in order, recursively); true while any of
+// them is not up yet.
+bool Supervisor::dependencies_held(Pool& pool, fsm::TimePoint now) {
+    bool held = false;
+    for (const auto& dep : pool.cfg->depends_on) {
+        Pool* d = find_pool(dep);
+        if (!d || pool_up(*d)) continue;
+        held = true;
+        const bool deeper = dependencies_held(*d, now);
+        for (auto& dw : d->workers) {
+            if (dw->retiring) continue;
+            if (dw->slot.want == fsm::Want::up &&
+                std::find(d->start_after_deps.begin(), d->start_after_deps.end(), dw->id) ==
+                    d->start_after_deps.end())
+                continue;  // on its way up already
+            if (deeper) {
+                hold_start(*dw);
+                continue;
+            }
+            if (std::find(d->start_after_deps.begin(), d->start_after_deps.end(), dw->id) !=
+                d->start_after_deps.end())
+                continue;  // released by start_dependents once its own are up
+            spdlog::info("pool {}: starting {} first (depends_on)", pool.name(), dw->name);
+            apply(*dw, Event{EventType::start, now, {}});
+        }
+    }
+    return held;
+}
+
+bool Supervisor::start_held(const Worker& w) const {
+    const auto& ids = w.pool->start_after_deps;
+    return w.pool->waiting_for_deps || std::find(ids.begin(), ids.end(), w.id) != ids.end();
+}
+
+// Stopping a pool stops what depends on it first, each dependent after its own dependents;
+// a worker whose pool still has dependents running waits (start_dependents releases it).
+void Supervisor::stop_in_order(Worker& w, bool whole_pool, fsm::TimePoint now) {
+    Pool& p = *w.pool;
+    p.waiting_for_deps = false;
+    p.start_after_deps.clear();
+    if (!whole_pool || !dependents_held(p, now)) {
+        apply(w, Event{EventType::stop, now, {}});
+        return;
+    }
+    if (std::find(p.stop_after_dependents.begin(), p.stop_after_dependents.end(), w.id) ==
+        p.stop_after_dependents.end())
+        p.stop_after_dependents.push_back(w.id);
+    w.last_reason = "stopping after the pools that depend on it";
+}
+
+// Asks every direct dependent of the pool to stop (in order, recursively); true while any of
+// them is still running, stopping or waiting for its own dependents.
+bool Supervisor::dependents_held(Pool& pool, fsm::TimePoint now) {
+    bool held = false;
+    for (auto& other : pools_) {
+        if (!other || other->removed || other.get() == &pool) continue;
+        const auto& deps = other->cfg->depends_on;
+        if (std::find(deps.begin(), deps.end(), pool.name()) == deps.end()) continue;
+        for (auto& dw : other->workers) {
+            if (dw->slot.want == fsm::Want::down && !dw->alive() && !dw->draining) continue;
+            if (std::find(other->stop_after_dependents.begin(), other->stop_after_dependents.end(),
+                          dw->id) != other->stop_after_dependents.end())
+                continue;  // already waiting its turn
+            spdlog::info("pool {}: stopping {} first (depends_on)", pool.name(), dw->name);
+            stop_in_order(*dw, true, now);
+        }
+        held |= pool_busy(*other) || !other->stop_after_dependents.empty();
+    }
+    return held;
+}
+
+bool Supervisor::pool_busy(const Pool& p) {
+    for (const auto& w : p.workers)
+        if (w->alive() || w->draining || w->slot.state == State::stopping) return true;
+    return false;
 }
 
 int Supervisor::signal(const std::vector<Worker*>& targets, int sig, bool tree) {
     int n = 0;
     for (Worker* w : targets) {
-        if (!w->alive()) continue;
-        if (tree)
+        if (tree && (w->alive() || has_orphans(*w))) {
             signal_tree(*w, sig);
-        else
+            ++n;
+        } else if (w->alive()) {
             sys_.kill_child(w->pid, sig);
-        ++n;
+            ++n;
+        }
     }
     return n;
 }
@@ -270,6 +461,14 @@ void Supervisor::signal_tree(Worker& w, int sig) {
             cg->kill(w.cgroup);
         else
             cg->signal(w.cgroup, sig);
+        // Orphans of earlier generations (kept ones) live in their own, dead cgroups.
+        for (auto& [pid, o] : orphans_) {
+            if (o.worker_id != w.id || o.cgroup == w.cgroup) continue;
+            sys_.kill_child(pid, sig);
+            if (o.group_leader) sys_.kill_group(pid, sig);
+            if (o.own_cgroup)
+                sig == SIGKILL ? (void)cg->kill(o.cgroup) : (void)cg->signal(o.cgroup, sig);
+        }
         return;
     }
     if (w.alive()) {
@@ -279,6 +478,10 @@ void Supervisor::signal_tree(Worker& w, int sig) {
         if (!adopted_this_turn_) adopt_orphans();
         sys_.kill_group(w.pid, sig);
         remember_swept(w, sys_.kill_descendants(w.pid, sig));
+    } else {
+        // The main process is gone (stop_scope: main): what the sweep found before it went.
+        for (const ProcId& id : w.swept)
+            sys_.signal_proc(id, sig);
     }
     for (auto& [pid, o] : orphans_) {
         if (o.worker_id != w.id) continue;
@@ -311,12 +514,32 @@ void Supervisor::apply(Worker& w, const Event& ev) {
 
     if (a.counted_restart) ++w.restarts;
     if (a.signal) {
-        signal_tree(w, *a.signal);
-        // A stopped process cannot act on TERM; systemd and s6 follow with CONT likewise.
-        if (*a.signal != SIGKILL && *a.signal != SIGCONT) signal_tree(w, SIGCONT);
+        // stop_scope: main signals the main process alone, which then ends its children its
+        // own way (postgres' smart shutdown, gunicorn's graceful one); whatever is left when it
+        // is gone gets the signal then (on_reaped), and SIGKILL still reaches every process.
+        if (*a.signal != SIGKILL && w.alive() &&
+            w.pool->cfg->stop_scope == config::StopScope::main) {
+            // Without a cgroup, what the main process leaves is found now, while its
+            // descendants are still below it (signal 0 only looks).
+            if (w.cgroup.empty()) {
+                if (!adopted_this_turn_) adopt_orphans();
+                remember_swept(w, sys_.kill_descendants(w.pid, 0));
+            }
+            sys_.kill_child(w.pid, *a.signal);
+            if (*a.signal != SIGCONT) sys_.kill_child(w.pid, SIGCONT);
+        } else {
+            signal_tree(w, *a.signal);
+            // A stopped process cannot act on TERM; systemd and s6 follow with CONT likewise.
+            if (*a.signal != SIGKILL && *a.signal != SIGCONT) signal_tree(w, SIGCONT);
+        }
         if (*a.signal == SIGKILL)
             spdlog::warn("{} pid {}: {}", w.name, pid_before ? pid_before : w.last_pid, a.reason);
     }
+    // An operator's stop or restart ends what the slot left running too, kept orphans
+    // included: with no process of its own left, nothing else would ever signal them.
+    if ((ev.type == EventType::stop || ev.type == EventType::restart) && !w.alive())
+        for (auto& [opid, o] : orphans_)
+            if (o.worker_id == w.id) terminate_orphan(o, o.grace);
     if (a.cancel_timer) disarm(w);
     if (a.arm) arm(w, *a.arm);
     if (!a.reason.empty()) w.last_reason = a.reason;
@@ -351,6 +574,16 @@ void Supervisor::check_finished(const Worker& w, const fsm::Actions& a) {
     if (!a.gave_up && !a.finished) return;
     if (a.finished) any_finished_ = true;
     if (!w.pool->cfg->essential || shutting_down_) return;
+    // A one-shot that left kept orphans (a script that daemonizes) has not finished its job
+    // while they run: the exit waits for them (settle()).
+    if (a.finished && has_orphans(w)) {
+        essential_waiting_.insert(w.id);
+        return;
+    }
+    essential_exit(w);
+}
+
+void Supervisor::essential_exit(const Worker& w) {
     int code = w.last_exit ? w.last_exit->shell_code() : (w.last_error.empty() ? 1 : 127);
     std::string why = "essential pool " + w.pool->name() + ": " + w.name + " " +
                       std::string(fsm::to_string(w.slot.state)) + " (" + w.last_reason + ")";
@@ -434,7 +667,8 @@ std::unique_ptr<Supervisor::PendingSpawn> Supervisor::prepare_spawn(Worker& w) {
     std::string& cg_procs = pending->cg_procs;
     if (pool.use_cgroup) {
         int err = 0;
-        cg_path = sys_.cgroups()->create(w.name + "-g" + std::to_string(w.generation + 1), err);
+        cg_path = sys_.cgroups()->create(
+            w.name + "-" + cgroup_tag_ + "g" + std::to_string(w.generation + 1), err);
         if (cg_path.empty()) {
             spdlog::warn("{}: cannot create its cgroup ({}); starting it without one", w.name,
                          std::strerror(err));
@@ -477,6 +711,7 @@ bool Supervisor::record_spawn(PendingSpawn& pending, const spawn::Result& r) {
     w.cgroup = cg_path;
     if (!cg_path.empty()) cgroup_owner_[cg_path] = Owner{w.id, w.generation, w.name};
     by_pid_[r.pid] = &w;
+    ++pid_epoch_;
     spdlog::debug("{} spawned pid {} (generation {})", w.name, r.pid, w.generation);
     return true;
 }
@@ -495,25 +730,31 @@ void Supervisor::disarm(Worker& w) {
 
 void Supervisor::on_reaped(pid_t pid, int wait_status) {
     ++reaped_;
+    ++pid_epoch_;
     if (failed_spawns_.erase(pid)) return;
     const ExitInfo info = decode_wait_status(wait_status);
-    if (auto o = orphans_.find(pid); o != orphans_.end()) {
-        spdlog::info("orphan pid {} ({}) from {} {}", pid, o->second.comm, o->second.from,
-                     describe(info));
-        batch_deaths_.push_back(Owner{o->second.worker_id, o->second.generation, o->second.from});
-        orphans_.erase(o);
-        return;
-    }
     if (auto p = pred_by_pid_.find(pid); p != pred_by_pid_.end()) {
         Worker& w = *p->second;
         pred_by_pid_.erase(p);
         if (w.pred && w.pred->pid == pid) {
             spdlog::info("{} old pid {} {} ({})", w.name, pid, describe(info),
                          w.pred->signaled ? "replaced" : "died during its replacement");
+            // Its leftovers are traced back to its generation, whose orphan policy applies.
+            Owner old{w.id, w.pred->generation, w.name};
+            batch_deaths_.push_back(old);
+            remember_dead_leader(pid, old);
             const std::string cg = w.pred->cgroup;
             w.pred.reset();
             if (!cg.empty()) release_cgroup(cg);
         }
+        return;
+    }
+    if (auto o = orphans_.find(pid); o != orphans_.end()) {
+        spdlog::info("orphan pid {} ({}) from {} {}", pid, o->second.comm, o->second.from,
+                     describe(info));
+        batch_deaths_.push_back(Owner{o->second.worker_id, o->second.generation, o->second.from});
+        orphans_.erase(o);
+        any_finished_ = true;  // a kept orphan may have been all that held the daemon up
         return;
     }
     auto it = by_pid_.find(pid);
@@ -534,16 +775,30 @@ void Supervisor::on_reaped(pid_t pid, int wait_status) {
     w.last_exit_at = now;
     Owner me{w.id, w.generation, w.name};
     batch_deaths_.push_back(me);
-    dead_leaders_[pid] = me;
-    dead_leader_order_.push_back(pid);
-    while (dead_leader_order_.size() > kDeadLeaderMemory) {
-        dead_leaders_.erase(dead_leader_order_.front());
-        dead_leader_order_.pop_front();
-    }
+    remember_dead_leader(pid, me);
     if (w.slot.state == State::stopping) {
         // Hold the exit until the rest of the tree is gone too (checked in after_reap).
         w.draining = true;
         w.drain_exit = info;
+        // stop_scope: main: the main process is gone; what it left gets the signal now.
+        if (w.pool->cfg->stop_scope == config::StopScope::main && !w.slot.killed) {
+            signal_tree(w, w.pool->cfg->stop_signal);
+            signal_tree(w, SIGCONT);
+        }
+        return;
+    }
+    // A crash: what it left running goes before its replacement comes, so that two
+    // generations never hold the same listener or files (nginx retries a busy port; most
+    // programs just fail). Bounded by stop_timeout; after_reap applies the exit once they
+    // are gone, at once when there are none.
+    if (w.pool->cfg->orphans == config::OrphanPolicy::kill && !shutting_down_) {
+        w.draining = true;
+        w.drain_exit = info;
+        w.drain_until = now + w.pool->cfg->stop_timeout + kDrainGrace;
+        w.last_reason = "pid " + std::to_string(pid) + " " + describe(info) +
+                        "; stopping what it left running before it restarts";
+        disarm(w);
+        crash_draining_.insert(w.id);
         return;
     }
     const std::string old_cgroup = w.cgroup;
@@ -552,6 +807,26 @@ void Supervisor::on_reaped(pid_t pid, int wait_status) {
     // After the restart: the replacement is born in a cgroup of its own and need not wait
     // for the old one's rmdir.
     if (!old_cgroup.empty()) release_cgroup(old_cgroup);
+}
+
+std::vector<std::pair<pid_t, std::string>> Supervisor::uncontained() const {
+    std::vector<std::pair<pid_t, std::string>> out;
+    for (const auto& [pid, w] : by_pid_)
+        if (w->cgroup.empty()) out.emplace_back(pid, w->name);
+    for (const auto& [pid, w] : pred_by_pid_)
+        if (w->pred && w->pred->cgroup.empty()) out.emplace_back(pid, w->name + " (replaced)");
+    for (const auto& [pid, o] : orphans_)
+        if (o.cgroup.empty()) out.emplace_back(pid, o.from + " orphan");
+    return out;
+}
+
+void Supervisor::remember_dead_leader(pid_t pid, const Owner& owner) {
+    dead_leaders_[pid] = owner;
+    dead_leader_order_.push_back(pid);
+    while (dead_leader_order_.size() > kDeadLeaderMemory) {
+        dead_leaders_.erase(dead_leader_order_.front());
+        dead_leader_order_.pop_front();
+    }
 }
 
 void Supervisor::release_cgroup(const std::string& path) {
@@ -591,15 +866,46 @@ std::optional<Supervisor::Owner> Supervisor::owner_of(const ProcInfo& info) cons
             for (const ProcId& id : w->swept)
                 if (id.pid == info.pid && id.starttime == info.starttime)
                     return Owner{w->id, w->swept_generation, w->name};
+    // Without a cgroup, a double-forked, setsid daemon is in no group or session of ours and
+    // its parents are gone; what it inherited from its worker still names it.
+    if (auto env = sys_.worker_env(info.pid)) {
+        for (const auto& p : pools_) {
+            if (p->name() != env->first) continue;
+            for (const auto& w : p->workers) {
+                if (w->index != env->second) continue;
+                // Born after the current generation's main process: that generation's. Before
+                // it: an earlier, dead generation's.
+                std::uint64_t gen = w->generation;
+                if (w->alive()) {
+                    auto main = sys_.proc_info(w->pid);
+                    if (main && info.starttime < main->starttime && gen > 0) --gen;
+                }
+                return Owner{w->id, gen, w->name};
+            }
+        }
+    }
     // Only one death in this batch: whatever was just reparented came from it.
     if (batch_deaths_.size() == 1) return batch_deaths_.front();
     return std::nullopt;
 }
 
+bool Supervisor::has_orphans(const Worker& w) const {
+    for (const auto& [pid, o] : orphans_)
+        if (o.worker_id == w.id) return true;
+    return false;
+}
+
+bool Supervisor::known_child(pid_t pid) const {
+    return by_pid_.count(pid) || pred_by_pid_.count(pid) || orphans_.count(pid) ||
+           failed_spawns_.count(pid);
+}
+
 void Supervisor::adopt_orphans() {
     adopted_this_turn_ = true;
     for (pid_t pid : sys_.children()) {
-        if (by_pid_.count(pid) || orphans_.count(pid) || failed_spawns_.count(pid)) continue;
+        // A process that belongs to a worker in any role (its main process, the old process a
+        // roll is replacing, a failed spawn) is never an orphan.
+        if (known_child(pid)) continue;
         auto info = sys_.proc_info(pid);
         if (!info) continue;  // gone already; the reaper will see it
         Orphan o;
@@ -622,9 +928,10 @@ void Supervisor::adopt_orphans() {
             o.grace = w->pool->cfg->stop_timeout;
             o.cgroup = info->cgroup;
             // A dead generation's cgroup holds only leftovers; the live one holds the worker.
-            o.own_cgroup = !info->cgroup.empty() && info->cgroup != w->cgroup;
+            o.own_cgroup = !info->cgroup.empty() && (info->cgroup != w->cgroup || !w->alive());
         }
         auto& rec = orphans_[pid] = std::move(o);
+        ++pid_epoch_;
         // Orphans of a worker being stopped, or of a daemon shutting down, always go.
         const bool stopping = w && (w->slot.state == State::stopping || w->draining);
         if (w && !stopping && !shutting_down_ && w->pid != 0 && rec.generation == w->generation) {
@@ -666,12 +973,11 @@ void Supervisor::kill_orphan(Orphan& o) {
 }
 
 bool Supervisor::tree_gone(const Worker& w) {
+    if (has_orphans(w)) return false;
     if (!w.cgroup.empty() && sys_.cgroups()) {
         // populated 0 is the definition of "stopped" when a cgroup holds the tree.
         return !sys_.cgroups()->populated(w.cgroup).value_or(false);
     }
-    for (const auto& [pid, o] : orphans_)
-        if (o.worker_id == w.id) return false;
     for (const ProcId& id : w.swept)
         if (still_there(id)) return false;
     return true;
@@ -695,6 +1001,8 @@ void Supervisor::after_reap() {
         for (auto& w : p->workers) {
             if (!w->draining || !tree_gone(*w)) continue;
             w->draining = false;
+            w->drain_until.reset();
+            crash_draining_.erase(w->id);
             w->swept.clear();
             const std::string old = w->cgroup;
             w->cgroup.clear();
@@ -723,6 +1031,29 @@ void Supervisor::on_timers() {
     }
     for (auto& [pid, o] : orphans_)
         if (o.kill_at && *o.kill_at <= now) kill_orphan(o);
+    // A crash's leftovers that outlived stop_timeout and KILL: the replacement waits no more.
+    for (auto it = crash_draining_.begin(); it != crash_draining_.end();) {
+        Worker* w = find_worker(*it);
+        if (!w || !w->draining || !w->drain_until) {
+            it = crash_draining_.erase(it);
+            continue;
+        }
+        if (*w->drain_until > now) {
+            ++it;
+            continue;
+        }
+        it = crash_draining_.erase(it);
+        spdlog::warn("{}: leftovers of pid {} still there after stop_timeout; starting anyway",
+                     w->name, w->last_exit_pid);
+        signal_tree(*w, SIGKILL);
+        w->draining = false;
+        w->drain_until.reset();
+        w->swept.clear();
+        const std::string old = w->cgroup;
+        w->cgroup.clear();
+        if (!old.empty()) release_cgroup(old);
+        apply(*w, Event{EventType::exited, now, w->drain_exit});
+    }
     for (auto& [pid, w] : pred_by_pid_) {
         if (!w->pred || !w->pred->kill_at || *w->pred->kill_at > now) continue;
         spdlog::warn("{} old pid {} did not stop within stop_timeout; sending KILL", w->name, pid);
@@ -745,6 +1076,8 @@ std::optional<fsm::TimePoint> Supervisor::next_deadline() const {
         if (o.kill_at) consider(*o.kill_at);
     for (const auto& [pid, w] : pred_by_pid_)
         if (w->pred && w->pred->kill_at) consider(*w->pred->kill_at);
+    for (std::uint64_t id : crash_draining_)
+        if (const Worker* w = find_worker(id); w && w->drain_until) consider(*w->drain_until);
     return next;
 }
 
@@ -759,11 +1092,7 @@ void Supervisor::begin_shutdown() {
 
 void Supervisor::stage_shutdown() {
     const auto now = sys_.now();
-    auto busy = [](const Pool& p) {
-        for (const auto& w : p.workers)
-            if (w->alive() || w->draining || w->slot.state == State::stopping) return true;
-        return false;
-    };
+    auto busy = [](const Pool& p) { return pool_busy(p); };
     for (bool changed = true; changed;) {
         changed = false;
         for (auto& pool : pools_) {
@@ -820,7 +1149,18 @@ void Supervisor::settle() {
     remove_retired();
     start_dependents();
     if (shutting_down_) stage_shutdown();
-    if (any_finished_ && !shutting_down_) {
+    for (auto it = essential_waiting_.begin(); it != essential_waiting_.end();) {
+        const Worker* w = find_worker(*it);
+        if (w && w->slot.state == State::exited && has_orphans(*w)) {
+            ++it;
+            continue;
+        }
+        it = essential_waiting_.erase(it);
+        // Restarted or removed meanwhile: nothing finished after all.
+        if (w && w->slot.state == State::exited && !shutting_down_) essential_exit(*w);
+    }
+    // Every worker has finished and nothing they left (kept orphans) runs: the job is done.
+    if (any_finished_ && !shutting_down_ && orphans_.empty()) {
         any_finished_ = false;
         bool all = true;
         int code = 0;

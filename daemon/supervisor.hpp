@@ -80,6 +80,10 @@ class Supervisor {
     bool rolling(const Pool& pool) const;  // a roll of this pool is in progress
     bool rolling_any() const { return !rolls_.empty(); }
     void start_roll(Pool& pool, const std::vector<Worker*>& workers, int batch, RollCallbacks cb);
+    // Stops a roll of the pool: replacements not yet ready are stopped and the old processes
+    // they were to replace keep serving; the roll's on_done gets `why`. Returns how many old
+    // processes were kept that way.
+    int cancel_roll(Pool& pool, const std::string& why);
 
     // Switches to a new config (validated, sockets bound): adds, removes, resizes and
     // restarts pools as the plan says (rolling where there are sockets or readiness).
@@ -125,12 +129,28 @@ class Supervisor {
         auto it = by_id_.find(id);
         return it == by_id_.end() ? nullptr : it->second;
     }
-    std::uint64_t reaped() const { return reaped_; }  // every child reaped, of any kind
+    std::uint64_t reaped() const { return reaped_; }
+    // Bumped whenever a process joins or leaves the pid table.
+    std::uint64_t pid_epoch() const { return pid_epoch_; }
+    // Processes of ours that no worker cgroup holds (kill_mode: group, or no cgroups): what a
+    // successor could not find if we were SIGKILLed. pid and the name to log.
+    std::vector<std::pair<pid_t, std::string>> uncontained()
+        const;  // every child reaped, of any kind
     std::size_t live_processes() const { return by_pid_.size() + orphans_.size(); }
     void set_stdin(int fd) { stdin_fd_ = fd; }  // /dev/null, opened once by the daemon
     void set_notify_address(std::string a) { setup_.notify_address = std::move(a); }
+    // Orphans traced back to this worker slot, of any generation, are still running.
+    bool has_orphans(const Worker& w) const;
     // True when every worker of the pool runs (a pool of 0 counts as up).
     static bool pool_up(const Pool& p);
+    // A worker of the pool still has a process, or is stopping.
+    static bool pool_busy(const Pool& p);
+    Pool* find_pool(std::string_view name) const;
+    std::vector<Pool*> dependencies_of(const Pool& pool) const;  // transitively
+    std::vector<Pool*> dependents_of(const Pool& pool) const;    // transitively
+    bool deps_up(const Pool& pool) const;
+    // The worker's start waits for its pool's depends_on to run.
+    bool start_held(const Worker& w) const;
 
     // Observers, wired by the daemon.
     std::function<void(const Worker&, fsm::State from, const fsm::Actions&)> on_transition;
@@ -168,16 +188,25 @@ class Supervisor {
     void disarm(Worker& w);
 
     void adopt_orphans();
+    // The pid is one of ours already: a worker's main process, a predecessor under
+    // replacement, an adopted orphan or a failed spawn.
+    bool known_child(pid_t pid) const;
     Worker* owner_of_pid(pid_t pid);
     void begin_replace(Worker& w);
     void retire_pred(Worker& w);
     void rollback(Worker& w, const std::string& why);
+    void stop_in_order(Worker& w, bool whole_pool, fsm::TimePoint now);
+    bool dependents_held(Pool& pool, fsm::TimePoint now);
+    bool dependencies_held(Pool& pool, fsm::TimePoint now);
+    void hold_start(Worker& w);
+    void discard_successor(Worker& w, const std::string& why);
     void advance_rolls();
     void remove_retired();
     void terminate_orphan(Orphan& o, Millis grace);
     void kill_orphan(Orphan& o);
     void release_cgroup(const std::string& path);
     void check_finished(const Worker& w, const fsm::Actions& a);
+    void essential_exit(const Worker& w);
     void stage_shutdown();
     void start_dependents();
 
@@ -193,6 +222,7 @@ class Supervisor {
         std::string name;
     };
     std::optional<Owner> owner_of(const ProcInfo& info) const;
+    void remember_dead_leader(pid_t pid, const Owner& owner);
 
     Sys& sys_;
     std::shared_ptr<const config::Config> cfg_;
@@ -209,10 +239,11 @@ class Supervisor {
     std::unordered_map<pid_t, Owner> dead_leaders_;
     std::deque<pid_t> dead_leader_order_;
     std::unordered_map<std::string, Owner> cgroup_owner_;
-    std::unordered_set<std::string> dead_cgroups_;  // rmdir once empty
-    std::vector<Owner> batch_deaths_;               // deaths in the current reap batch
-    bool adopt_due_ = false;                        // a descendant died: look for new children
-    bool adopted_this_turn_ = false;                // children scanned since the last settle()
+    std::unordered_set<std::string> dead_cgroups_;      // rmdir once empty
+    std::vector<Owner> batch_deaths_;                   // deaths in the current reap batch
+    std::unordered_set<std::uint64_t> crash_draining_;  // workers whose crash leftovers go first
+    bool adopt_due_ = false;                            // a descendant died: look for new children
+    bool adopted_this_turn_ = false;                    // children scanned since the last settle()
     std::uint64_t next_worker_id_ = 1;
     const pid_t self_pid_ = ::getpid();
     SupervisorSetup setup_;
@@ -220,12 +251,15 @@ class Supervisor {
     std::vector<std::unique_ptr<Roll>> rolls_;
     bool shutting_down_ = false;
     bool any_finished_ = false;
+    std::unordered_set<std::uint64_t> essential_waiting_;  // finished; kept orphans still run
     std::uint64_t reaped_ = 0;
+    std::uint64_t pid_epoch_ = 0;
     std::size_t start_slice_ = 0;
     std::deque<std::uint64_t> start_queue_;
     bool batching_ = false;
     std::vector<std::unique_ptr<PendingSpawn>> pending_;
     int stdin_fd_ = -1;
+    std::string cgroup_tag_;  // in every worker cgroup's name: unique to this daemon
 };
 
 }  // namespace cow

@@ -1,6 +1,7 @@
 #include "daemon/sys.hpp"
 
 #include <cerrno>
+#include <charconv>
 
 #include <signal.h>
 #include <sys/syscall.h>
@@ -78,6 +79,41 @@ std::optional<ProcInfo> RealSys::proc_info(pid_t pid) {
             if (auto rel = cgroup::parse_v2_path(cg.value)) info.cgroup = cgroups_->absolute(*rel);
     }
     return info;
+}
+
+void RealSys::signal_proc(const ProcId& id, int sig) {
+    if (id.pid <= 1) return;
+    int fd = static_cast<int>(syscall(SYS_pidfd_open, id.pid, 0));
+    if (fd < 0) return;
+    proc::ProcReader reader;
+    auto st = reader.read_stat(id.pid);
+    if (st.ok() && st.value.starttime == id.starttime)
+        syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0);
+    ::close(fd);
+}
+
+std::optional<std::pair<std::string, int>> RealSys::worker_env(pid_t pid) {
+    proc::ProcReader reader;
+    auto env = reader.read_file(pid, "environ");
+    if (!env.ok()) return std::nullopt;
+    std::string_view all = env.value;
+    std::optional<std::string> pool;
+    std::optional<int> index;
+    while (!all.empty()) {
+        auto end = all.find('\0');
+        std::string_view kv = all.substr(0, end);
+        if (kv.starts_with("COWHERD_POOL=")) pool = std::string(kv.substr(13));
+        if (kv.starts_with("COWHERD_WORKER=")) {
+            int v = 0;
+            auto digits = kv.substr(15);
+            auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+            if (ec == std::errc() && p == digits.data() + digits.size()) index = v;
+        }
+        if (end == std::string_view::npos) break;
+        all.remove_prefix(end + 1);
+    }
+    if (!pool || !index) return std::nullopt;
+    return std::make_pair(*pool, *index);
 }
 
 void RealSys::kill_all_but_self() {

@@ -55,6 +55,13 @@ class Sys {
     // Our direct children, as the kernel lists them (adopted orphans included).
     virtual std::vector<pid_t> children() = 0;
     virtual std::optional<ProcInfo> proc_info(pid_t pid) = 0;
+    // The pool and worker index a process inherited from its worker (COWHERD_POOL and
+    // COWHERD_WORKER in /proc/PID/environ): how a descendant that left every group and session
+    // is traced back without cgroups. nullopt when unreadable or absent.
+    virtual std::optional<std::pair<std::string, int>> worker_env(pid_t) { return std::nullopt; }
+    // Signals a process that is not our child only if pid and start time still name it
+    // (through a pidfd, so the check and the signal cannot be split by a reuse of the pid).
+    virtual void signal_proc(const ProcId&, int) {}
     // The cgroup manager, or null when workers run without cgroups.
     virtual cgroup::Cgroups* cgroups() = 0;
     // PID 1 of a container: SIGKILL everything left in the namespace.
@@ -71,6 +78,8 @@ class RealSys final : public Sys {
     std::vector<ProcId> kill_descendants(pid_t leader, int sig) override;
     std::vector<pid_t> children() override;
     std::optional<ProcInfo> proc_info(pid_t pid) override;
+    std::optional<std::pair<std::string, int>> worker_env(pid_t pid) override;
+    void signal_proc(const ProcId& id, int sig) override;
     cgroup::Cgroups* cgroups() override { return cgroups_.get(); }
     void kill_all_but_self() override;
 

@@ -22,7 +22,9 @@ json::object worker(const Worker& w, fsm::TimePoint now) {
         o["pid"] = w.pid;
     else
         o["pid"] = nullptr;
-    o["state"] = fsm::to_string(w.slot.state);
+    // A crashed worker whose leftovers are being stopped before its replacement starts.
+    o["state"] = w.draining && w.slot.state != fsm::State::stopping ? "stopping"
+                                                                    : fsm::to_string(w.slot.state);
     o["want"] = fsm::to_string(w.slot.want);
     o["restarts"] = w.restarts;
     o["uptime_ms"] = w.alive() ? std::chrono::duration_cast<Millis>(now - w.started_at).count() : 0;

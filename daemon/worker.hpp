@@ -57,6 +57,8 @@ struct Worker {
     // yet: the FSM hears of the exit only once the tree is empty.
     bool draining = false;
     ExitInfo drain_exit;
+    // A crash's leftovers are being stopped before the replacement starts; it starts by then.
+    std::optional<fsm::TimePoint> drain_until;
     // Without a cgroup: the descendants the last tree signal found (setsid ones included), and
     // the generation they came from. A stop is over only once they are gone, and an orphan
     // among them is known to be this worker's even when several workers die at once.
@@ -83,6 +85,11 @@ struct Worker {
     std::string listen_pid_env;  // "LISTEN_PID=" + room for digits, filled in by the child
 
     bool alive() const { return pid > 0; }
+    // Up, for health and depends_on: running, or its old process still serves while a rolling
+    // restart brings up its replacement.
+    bool serving() const {
+        return (slot.state == fsm::State::running && !draining) || (pred && !pred->signaled);
+    }
 };
 
 struct Pool {
@@ -92,8 +99,12 @@ struct Pool {
     bool use_cgroup = false;
     ListenSockets sockets;          // fds 3.. of every worker
     bool waiting_for_deps = false;  // autostart held back until depends_on pools run
-    bool stop_sent = false;         // shutdown: this pool has been told to stop
-    bool removed = false;           // gone from the config: leaves once its workers are gone
+    // Operator starts held until depends_on pools run, and operator stops held until the
+    // pools that depend on this one are down (worker ids).
+    std::vector<std::uint64_t> start_after_deps;
+    std::vector<std::uint64_t> stop_after_dependents;
+    bool stop_sent = false;  // shutdown: this pool has been told to stop
+    bool removed = false;    // gone from the config: leaves once its workers are gone
 
     // Built once per config so that each spawn only assembles pointers.
     std::vector<std::string> argv;

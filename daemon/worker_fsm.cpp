@@ -355,6 +355,10 @@ Actions step(Slot& s, const Event& ev, const Policy& p) {
                 return on_exited(s, p, gone);
             }
             if (s.state != State::starting) return {};
+            // restart: never means one attempt: a start that could not even exec is final,
+            // and an error (fatal), not a finished job.
+            if (p.restart == RestartPolicy::never)
+                return give_up(s, p, "spawn failed (restart: never, so no retry)");
             return failed_start(s, p, ev.now, "spawn failed");
         case EventType::ready: {
             if (s.state != State::starting) return {};
