@@ -132,8 +132,13 @@ int main(int argc, char** argv) {
     restart->add_option("--batch", batch, "roll N workers (or P%) at a time; default 1");
     restart->add_flag("--all-at-once", all_at_once, "plain restart: stop, then start");
     restart->add_flag("--no-wait", no_wait, "return as soon as the daemon accepted the request");
+    bool cancel = false;
+    restart->add_flag("--cancel", cancel,
+                      "stop a rolling restart in progress: replacements not ready yet stop, "
+                      "the old workers keep serving");
     restart->callback([&] {
         json::object a{{"target", target}, {"wait", !no_wait}, {"all_at_once", all_at_once}};
+        if (cancel) a["cancel"] = true;
         if (!batch.empty()) a["batch"] = batch;
         action = [&, a] {
             // A line per worker replaced; on a terminal, a progress bar redrawn in place.

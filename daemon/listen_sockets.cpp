@@ -109,7 +109,24 @@ std::variant<ListenSockets, std::string> open_pool_sockets(const config::PoolCon
             continue;
         }
         auto r = ListenSocket::open(sc);
-        if (auto* err = std::get_if<std::string>(&r)) return "pools." + pool.name + ": " + *err;
+        if (auto* err = std::get_if<std::string>(&r)) {
+            std::string msg = "pools." + pool.name + ": " + *err;
+            // The running listener on that port stays bound as long as a worker holds it, so
+            // an address cannot be widened or narrowed in place; say what to do instead.
+            for (const auto& k : keep) {
+                const auto& kc = k->config();
+                if (kc.kind == config::SocketConfig::Kind::unix_stream || kc.port != sc.port ||
+                    err->find("Address already in use") == std::string::npos)
+                    continue;
+                msg += " (the running listener " + kc.listen + " holds port " +
+                       std::to_string(kc.port) +
+                       " while any worker runs, so it cannot change address in place: use "
+                       "another port, or remove the socket's pool, reload, then add it back "
+                       "with the new address and reload again)";
+                break;
+            }
+            return msg;
+        }
         out.push_back(std::get<std::shared_ptr<ListenSocket>>(r));
     }
     return out;

@@ -12,6 +12,15 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
                              std::map<std::string, ListenSockets> sockets,
                              const RollCallbacks& cb) {
     using Kind = config::PoolChange::Kind;
+    // A roll of a pool that this reload changes or removes is superseded: its replacements
+    // that are not ready yet stop, the old processes keep serving, and the pool rolls onto
+    // the new config below (or stops, when removed). Rolls of other pools go on.
+    for (const auto& change : plan.pools) {
+        if (change.kind != Kind::changed && change.kind != Kind::removed) continue;
+        for (auto& p : pools_)
+            if (p->name() == change.name && rolling(*p))
+                cancel_roll(*p, "superseded by a reload of " + change.name);
+    }
     cfg_ = std::move(next);
     setup_.sockets = std::move(sockets);
     int rolls = 0;
@@ -58,6 +67,16 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
             if (!w->retiring && w->index < pc.workers) old.push_back(w.get());
         pool->cfg = pcp;
         pool->policy = fsm::policy_from(pc);
+        if (change.kind == Kind::changed) {
+            // Counted failures belong to the config that had them: a reload that fixes a
+            // broken command starts its workers with a clean slate (RESTARTS, the
+            // max_restarts window and the backoff exponent).
+            for (auto& w : pool->workers) {
+                w->restarts = 0;
+                w->slot.recent_restarts.clear();
+                w->slot.failed_starts = 0;
+            }
+        }
         pool->use_cgroup = sys_.cgroups() != nullptr && pc.kill_mode != config::KillMode::group;
         build_spawn_template(*pool);
         if (change.old_workers != change.new_workers) scale(*pool, pc.workers);

@@ -30,18 +30,90 @@ void Supervisor::start_roll(Pool& pool, const std::vector<Worker*>& workers, int
     advance_rolls();
 }
 
+int Supervisor::cancel_roll(Pool& pool, const std::string& why) {
+    int kept = 0;
+    for (auto& r : rolls_) {
+        if (r->pool != &pool) continue;
+        r->queue.clear();
+        for (auto& [id, f] : r->inflight) {
+            Worker* w = find_worker(id);
+            if (!w || !w->pred || w->pred->signaled) continue;  // done, or not ours to undo
+            discard_successor(*w, why);
+            ++kept;
+        }
+        r->inflight.clear();
+        if (r->failed.empty()) r->failed = why;
+    }
+    advance_rolls();
+    return kept;
+}
+
+// The successor goes (it was never serving) and the old process, still serving, is the
+// slot's process again, as if the roll had not reached it.
+void Supervisor::discard_successor(Worker& w, const std::string& why) {
+    auto p = *w.pred;
+    if (w.alive()) {
+        Orphan o;
+        o.pid = w.pid;
+        if (auto info = sys_.proc_info(w.pid)) o.starttime = info->starttime, o.comm = info->comm;
+        o.from = w.name;
+        o.worker_id = w.id;
+        o.generation = w.generation;
+        o.cgroup = w.cgroup;
+        o.own_cgroup = !w.cgroup.empty();
+        o.group_leader = true;  // spawned into a session of its own
+        o.grace = w.pool->cfg->stop_timeout;
+        o.adopted_at = sys_.now();
+        by_pid_.erase(w.pid);
+        spdlog::info("{}: {}; stopping replacement pid {}, pid {} keeps serving", w.name, why,
+                     w.pid, p.pid);
+        auto& rec = orphans_[w.pid] = std::move(o);
+        ++pid_epoch_;
+        terminate_orphan(rec, rec.grace);
+    } else if (!w.cgroup.empty()) {
+        release_cgroup(w.cgroup);
+    }
+    w.pred.reset();
+    pred_by_pid_.erase(p.pid);
+    disarm(w);
+    w.pid = p.pid;
+    w.last_pid = p.pid;
+    w.generation = p.generation;
+    w.cgroup = p.cgroup;
+    w.started_at = p.started_at;
+    by_pid_[p.pid] = &w;
+    w.slot.state = fsm::State::running;
+    w.slot.want = fsm::Want::up;
+    w.slot.failed_starts = 0;
+    w.state_since = sys_.now();
+    w.last_reason = why + "; the old process keeps serving";
+    if (w.pool->policy.watchdog.count() > 0) arm(w, w.pool->policy.watchdog);
+}
+
 void Supervisor::advance_rolls() {
     for (auto it = rolls_.begin(); it != rolls_.end();) {
         Roll& r = **it;
+        // Workers scaled away (or removed) meanwhile leave the roll, and its total with them,
+        // so that progress never counts toward a total that can no longer be reached.
+        for (auto q = r.queue.begin(); q != r.queue.end();) {
+            Worker* w = find_worker(*q);
+            if (w && !w->retiring) {
+                ++q;
+                continue;
+            }
+            q = r.queue.erase(q);
+            --r.total;
+        }
         for (auto f = r.inflight.begin(); f != r.inflight.end();) {
             Worker* w = find_worker(f->first);
             bool finished = false;
             if (!w) {
                 finished = true;  // scaled away meanwhile
+                --r.total;
             } else if (w->roll_failures != f->second.roll_failures) {
                 if (r.failed.empty()) r.failed = w->name + ": " + w->roll_error;
                 finished = true;
-            } else if (w->generation > f->second.generation &&
+            } else if (w->generation > f->second.generation && w->alive() &&
                        w->slot.state == fsm::State::running && (!w->pred || w->pred->signaled)) {
                 ++r.done;
                 boost::json::object p{{"worker", w->name},
@@ -70,10 +142,6 @@ void Supervisor::advance_rolls() {
                static_cast<int>(r.inflight.size()) < r.batch && !r.queue.empty()) {
             Worker* w = find_worker(r.queue.front());
             r.queue.pop_front();
-            if (!w) {
-                --r.total;
-                continue;
-            }
             r.inflight[w->id] = Roll::InFlight{w->generation, w->roll_failures, w->pid};
             begin_replace(*w);
         }
