@@ -133,16 +133,21 @@ std::string render_log_line(const json::value& line, const Style& style) {
     return out + "\n";
 }
 
-std::string render_plan(const json::value& result) {
+std::string render_plan(const json::value& result, PlanStage stage) {
     const auto& r = result.as_object();
-    const bool dry = r.at("dry_run").as_bool();
-    std::string out = dry ? "reload plan (dry run, nothing applied):\n" : "reload applied:\n";
+    std::string out = stage == PlanStage::dry_run    ? "reload plan (dry run, nothing applied):\n"
+                      : stage == PlanStage::applying ? "reload plan (applying it now):\n"
+                                                     : "reload applied:\n";
     Table t({"POOL", "CHANGE", "ACTION", "SETTINGS"});
-    for (const auto& pv : r.at("pools").as_array()) {
+    static const json::array kNone;
+    const auto* pools = r.if_contains("pools");
+    for (const auto& pv : pools && pools->is_array() ? pools->get_array() : kNone) {
+        if (!pv.is_object()) continue;
         const auto& p = pv.as_object();
         std::string keys;
-        for (const auto& k : p.at("keys").as_array())
-            keys += (keys.empty() ? "" : ", ") + str(&k);
+        if (const auto* ks = p.if_contains("keys"); ks && ks->is_array())
+            for (const auto& k : ks->get_array())
+                keys += (keys.empty() ? "" : ", ") + str(&k);
         t.add({str(p.if_contains("name")), str(p.if_contains("change")),
                str(p.if_contains("action")), keys});
     }
