@@ -1,5 +1,6 @@
 // cowctl: drives the daemon over its control socket. Exit codes (design §1): 0 ok, 1 the
-// daemon refused or the command failed, 2 bad usage, 3 the daemon is unreachable.
+// daemon refused or the command failed, 2 bad usage, 3 the daemon is unreachable, 4 it took
+// the request but did not reply within the timeout.
 //
 // --json: stdout carries exactly one JSON document, whatever the verb and the outcome: the
 // result, or {"error":{"code","message"}}. Streams are asked for explicitly: `logs -f` (a
@@ -23,7 +24,7 @@ using namespace cow::ctl;
 
 namespace {
 
-constexpr int kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3;
+constexpr int kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3, kTimedOut = 4;
 bool last_healthy = false;  // set from a health reply
 
 struct Options {
@@ -68,6 +69,8 @@ int run(const Options& o, const std::string& cmd, json::object args,
     if (settled) settled();
     if (auto* u = std::get_if<Unreachable>(&r))
         return fail(o, kUnreachable, "unreachable", u->message);
+    if (auto* t = std::get_if<TimedOut>(&r))
+        return fail(o, kTimedOut, "client_timeout", t->message);
     auto& reply = std::get<cow::proto::Reply>(r);
     if (!reply.ok)
         return fail(o, reply.error_code == "invalid_argument" ? kUsage : kFailed, reply.error_code,
@@ -99,7 +102,11 @@ int main(int argc, char** argv) {
     app.add_flag("--json", o.json,
                  "print the daemon's JSON result instead of a table: exactly one JSON document "
                  "on stdout, {\"error\":{\"code\",\"message\"}} on failure");
-    app.add_option("--timeout", o.timeout_s, "seconds to wait for the daemon's answer");
+    app.add_option("--timeout", o.timeout_s,
+                   "seconds to wait for the daemon's reply, then exit 4 (default: 600 for start, "
+                   "stop and scale, 1800 for restart and reload, 300 for mem, 10 for the rest; "
+                   "logs -f waits forever)")
+        ->check(CLI::Range(1, 7 * 24 * 3600));
     const Style style = detect_style();
 
     std::string target;

@@ -191,4 +191,29 @@ TEST_F(CtlOutput, AFinalPlanWithoutAPlanItemIsStillShown) {
     EXPECT_NE(r.out.find("rolling restart"), std::string::npos) << r.out;
 }
 
+TEST_F(CtlOutput, ATimeoutWhileTheDaemonWorksExitsFour) {
+    Gate done;
+    FakeDaemon fake(socket, [&](int, std::int64_t) { done.wait(std::chrono::seconds(30)); });
+    ASSERT_TRUE(fake.ok());
+    auto r = run({bin("cowctl"), "--socket", socket, "--timeout", "1", "status"});
+    done.release();
+    EXPECT_EQ(r.code, 4) << r.err;
+    EXPECT_NE(r.err.find("no reply to \"status\" within 1s"), std::string::npos) << r.err;
+}
+
+TEST_F(CtlOutput, StartTimingOutOnARealDaemonExitsFourNotThree) {
+    start("  never:\n    command: [\"" + bin("notifier") +
+          "\", never-ready]\n    ready: notify\n    autostart: false\n    start_timeout: 1h\n");
+    auto r = ctl({"--timeout", "1", "start", "never"});
+    EXPECT_EQ(r.code, 4) << r.err;
+    EXPECT_NE(r.err.find("not cancelled"), std::string::npos) << r.err;
+    r = ctl({"--json", "--timeout", "1", "start", "never"});
+    EXPECT_EQ(r.code, 4) << r.err;
+    boost::system::error_code ec;
+    auto v = json::parse(r.out, ec);
+    ASSERT_FALSE(ec) << r.out;
+    EXPECT_EQ(v.at("error").at("code").as_string(), "client_timeout");
+    EXPECT_EQ(count_state("never", "starting"), 1) << "the daemon goes on with the start";
+}
+
 }  // namespace
