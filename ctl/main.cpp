@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include "core/escape.hpp"
 #include "core/paths.hpp"
 #include "core/signal_names.hpp"
 #include "core/units.hpp"
@@ -43,11 +44,12 @@ std::string socket_path(const Options& o) {
 // --json the matching error document on stdout.
 int fail(const Options& o, int rc, std::string_view code, const std::string& message,
          const std::string& prefix = "") {
+    const std::string shown = cow::escape_invisible(message, cow::Newlines::keep);
     if (o.json) {
         json::object e{{"error", json::object{{"code", code}, {"message", message}}}};
         std::printf("%s\n", json::serialize(e).c_str());
     }
-    std::fprintf(stderr, "cowctl: %s%s\n", prefix.c_str(), message.c_str());
+    std::fprintf(stderr, "cowctl: %s%s\n", prefix.c_str(), shown.c_str());
     return rc;
 }
 
@@ -249,7 +251,7 @@ int main(int argc, char** argv) {
                 o, "scale", a,
                 [](const json::value& v) {
                     const auto& r = v.as_object();
-                    return "pool " + std::string(r.at("pool").as_string()) + ": " +
+                    return "pool " + cow::escape_invisible(r.at("pool").as_string()) + ": " +
                            std::to_string(r.at("from").to_number<int>()) + " -> " +
                            std::to_string(r.at("to").to_number<int>()) + " workers\n";
                 },
@@ -267,7 +269,7 @@ int main(int argc, char** argv) {
         action = [&, a] {
             return run(o, "signal", a, [](const json::value& v) {
                 const auto& r = v.as_object();
-                return "sent " + std::string(r.at("signal").as_string()) + " to " +
+                return "sent " + cow::escape_invisible(r.at("signal").as_string()) + " to " +
                        std::to_string(r.at("signalled").to_number<int>()) + " worker(s)\n";
             });
         };
@@ -347,7 +349,8 @@ int main(int argc, char** argv) {
     version->callback([&] {
         action = [&] {
             return run(o, "version", {}, [](const json::value& v) {
-                return "cowherd " + std::string(v.as_object().at("version").as_string()) + "\n";
+                return "cowherd " + cow::escape_invisible(v.as_object().at("version").as_string()) +
+                       "\n";
             });
         };
     });

@@ -216,4 +216,32 @@ TEST_F(CtlOutput, StartTimingOutOnARealDaemonExitsFourNotThree) {
     EXPECT_EQ(count_state("never", "starting"), 1) << "the daemon goes on with the start";
 }
 
+TEST_F(CtlOutput, InvisibleCharactersOfEchoedInputAreEscaped) {
+    start(
+        "  web:\n    command: [sleep, \"100000\"]\n"
+        "  typo:\n    command: [\"/nonexistent\xe2\x80\x8b/x\"]\n    start_timeout: 100ms\n"
+        "    backoff: {initial: 1h, max: 1h}\n");
+    // A pool name with a zero-width space, another with a terminal escape.
+    auto r = ctl({"status", "web\xe2\x80\x8b"});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("\"web\\u200b\""), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("\xe2\x80\x8b"), std::string::npos) << "printed raw: " << r.err;
+    r = ctl({"stop", "web\x1b[2J"});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("\"web\\x1b[2J\""), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << "printed raw: " << r.err;
+    // The same character in a command path, echoed back in a worker's error.
+    ASSERT_TRUE(WaitFor([&] {
+        return ctl({"status", "typo"}).out.find("nonexistent") != std::string::npos;
+    }));
+    r = ctl({"status", "typo"});
+    EXPECT_NE(r.out.find("/nonexistent\\u200b/x"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("\xe2\x80\x8b"), std::string::npos) << "printed raw: " << r.out;
+    // --json keeps the data as it is: JSON has its own escaping.
+    auto v = ctl_json({"status", "typo"});
+    const auto& err = v.at("pools").at(0).at("workers").at(0).at("error");
+    ASSERT_TRUE(err.is_string()) << json::serialize(v);
+    EXPECT_NE(std::string(err.as_string()).find("\xe2\x80\x8b"), std::string::npos);
+}
+
 }  // namespace
