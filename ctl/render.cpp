@@ -295,8 +295,9 @@ std::string render_deep(const json::value& result, const Style& style) {
                       size_at(t, "pool_only") + ", shared with other programs " +
                       size_at(t, "outside") + "; saved within the pool " +
                       size_at(t, "saved_within_pool") + "\n";
-    Table tb({"WORKER", "PID", "ROLE", "RESIDENT", "PRIVATE", "POOL_SHARED", "WITH_MASTER",
-              "WITH_SIBLINGS", "OUTSIDE", "PSS", "vs SMAPS"});
+    // The partition of RESIDENT first, then the overlapping "who else maps it" counts.
+    Table tb({"WORKER", "PID", "ROLE", "RESIDENT", "PRIVATE", "POOL_SHARED", "OUTSIDE_SHARED",
+              "WITH_MASTER", "WITH_SIBLINGS", "PSS", "SMAPS_DIFF"});
     for (const auto& pv : r.at("processes").as_array()) {
         const auto& p = pv.as_object();
         const bool master = p.at("master").as_bool();
@@ -310,9 +311,9 @@ std::string render_deep(const json::value& result, const Style& style) {
             std::snprintf(diff, sizeof diff, "%.2f%%", d->as_double());
         tb.add({text(p.if_contains("worker")), text(p.if_contains("pid")),
                 master ? "master" : "group " + text(p.if_contains("group")), size_at(p, "resident"),
-                size_at(p, "private"), size_at(p, "pool_shared"),
+                size_at(p, "private"), size_at(p, "pool_shared"), size_at(p, "outside_shared"),
                 master ? "" : size_at(p, "with_master"), size_at(p, "with_siblings"),
-                size_at(p, "outside_shared"), size_at(p, "pss_pages"), diff});
+                size_at(p, "pss_pages"), diff});
     }
     out += tb.render();
     char tail[160];
@@ -320,7 +321,22 @@ std::string render_deep(const json::value& result, const Style& style) {
                   text(r.if_contains("pages_read")).c_str(),
                   1000 * r.at("seconds").to_number<double>(),
                   r.at("pages_per_second").to_number<double>() / 1e6);
-    return out + colored(style, tail, "2");
+    out += colored(style, tail, "2");
+    return out + colored(style,
+                         "RESIDENT = PRIVATE (mapped once) + POOL_SHARED (mapped more than once, "
+                         "only by this pool)\n"
+                         "  + OUTSIDE_SHARED (mapped by a process outside the pool too).\n"
+                         "WITH_MASTER, WITH_SIBLINGS: resident pages the master, or a process of "
+                         "another group, maps\n"
+                         "  too, of any of those kinds: they overlap, and can exceed POOL_SHARED "
+                         "(a libc page counts\n"
+                         "  in OUTSIDE_SHARED and in both).\n"
+                         "ROLE: master = a lone worker that forked the others; group N = its Nth "
+                         "child and that\n"
+                         "  child's descendants (with several workers: worker N). SMAPS_DIFF: PSS "
+                         "from page frames\n"
+                         "  against the kernel's smaps_rollup.\n",
+                         "2");
 }
 
 std::string render_status(const json::value& result, const Style& style) {

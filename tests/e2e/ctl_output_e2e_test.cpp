@@ -244,4 +244,19 @@ TEST_F(CtlOutput, InvisibleCharactersOfEchoedInputAreEscaped) {
     EXPECT_NE(std::string(err.as_string()).find("\xe2\x80\x8b"), std::string::npos);
 }
 
+TEST_F(CtlOutput, MemDeepExplainsItsColumns) {
+    if (geteuid() != 0) GTEST_SKIP() << "mem --deep reads /proc/kpagecount, which needs root";
+    start("  tick:\n    command: [sleep, \"100000\"]\n    workers: 2\n    start_timeout: 100ms\n");
+    ASSERT_TRUE(WaitFor([&] { return count_state("tick", "running") == 2; }));
+    auto r = ctl({"mem", "tick", "--deep"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    for (const char* column : {"RESIDENT", "PRIVATE", "POOL_SHARED", "OUTSIDE_SHARED",
+                               "WITH_MASTER", "WITH_SIBLINGS", "SMAPS_DIFF"})
+        EXPECT_NE(r.out.find(column), std::string::npos) << column << "\n" << r.out;
+    EXPECT_NE(r.out.find("RESIDENT = PRIVATE (mapped once) + POOL_SHARED"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("can exceed POOL_SHARED"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("group N ="), std::string::npos) << r.out;
+}
+
 }  // namespace
