@@ -261,7 +261,8 @@ int main(int argc, char** argv) {
 
     std::string sig;
     bool tree_all = false;
-    auto* signal = app.add_subcommand("signal", "send a signal to workers' process groups");
+    auto* signal = app.add_subcommand(
+        "signal", "send a signal to each worker's main process (--tree: to its whole tree)");
     signal->add_option("signal", sig, "HUP, USR1, 15, ...")->required();
     signal->add_option("target", target, "POOL, POOL.N or all")->required();
     signal->callback([&] {

@@ -260,3 +260,16 @@ TEST_F(CtlOutput, MemDeepExplainsItsColumns) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CtlHelp, SignalSaysItGoesToTheMainProcess) {
+    auto r = run({bin("cowctl"), "--help"});
+    EXPECT_EQ(r.code, 0);
+    EXPECT_EQ(r.out.find("process group"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("signal to each worker's main process"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("exit 4"), std::string::npos) << "--timeout documents its exit code";
+    EXPECT_NE(r.out.find("default: 600 for start"), std::string::npos) << "and its defaults";
+}
+
+}  // namespace
