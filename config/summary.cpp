@@ -1,10 +1,18 @@
-// The plan `cowherd --check` prints: one line for the daemon, one or two per pool.
-#include <algorithm>
-#include <cstdio>
+// The plan `cowherd --check` prints: one line for the daemon, one or two per pool, and
+// warnings about commands this host cannot run.
+#include "config/summary.hpp"
 
-#include "config/config.hpp"
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "config/diagnostics.hpp"
 #include "config/sections.hpp"
+#include "core/escape.hpp"
 #include "core/signal_names.hpp"
 
 namespace cow::config {
@@ -103,7 +111,76 @@ std::string extras(const PoolConfig& p) {
     return out;
 }
 
+// The PATH a pool's worker gets, as Supervisor builds its environment.
+std::string worker_path(const PoolConfig& p, const std::string& daemon_path) {
+    for (const auto& [k, v] : p.env)
+        if (k == "PATH") return v;
+    if (p.clear_env) return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    if (std::find(p.env_remove.begin(), p.env_remove.end(), "PATH") != p.env_remove.end())
+        return "";
+    return daemon_path;
+}
+
+// Why `path` cannot be executed, or "" when it can.
+std::string not_runnable(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        return errno == ENOENT || errno == ENOTDIR
+                   ? "does not exist"
+                   : std::string("cannot be read: ") + std::strerror(errno);
+    }
+    if (S_ISDIR(st.st_mode)) return "is a directory";
+    if (!S_ISREG(st.st_mode)) return "is not a regular file";
+    if (::access(path.c_str(), X_OK) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        return std::string("is not executable (mode ") + mode + ")";
+    }
+    return "";
+}
+
 }  // namespace
+
+std::vector<std::string> command_warnings(const Config& cfg, const std::string& daemon_path) {
+    std::vector<std::string> out;
+    for (const auto& p : cfg.pools) {
+        if (p.command.empty()) continue;
+        const std::string& file = p.command[0];
+        const std::string base = p.cwd.empty() ? "" : p.cwd + "/";
+        auto in_cwd = [&](const std::string& path) {
+            return path.starts_with('/') ? path : base + path;
+        };
+        const std::string pool = "pool " + p.name + ": command ";
+        if (file.find('/') != std::string::npos) {
+            const std::string path = in_cwd(file);
+            if (auto why = not_runnable(path); !why.empty())
+                out.push_back(pool + escape_invisible(path) + " " + why);
+            continue;
+        }
+        // As execvp: the first executable candidate wins.
+        std::string path_env = worker_path(p, daemon_path);
+        if (path_env.empty()) path_env = "/usr/local/bin:/usr/bin:/bin";
+        std::string first_bad;
+        bool found = false;
+        for (std::size_t start = 0; start <= path_env.size() && !found;) {
+            std::size_t end = path_env.find(':', start);
+            if (end == std::string::npos) end = path_env.size();
+            std::string dir = path_env.substr(start, end - start);
+            start = end + 1;
+            const std::string candidate = in_cwd((dir.empty() ? "." : dir) + "/" + file);
+            auto why = not_runnable(candidate);
+            if (why.empty())
+                found = true;
+            else if (first_bad.empty() && why != "does not exist")
+                first_bad = escape_invisible(candidate) + " " + why;
+        }
+        if (found) continue;
+        out.push_back(pool + escape_invisible(file) + " is not found in PATH " +
+                      escape_invisible(path_env) +
+                      (first_bad.empty() ? "" : " (" + first_bad + ")"));
+    }
+    return out;
+}
 
 std::string summarize(const Config& cfg) {
     std::string out = "config OK";

@@ -9,6 +9,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/units.hpp"
+
 namespace cow::ctl {
 namespace {
 
@@ -51,10 +53,10 @@ Client::~Client() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-std::variant<proto::Reply, Unreachable> Client::call(const std::string& cmd,
-                                                     boost::json::object args,
-                                                     std::chrono::milliseconds timeout,
-                                                     const OnItem& on_item, bool raw_ok) {
+std::variant<proto::Reply, Unreachable, TimedOut> Client::call(const std::string& cmd,
+                                                               boost::json::object args,
+                                                               std::chrono::milliseconds timeout,
+                                                               const OnItem& on_item, bool raw_ok) {
     const bool forever = timeout.count() < 0;
     const auto deadline = Clock::now() + (forever ? std::chrono::milliseconds(0) : timeout);
     proto::Request req;
@@ -94,8 +96,8 @@ std::variant<proto::Reply, Unreachable> Client::call(const std::string& cmd,
         int rc = ::poll(&p, 1, remaining_ms(deadline, forever));
         if (rc < 0 && errno == EINTR) continue;
         if (rc == 0)
-            return Unreachable{"cowherd did not answer \"" + cmd + "\" within " +
-                               std::to_string(timeout.count()) + " ms"};
+            return TimedOut{"no reply to \"" + cmd + "\" within " + format_duration(timeout) +
+                            "; the request is not cancelled (wait longer with --timeout S)"};
         ssize_t n = ::read(fd_, chunk, sizeof chunk);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0)

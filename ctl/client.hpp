@@ -14,6 +14,11 @@ struct Unreachable {
     std::string message;  // "cannot reach cowherd at /run/...: No such file or directory"
 };
 
+// The daemon took the request but its final reply did not come within the timeout.
+struct TimedOut {
+    std::string message;
+};
+
 class Client {
   public:
     static std::variant<Client, Unreachable> connect(const std::string& path,
@@ -26,9 +31,11 @@ class Client {
     // Sends one request and returns its final reply. Streaming items go to on_item.
     // A negative timeout waits forever (for `logs -f`). With raw_ok, a final ok reply comes
     // back unparsed in raw_result (for printing --json output verbatim).
-    std::variant<proto::Reply, Unreachable> call(const std::string& cmd, boost::json::object args,
-                                                 std::chrono::milliseconds timeout,
-                                                 const OnItem& on_item = {}, bool raw_ok = false);
+    std::variant<proto::Reply, Unreachable, TimedOut> call(const std::string& cmd,
+                                                           boost::json::object args,
+                                                           std::chrono::milliseconds timeout,
+                                                           const OnItem& on_item = {},
+                                                           bool raw_ok = false);
 
   private:
     Client(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}

@@ -1,5 +1,10 @@
 // cowctl: drives the daemon over its control socket. Exit codes (design §1): 0 ok, 1 the
-// daemon refused or the command failed, 2 bad usage, 3 the daemon is unreachable.
+// daemon refused or the command failed, 2 bad usage, 3 the daemon is unreachable, 4 it took
+// the request but did not reply within the timeout.
+//
+// --json: stdout carries exactly one JSON document, whatever the verb and the outcome: the
+// result, or {"error":{"code","message"}}. Streams are asked for explicitly: `logs -f` (a
+// JSON line per output line) and --progress (restart, reload: progress items on stderr).
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -7,10 +12,12 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include "core/escape.hpp"
 #include "core/paths.hpp"
 #include "core/signal_names.hpp"
 #include "core/units.hpp"
 #include "ctl/client.hpp"
+#include "ctl/progress.hpp"
 #include "ctl/render.hpp"
 
 namespace json = boost::json;
@@ -18,7 +25,7 @@ using namespace cow::ctl;
 
 namespace {
 
-constexpr int kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3;
+constexpr int kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3, kTimedOut = 4;
 bool last_healthy = false;  // set from a health reply
 
 struct Options {
@@ -33,36 +40,43 @@ std::string socket_path(const Options& o) {
     return cow::default_socket_path();
 }
 
-// Sends one request and prints the reply; returns the exit code.
+// A failure that reached no final reply (or an error reply): one line on stderr, and under
+// --json the matching error document on stdout.
+int fail(const Options& o, int rc, std::string_view code, const std::string& message,
+         const std::string& prefix = "") {
+    const std::string shown = cow::escape_invisible(message, cow::Newlines::keep);
+    if (o.json) {
+        json::object e{{"error", json::object{{"code", code}, {"message", message}}}};
+        std::printf("%s\n", json::serialize(e).c_str());
+    }
+    std::fprintf(stderr, "cowctl: %s%s\n", prefix.c_str(), shown.c_str());
+    return rc;
+}
+
+// Sends one request and prints the reply; returns the exit code. `settled` runs once the
+// stream has ended, before anything else is printed (it clears a progress bar).
 int run(const Options& o, const std::string& cmd, json::object args,
         const std::function<std::string(const json::value&)>& human,
         std::chrono::milliseconds timeout = std::chrono::seconds(10),
-        const Client::OnItem& on_item = {}) {
+        const Client::OnItem& on_item = {}, const std::function<void()>& settled = {}) {
     if (o.timeout_s > 0) timeout = std::chrono::seconds(o.timeout_s);
     auto path = socket_path(o);
     auto c = Client::connect(path, std::chrono::seconds(2));
-    if (auto* u = std::get_if<Unreachable>(&c)) {
-        std::fprintf(stderr, "cowctl: %s\n", u->message.c_str());
-        return kUnreachable;
-    }
+    if (auto* u = std::get_if<Unreachable>(&c))
+        return fail(o, kUnreachable, "unreachable", u->message);
     auto& client = std::get<Client>(c);
     // --json prints the result verbatim; only health needs its verdict parsed.
     const bool raw = o.json && cmd != "health";
     auto r = client.call(cmd, std::move(args), timeout, on_item, raw);
-    if (auto* u = std::get_if<Unreachable>(&r)) {
-        std::fprintf(stderr, "cowctl: %s\n", u->message.c_str());
-        return kUnreachable;
-    }
+    if (settled) settled();
+    if (auto* u = std::get_if<Unreachable>(&r))
+        return fail(o, kUnreachable, "unreachable", u->message);
+    if (auto* t = std::get_if<TimedOut>(&r))
+        return fail(o, kTimedOut, "client_timeout", t->message);
     auto& reply = std::get<cow::proto::Reply>(r);
-    if (!reply.ok) {
-        if (o.json) {
-            json::object e{{"error", json::object{{"code", reply.error_code},
-                                                  {"message", reply.error_message}}}};
-            std::printf("%s\n", json::serialize(e).c_str());
-        }
-        std::fprintf(stderr, "cowctl: %s: %s\n", cmd.c_str(), reply.error_message.c_str());
-        return reply.error_code == "invalid_argument" ? kUsage : kFailed;
-    }
+    if (!reply.ok)
+        return fail(o, reply.error_code == "invalid_argument" ? kUsage : kFailed, reply.error_code,
+                    reply.error_message, cmd + ": ");
     if (reply.result.is_object())
         if (const auto* h = reply.result.as_object().if_contains("healthy"); h && h->is_bool())
             last_healthy = h->get_bool();
@@ -87,8 +101,14 @@ int main(int argc, char** argv) {
     app.add_option(
         "-s,--socket", o.socket,
         "control socket (default: $COWHERD_SOCKET, then " + cow::default_socket_path() + ")");
-    app.add_flag("--json", o.json, "print the daemon's JSON result instead of a table");
-    app.add_option("--timeout", o.timeout_s, "seconds to wait for the daemon's answer");
+    app.add_flag("--json", o.json,
+                 "print the daemon's JSON result instead of a table: exactly one JSON document "
+                 "on stdout, {\"error\":{\"code\",\"message\"}} on failure");
+    app.add_option("--timeout", o.timeout_s,
+                   "seconds to wait for the daemon's reply, then exit 4 (default: 600 for start, "
+                   "stop and scale, 1800 for restart and reload, 300 for mem, 10 for the rest; "
+                   "logs -f waits forever)")
+        ->check(CLI::Range(1, 7 * 24 * 3600));
     const Style style = detect_style();
 
     std::string target;
@@ -123,7 +143,10 @@ int main(int argc, char** argv) {
     }
 
     std::string batch;
-    bool all_at_once = false;
+    bool all_at_once = false, progress = false;
+    const std::string progress_help =
+        "with --json: also write each progress item to stderr as a JSON line, as it happens "
+        "(stdout still holds only the final document)";
     auto* restart = app.add_subcommand(
         "restart",
         "restart POOL, POOL.N or all; pools with sockets or readiness roll (a replacement "
@@ -132,6 +155,7 @@ int main(int argc, char** argv) {
     restart->add_option("--batch", batch, "roll N workers (or P%) at a time; default 1");
     restart->add_flag("--all-at-once", all_at_once, "plain restart: stop, then start");
     restart->add_flag("--no-wait", no_wait, "return as soon as the daemon accepted the request");
+    restart->add_flag("--progress", progress, progress_help);
     bool cancel = false;
     restart->add_flag("--cancel", cancel,
                       "stop a rolling restart in progress: replacements not ready yet stop, "
@@ -141,49 +165,45 @@ int main(int argc, char** argv) {
         if (cancel) a["cancel"] = true;
         if (!batch.empty()) a["batch"] = batch;
         action = [&, a] {
-            // A line per worker replaced; on a terminal, a progress bar redrawn in place.
-            const bool tty = isatty(STDERR_FILENO);
-            auto progress = [&, tty](const json::value& v) {
-                if (o.json) {
-                    std::printf("%s\n", json::serialize(v).c_str());
-                    std::fflush(stdout);
-                    return;
-                }
-                std::string line = render_progress(v);
-                if (tty) std::fputs("\r\x1b[K", stderr);
-                std::fputs(line.c_str(), stdout);
-                std::fflush(stdout);
-                if (tty) {
-                    std::fputs(progress_bar(v).c_str(), stderr);
-                    std::fflush(stderr);
-                }
-            };
-            int rc = run(
-                o, "restart", a, [&](const json::value& v) { return render_workers(v, style); },
-                std::chrono::minutes(30), progress);
-            if (tty && !o.json) std::fputs("\r\x1b[K", stderr);
-            return rc;
+            Progress shown(o.json, progress);
+            return run(
+                o, "restart", a,
+                [&](const json::value& v) {
+                    if (const auto* c = v.as_object().if_contains("cancelled")) {
+                        std::string out = "rolling restart cancelled:";
+                        for (const auto& p : c->as_array())
+                            out += " " + std::string(p.as_string());
+                        return out + "; the old workers keep serving\n";
+                    }
+                    return render_workers(v, style);
+                },
+                std::chrono::minutes(30), [&](const json::value& v) { shown.item(v); },
+                [&] { shown.clear_bar(); });
         };
     });
 
     bool dry_run = false;
     auto* reload = app.add_subcommand(
-        "reload", "re-read the config and apply the difference (invalid config: nothing changes)");
+        "reload",
+        "re-read the config; print the plan, then apply it (invalid config: nothing changes)");
     reload->add_flag("--dry-run", dry_run, "print the plan without applying it");
+    reload->add_flag("--progress", progress, progress_help);
     reload->callback([&] {
         json::object a{{"dry_run", dry_run}};
         action = [&, a] {
-            auto progress = [&](const json::value& v) {
-                if (o.json) {
-                    std::printf("%s\n", json::serialize(v).c_str());
-                } else {
-                    std::fputs(render_progress(v).c_str(), stdout);
-                }
-                std::fflush(stdout);
-            };
+            Progress shown(o.json, progress);
             return run(
-                o, "reload", a, [](const json::value& v) { return render_plan(v); },
-                std::chrono::minutes(30), progress);
+                o, "reload", a,
+                [&](const json::value& v) {
+                    const auto* d = v.as_object().if_contains("dry_run");
+                    if (d && d->is_bool() && d->get_bool())
+                        return render_plan(v, PlanStage::dry_run);
+                    // The plan came first, as it was about to be applied: do not repeat it.
+                    if (shown.plan_shown()) return std::string("reload applied\n");
+                    return render_plan(v, PlanStage::applied);
+                },
+                std::chrono::minutes(30), [&](const json::value& v) { shown.item(v); },
+                [&] { shown.clear_bar(); });
         };
     });
 
@@ -245,7 +265,7 @@ int main(int argc, char** argv) {
                 o, "scale", a,
                 [](const json::value& v) {
                     const auto& r = v.as_object();
-                    return "pool " + std::string(r.at("pool").as_string()) + ": " +
+                    return "pool " + cow::escape_invisible(r.at("pool").as_string()) + ": " +
                            std::to_string(r.at("from").to_number<int>()) + " -> " +
                            std::to_string(r.at("to").to_number<int>()) + " workers\n";
                 },
@@ -255,7 +275,8 @@ int main(int argc, char** argv) {
 
     std::string sig;
     bool tree_all = false;
-    auto* signal = app.add_subcommand("signal", "send a signal to workers' process groups");
+    auto* signal = app.add_subcommand(
+        "signal", "send a signal to each worker's main process (--tree: to its whole tree)");
     signal->add_option("signal", sig, "HUP, USR1, 15, ...")->required();
     signal->add_option("target", target, "POOL, POOL.N or all")->required();
     signal->callback([&] {
@@ -263,7 +284,7 @@ int main(int argc, char** argv) {
         action = [&, a] {
             return run(o, "signal", a, [](const json::value& v) {
                 const auto& r = v.as_object();
-                return "sent " + std::string(r.at("signal").as_string()) + " to " +
+                return "sent " + cow::escape_invisible(r.at("signal").as_string()) + " to " +
                        std::to_string(r.at("signalled").to_number<int>()) + " worker(s)\n";
             });
         };
@@ -343,7 +364,8 @@ int main(int argc, char** argv) {
     version->callback([&] {
         action = [&] {
             return run(o, "version", {}, [](const json::value& v) {
-                return "cowherd " + std::string(v.as_object().at("version").as_string()) + "\n";
+                return "cowherd " + cow::escape_invisible(v.as_object().at("version").as_string()) +
+                       "\n";
             });
         };
     });

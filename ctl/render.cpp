@@ -1,5 +1,6 @@
 #include "ctl/render.hpp"
 
+#include "core/escape.hpp"
 #include "core/units.hpp"
 
 namespace cow::ctl {
@@ -16,6 +17,11 @@ std::string str(const json::value* v) {
     return json::serialize(*v);
 }
 
+// str() for display: what may echo user input comes out with invisible characters escaped.
+std::string text(const json::value* v) {
+    return escape_invisible(str(v));
+}
+
 std::int64_t num(const json::value* v) {
     if (!v) return 0;
     if (v->is_int64()) return v->get_int64();
@@ -24,34 +30,34 @@ std::int64_t num(const json::value* v) {
 }
 
 std::string info_of(const json::object& w) {
-    if (const auto* e = w.if_contains("error"); e && e->is_string()) return str(e);
+    if (const auto* e = w.if_contains("error"); e && e->is_string()) return text(e);
     const auto* st = w.if_contains("state");
-    std::string state = str(st);
+    std::string state = text(st);
     if (state == "running" || state == "starting") {
-        if (const auto* s = w.if_contains("status_text"); s && s->is_string()) return str(s);
+        if (const auto* s = w.if_contains("status_text"); s && s->is_string()) return text(s);
         return "";
     }
-    if (const auto* r = w.if_contains("reason"); r && r->is_string()) return str(r);
+    if (const auto* r = w.if_contains("reason"); r && r->is_string()) return text(r);
     return "";
 }
 
 void add_worker_row(Table& t, const json::object& w, const Style& style) {
-    std::string state = str(w.if_contains("state"));
+    std::string state = text(w.if_contains("state"));
     std::string uptime = "-";
     if (const auto* pid = w.if_contains("pid"); pid && !pid->is_null())
         uptime = format_duration(Millis(num(w.if_contains("uptime_ms"))));
-    t.add({str(w.if_contains("name")), colored(style, state, state_color(state)),
-           str(w.if_contains("pid")), uptime, str(w.if_contains("restarts")), info_of(w)});
+    t.add({text(w.if_contains("name")), colored(style, state, state_color(state)),
+           text(w.if_contains("pid")), uptime, text(w.if_contains("restarts")), info_of(w)});
 }
 
 void tree_lines(std::string& out, const json::object& node, const std::string& prefix, bool last,
                 bool root, const Style& style) {
     std::string line = prefix;
     if (!root) line += last ? "└─ " : "├─ ";
-    line += colored(style, str(node.if_contains("pid")), "1");
-    line += " " + str(node.if_contains("cmd"));
+    line += colored(style, text(node.if_contains("pid")), "1");
+    line += " " + text(node.if_contains("cmd"));
     line += colored(style,
-                    "  (" + str(node.if_contains("state")) + ", " +
+                    "  (" + text(node.if_contains("state")) + ", " +
                         format_duration(Millis(num(node.if_contains("uptime_ms")))) + ")",
                     "2");
     out += line + "\n";
@@ -66,11 +72,11 @@ void tree_lines(std::string& out, const json::object& node, const std::string& p
 void orphan_lines(std::string& out, const json::array& orphans, const Style& style) {
     for (const auto& ov : orphans) {
         const auto& o = ov.as_object();
-        out += "  orphan from " + str(o.if_contains("from")) + ":\n";
+        out += "  orphan from " + text(o.if_contains("from")) + ":\n";
         if (const auto* t = o.if_contains("tree"); t && t->is_object())
             tree_lines(out, t->as_object(), "    ", true, true, style);
         else
-            out += "    " + str(o.if_contains("pid")) + " " + str(o.if_contains("cmd")) + "\n";
+            out += "    " + text(o.if_contains("pid")) + " " + text(o.if_contains("cmd")) + "\n";
     }
 }
 
@@ -82,12 +88,12 @@ std::string render_tree(const json::value& result, const Style& style) {
     if (const auto* pools = r.if_contains("pools"); pools && pools->is_array()) {
         for (const auto& pv : pools->get_array()) {
             const auto& p = pv.as_object();
-            out += colored(style, "pool " + str(p.if_contains("name")), "1") + "\n";
+            out += colored(style, "pool " + text(p.if_contains("name")), "1") + "\n";
             if (const auto* ws = p.if_contains("workers"); ws && ws->is_array()) {
                 for (const auto& wv : ws->get_array()) {
                     const auto& w = wv.as_object();
-                    std::string state = str(w.if_contains("state"));
-                    out += "  " + str(w.if_contains("name")) + " " +
+                    std::string state = text(w.if_contains("state"));
+                    out += "  " + text(w.if_contains("name")) + " " +
                            colored(style, state, state_color(state)) + "\n";
                     if (const auto* t = w.if_contains("tree"); t && t->is_object())
                         tree_lines(out, t->as_object(), "    ", true, true, style);
@@ -107,9 +113,9 @@ std::string render_tree(const json::value& result, const Style& style) {
 
 std::string render_progress(const json::value& item) {
     const auto& p = item.as_object();
-    return str(p.if_contains("worker")) + " replaced: pid " + str(p.if_contains("old_pid")) +
-           " -> " + str(p.if_contains("new_pid")) + " (" + str(p.if_contains("done")) + "/" +
-           str(p.if_contains("total")) + ")\n";
+    return text(p.if_contains("worker")) + " replaced: pid " + text(p.if_contains("old_pid")) +
+           " -> " + text(p.if_contains("new_pid")) + " (" + text(p.if_contains("done")) + "/" +
+           text(p.if_contains("total")) + ")\n";
 }
 
 std::string progress_bar(const json::value& item) {
@@ -133,28 +139,33 @@ std::string render_log_line(const json::value& line, const Style& style) {
     return out + "\n";
 }
 
-std::string render_plan(const json::value& result) {
+std::string render_plan(const json::value& result, PlanStage stage) {
     const auto& r = result.as_object();
-    const bool dry = r.at("dry_run").as_bool();
-    std::string out = dry ? "reload plan (dry run, nothing applied):\n" : "reload applied:\n";
+    std::string out = stage == PlanStage::dry_run    ? "reload plan (dry run, nothing applied):\n"
+                      : stage == PlanStage::applying ? "reload plan (applying it now):\n"
+                                                     : "reload applied:\n";
     Table t({"POOL", "CHANGE", "ACTION", "SETTINGS"});
-    for (const auto& pv : r.at("pools").as_array()) {
+    static const json::array kNone;
+    const auto* pools = r.if_contains("pools");
+    for (const auto& pv : pools && pools->is_array() ? pools->get_array() : kNone) {
+        if (!pv.is_object()) continue;
         const auto& p = pv.as_object();
         std::string keys;
-        for (const auto& k : p.at("keys").as_array())
-            keys += (keys.empty() ? "" : ", ") + str(&k);
-        t.add({str(p.if_contains("name")), str(p.if_contains("change")),
-               str(p.if_contains("action")), keys});
+        if (const auto* ks = p.if_contains("keys"); ks && ks->is_array())
+            for (const auto& k : ks->get_array())
+                keys += (keys.empty() ? "" : ", ") + text(&k);
+        t.add({text(p.if_contains("name")), text(p.if_contains("change")),
+               text(p.if_contains("action")), keys});
     }
     out += t.render();
     if (const auto* d = r.if_contains("daemon_changed");
         d && d->is_array() && !d->get_array().empty()) {
         std::string keys;
         for (const auto& k : d->get_array())
-            keys += (keys.empty() ? "" : ", ") + str(&k);
+            keys += (keys.empty() ? "" : ", ") + text(&k);
         out += "daemon settings changed: " + keys + "\n";
     }
-    if (const auto* n = r.if_contains("note")) out += str(n) + "\n";
+    if (const auto* n = r.if_contains("note")) out += text(n) + "\n";
     return out;
 }
 
@@ -166,13 +177,13 @@ std::string render_health(const json::value& result) {
     if (const auto* c = r.if_contains("checked"); c && c->is_array()) {
         out += " (pools:";
         for (const auto& p : c->get_array())
-            out += " " + str(&p);
+            out += " " + text(&p);
         out += ")";
     }
     out += "\n";
     if (const auto* ps = r.if_contains("problems"); ps && ps->is_array())
         for (const auto& p : ps->get_array())
-            out += "  " + str(&p) + "\n";
+            out += "  " + text(&p) + "\n";
     return out;
 }
 
@@ -196,7 +207,7 @@ std::string render_mem(const json::value& result, const Style& style) {
     for (const auto& pv : pools->get_array()) {
         const auto& p = pv.as_object();
         const auto& t = p.at("totals").as_object();
-        out += colored(style, "pool " + str(p.if_contains("name")), "1") + ": footprint " +
+        out += colored(style, "pool " + text(p.if_contains("name")), "1") + ": footprint " +
                size_at(t, "footprint") + " (pss " + size_at(t, "pss") + " + swap_pss " +
                size_at(t, "swap_pss") + "), uss " + size_at(t, "uss") + ", saved by sharing " +
                size_at(t, "saved") +
@@ -211,8 +222,8 @@ std::string render_mem(const json::value& result, const Style& style) {
             const auto& procs = w.at("processes").as_array();
             const auto* self = w.if_contains("self");
             if (!self || !self->is_object()) {
-                tb.add({str(w.if_contains("name")), str(w.if_contains("pid")), "-", "-", "-", "-",
-                        "-", "-", "-", "-", "-", "-", "-", str(w.if_contains("status"))});
+                tb.add({text(w.if_contains("name")), text(w.if_contains("pid")), "-", "-", "-", "-",
+                        "-", "-", "-", "-", "-", "-", "-", text(w.if_contains("status"))});
                 continue;
             }
             const auto& m = self->as_object();
@@ -220,7 +231,7 @@ std::string render_mem(const json::value& result, const Style& style) {
             const auto* cow = w.if_contains("cow_lost");
             std::string cow_lost =
                 cow && cow->is_object() ? size_at(cow->as_object(), "private_dirty_growth") : "-";
-            tb.add({str(w.if_contains("name")), str(w.if_contains("pid")), size_at(m, "rss"),
+            tb.add({text(w.if_contains("name")), text(w.if_contains("pid")), size_at(m, "rss"),
                     size_at(m, "pss"), size_at(m, "uss"), size_at(m, "shared_clean"),
                     size_at(m, "shared_dirty"), size_at(m, "private_clean"),
                     size_at(m, "private_dirty"), size_at(m, "swap_pss"), cow_lost,
@@ -229,15 +240,15 @@ std::string render_mem(const json::value& result, const Style& style) {
             for (std::size_t i = 1; i < procs.size(); ++i) {
                 const auto& pr = procs[i].as_object();
                 std::string name = "  " + std::string(i + 1 == procs.size() ? "└ " : "├ ") +
-                                   str(pr.if_contains("cmd"));
-                if (str(pr.if_contains("status")) != "ok") {
-                    tb.add({name, str(pr.if_contains("pid")), "-", "-", "-", "-", "-", "-", "-",
-                            "-", "-", "", "", str(pr.if_contains("status"))});
+                                   text(pr.if_contains("cmd"));
+                if (text(pr.if_contains("status")) != "ok") {
+                    tb.add({name, text(pr.if_contains("pid")), "-", "-", "-", "-", "-", "-", "-",
+                            "-", "-", "", "", text(pr.if_contains("status"))});
                     continue;
                 }
                 const auto* pc = pr.if_contains("cow_lost");
                 tb.add(
-                    {name, str(pr.if_contains("pid")), size_at(pr, "rss"), size_at(pr, "pss"),
+                    {name, text(pr.if_contains("pid")), size_at(pr, "rss"), size_at(pr, "pss"),
                      size_at(pr, "uss"), "", size_at(pr, "shared_dirty"), "",
                      size_at(pr, "private_dirty"), size_at(pr, "swap_pss"),
                      pc && pc->is_object() ? size_at(pc->as_object(), "private_dirty_growth") : "-",
@@ -246,7 +257,7 @@ std::string render_mem(const json::value& result, const Style& style) {
         }
         out += tb.render();
         if (num(p.if_contains("unreadable")) > 0)
-            out += "  " + str(p.if_contains("unreadable")) +
+            out += "  " + text(p.if_contains("unreadable")) +
                    " process(es) unreadable: not counted, never shown as zero\n";
         out += "\n";
     }
@@ -262,15 +273,15 @@ std::string render_mem(const json::value& result, const Style& style) {
 std::string render_maps(const json::value& result, const Style& style) {
     const auto& r = result.as_object();
     const auto& t = r.at("totals").as_object();
-    std::string out = colored(style, str(r.if_contains("worker")), "1") + " (pid " +
-                      str(r.if_contains("pid")) + ", " + str(r.if_contains("processes")) +
+    std::string out = colored(style, text(r.if_contains("worker")), "1") + " (pid " +
+                      text(r.if_contains("pid")) + ", " + text(r.if_contains("processes")) +
                       " processes): pss " + size_at(t, "pss") + ", uss " + size_at(t, "uss") +
                       ", rss_sum " + size_at(t, "rss_sum") + "\n";
     Table tb({"GROUP", "NAME", "MAPS", "RSS", "PSS", "SHARED", "PRIVATE", "SWAP_PSS"});
     for (const auto& gv : r.at("groups").as_array()) {
         const auto& g = gv.as_object();
-        tb.add({str(g.if_contains("group")), str(g.if_contains("name")),
-                str(g.if_contains("mappings")), size_at(g, "rss"), size_at(g, "pss"),
+        tb.add({text(g.if_contains("group")), text(g.if_contains("name")),
+                text(g.if_contains("mappings")), size_at(g, "rss"), size_at(g, "pss"),
                 size_at(g, "shared"), size_at(g, "private"), size_at(g, "swap_pss")});
     }
     return out + tb.render();
@@ -279,37 +290,53 @@ std::string render_maps(const json::value& result, const Style& style) {
 std::string render_deep(const json::value& result, const Style& style) {
     const auto& r = result.as_object();
     const auto& t = r.at("totals").as_object();
-    std::string out = colored(style, "pool " + str(r.if_contains("pool")), "1") +
+    std::string out = colored(style, "pool " + text(r.if_contains("pool")), "1") +
                       " (page frames): distinct " + size_at(t, "distinct") + ", pool-only " +
                       size_at(t, "pool_only") + ", shared with other programs " +
                       size_at(t, "outside") + "; saved within the pool " +
                       size_at(t, "saved_within_pool") + "\n";
-    Table tb({"WORKER", "PID", "ROLE", "RESIDENT", "PRIVATE", "POOL_SHARED", "WITH_MASTER",
-              "WITH_SIBLINGS", "OUTSIDE", "PSS", "vs SMAPS"});
+    // The partition of RESIDENT first, then the overlapping "who else maps it" counts.
+    Table tb({"WORKER", "PID", "ROLE", "RESIDENT", "PRIVATE", "POOL_SHARED", "OUTSIDE_SHARED",
+              "WITH_MASTER", "WITH_SIBLINGS", "PSS", "SMAPS_DIFF"});
     for (const auto& pv : r.at("processes").as_array()) {
         const auto& p = pv.as_object();
         const bool master = p.at("master").as_bool();
-        if (str(p.if_contains("status")) != "ok") {
-            tb.add({str(p.if_contains("worker")), str(p.if_contains("pid")), "",
-                    str(p.if_contains("status"))});
+        if (text(p.if_contains("status")) != "ok") {
+            tb.add({text(p.if_contains("worker")), text(p.if_contains("pid")), "",
+                    text(p.if_contains("status"))});
             continue;
         }
         char diff[32] = "-";
         if (const auto* d = p.if_contains("pss_diff_pct"); d && d->is_double())
             std::snprintf(diff, sizeof diff, "%.2f%%", d->as_double());
-        tb.add({str(p.if_contains("worker")), str(p.if_contains("pid")),
-                master ? "master" : "group " + str(p.if_contains("group")), size_at(p, "resident"),
-                size_at(p, "private"), size_at(p, "pool_shared"),
+        tb.add({text(p.if_contains("worker")), text(p.if_contains("pid")),
+                master ? "master" : "group " + text(p.if_contains("group")), size_at(p, "resident"),
+                size_at(p, "private"), size_at(p, "pool_shared"), size_at(p, "outside_shared"),
                 master ? "" : size_at(p, "with_master"), size_at(p, "with_siblings"),
-                size_at(p, "outside_shared"), size_at(p, "pss_pages"), diff});
+                size_at(p, "pss_pages"), diff});
     }
     out += tb.render();
     char tail[160];
     std::snprintf(tail, sizeof tail, "%s pages read in %.0f ms (%.1f M pages/s)\n",
-                  str(r.if_contains("pages_read")).c_str(),
+                  text(r.if_contains("pages_read")).c_str(),
                   1000 * r.at("seconds").to_number<double>(),
                   r.at("pages_per_second").to_number<double>() / 1e6);
-    return out + colored(style, tail, "2");
+    out += colored(style, tail, "2");
+    return out + colored(style,
+                         "RESIDENT = PRIVATE (mapped once) + POOL_SHARED (mapped more than once, "
+                         "only by this pool)\n"
+                         "  + OUTSIDE_SHARED (mapped by a process outside the pool too).\n"
+                         "WITH_MASTER, WITH_SIBLINGS: resident pages the master, or a process of "
+                         "another group, maps\n"
+                         "  too, of any of those kinds: they overlap, and can exceed POOL_SHARED "
+                         "(a libc page counts\n"
+                         "  in OUTSIDE_SHARED and in both).\n"
+                         "ROLE: master = a lone worker that forked the others; group N = its Nth "
+                         "child and that\n"
+                         "  child's descendants (with several workers: worker N). SMAPS_DIFF: PSS "
+                         "from page frames\n"
+                         "  against the kernel's smaps_rollup.\n",
+                         "2");
 }
 
 std::string render_status(const json::value& result, const Style& style) {

@@ -18,8 +18,10 @@ std::string render_health(const boost::json::value& result);
 // A rolling restart's progress item: "web.2 replaced: pid 100 -> 200 (3/8)".
 std::string render_progress(const boost::json::value& item);
 std::string progress_bar(const boost::json::value& item);
-// The reload plan: one line per pool with what was (or would be) done.
-std::string render_plan(const boost::json::value& result);
+// The reload plan: one line per pool with what was (or would be) done. The daemon sends it
+// before applying it (applying), and as the final reply (dry_run or applied).
+enum class PlanStage { dry_run, applying, applied };
+std::string render_plan(const boost::json::value& result, PlanStage stage);
 // One line of worker output: "web.2 | text" (stderr marked "web.2 ! text").
 std::string render_log_line(const boost::json::value& line, const Style& style);
 // `mem`: a table per pool with its totals; `mem --maps`: one worker by mapping group.

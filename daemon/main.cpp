@@ -1,5 +1,6 @@
 // cowherd: runs in the foreground (no self-daemonising); see README.md.
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "config/config.hpp"
+#include "config/summary.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/log_setup.hpp"
 
@@ -18,6 +20,14 @@ std::string find_config(const std::string& given) {
     for (const char* p : {"./cowherd.yaml", "/etc/cowherd/cowherd.yaml"})
         if (std::filesystem::exists(p)) return p;
     return {};
+}
+
+// --check cannot know the host the config will run on, so a command it cannot find here is a
+// warning (on stderr, naming the path), and the exit code stays 0.
+void warn_about_commands(const cow::config::Config& cfg) {
+    const char* path = std::getenv("PATH");
+    for (const auto& w : cow::config::command_warnings(cfg, path ? path : ""))
+        std::fprintf(stderr, "cowherd: warning: %s\n", w.c_str());
 }
 
 }  // namespace
@@ -60,6 +70,7 @@ int main(int argc, char** argv) {
     }
     if (check) {
         std::fputs(cow::config::summarize(*loaded.config).c_str(), stdout);
+        warn_about_commands(*loaded.config);
         return 0;
     }
     const auto& d = loaded.config->daemon;

@@ -1,40 +1,54 @@
 # bash completion for cowctl: verbs, their flags, and pool / worker names from the running
 # daemon (asked with `cowctl status --json`; nothing is completed when it is unreachable).
 _cowctl_targets() {
-    cowctl "${socket_args[@]}" status --json 2>/dev/null |
+    cowctl "${socket_args[@]}" --timeout 2 status --json 2>/dev/null |
         grep -o '"name":"[^"]*"' | cut -d'"' -f4
 }
 
 _cowctl() {
-    local cur prev verb i
+    local cur prev verb i nargs=0
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
+    # bash splits "--timeout=5" into "--timeout" "=" "5".
+    [[ $prev == = && $COMP_CWORD -ge 2 ]] && prev=${COMP_WORDS[COMP_CWORD-2]}
+    [[ $cur == = ]] && cur=
     local verbs="status start stop restart scale signal reload tree mem logs health reopen shutdown version"
+    # Options that take a value: the word after them is that value, never a verb or a target.
+    local valued=" -s --socket --timeout --batch -n --lines --since --sort --maps "
     local -a socket_args=()
     for ((i = 1; i < COMP_CWORD; i++)); do
-        case ${COMP_WORDS[i]} in
-            -s|--socket) socket_args=(--socket "${COMP_WORDS[i+1]}"); ((i++)) ;;
+        local w=${COMP_WORDS[i]}
+        if [[ $valued == *" $w "* ]]; then
+            [[ ${COMP_WORDS[i+1]} == = ]] && ((i++))
+            ((i++))
+            [[ $w == -s || $w == --socket ]] && ((i < COMP_CWORD)) &&
+                socket_args=(--socket "${COMP_WORDS[i]}")
+            continue
+        fi
+        case $w in
             -*) ;;
-            *) [[ -z $verb ]] && verb=${COMP_WORDS[i]} ;;
+            *) if [[ -z $verb ]]; then verb=$w; else ((nargs++)); fi ;;
         esac
     done
-    if [[ $prev == -s || $prev == --socket ]]; then
-        COMPREPLY=($(compgen -f -- "$cur"))
-        return
-    fi
+    case $prev in
+        -s|--socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --timeout|--batch|-n|--lines|--since) COMPREPLY=(); return ;;
+        --sort) COMPREPLY=($(compgen -W "pss uss rss" -- "$cur")); return ;;
+        --maps) COMPREPLY=($(compgen -W "$(_cowctl_targets)" -- "$cur")); return ;;
+    esac
     if [[ -z $verb ]]; then
         COMPREPLY=($(compgen -W "$verbs --socket --json --timeout --help" -- "$cur"))
         return
     fi
-    local flags="--json"
+    local flags="--json --timeout --socket --help"
     case $verb in
         start|stop) flags+=" --no-wait" ;;
-        restart) flags+=" --no-wait --batch --all-at-once" ;;
+        restart) flags+=" --no-wait --batch --all-at-once --progress" ;;
         mem) flags+=" --sort --maps --deep" ;;
         logs) flags+=" -n --lines -f --follow --stderr --stdout --since" ;;
         tree) flags+=" -a --args" ;;
         signal) flags+=" --tree" ;;
-        reload) flags+=" --dry-run" ;;
+        reload) flags+=" --dry-run --progress" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$flags" -- "$cur"))
@@ -42,13 +56,15 @@ _cowctl() {
     fi
     case $verb in
         signal)
-            if [[ $prev == signal ]]; then
+            if ((nargs == 0)); then
                 COMPREPLY=($(compgen -W "HUP INT QUIT KILL USR1 USR2 TERM CONT STOP WINCH" -- "$cur"))
                 return
-            fi ;;
+            fi
+            ((nargs == 1)) || return ;;
+        scale) ((nargs == 0)) || return ;;
         reload|health|reopen|shutdown|version) return ;;
+        *) ((nargs == 0)) || return ;;
     esac
-    [[ $prev == --sort ]] && { COMPREPLY=($(compgen -W "pss uss rss" -- "$cur")); return; }
     COMPREPLY=($(compgen -W "all $(_cowctl_targets)" -- "$cur"))
 }
 complete -F _cowctl cowctl
