@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include "core/escape.hpp"
 #include "core/names.hpp"
 #include "core/signal_names.hpp"
 #include "daemon/output.hpp"
@@ -252,7 +253,7 @@ std::variant<std::vector<Worker*>, Supervisor::TargetError> Supervisor::resolve(
     }
     if (!valid_name(target))
         return TargetError{"invalid_argument",
-                           "invalid name \"" + std::string(target.substr(0, 80)) +
+                           "invalid name \"" + escape_invisible(target.substr(0, 80)) +
                                "\": expected POOL, POOL.N or all ([A-Za-z0-9_.-]{1,64})"};
     for (auto& p : pools_) {
         if (p->name() == target) {
@@ -271,7 +272,7 @@ std::variant<std::vector<Worker*>, Supervisor::TargetError> Supervisor::resolve(
                                                      std::to_string(p->workers.size()) + ")"};
         }
     }
-    return TargetError{"no_such_pool", "no pool named \"" + std::string(target) + "\""};
+    return TargetError{"no_such_pool", "no pool named \"" + escape_invisible(target) + "\""};
 }
 
 Pool* Supervisor::find_pool(std::string_view name) const {
