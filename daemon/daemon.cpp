@@ -391,6 +391,10 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
         reply_error(proto::ErrorCode::busy, "a rolling restart is in progress; reload after it");
         return;
     }
+    if (auto err = prepare_log_dir(*next); !err.empty()) {
+        reply_error(proto::ErrorCode::failed, err + "; nothing changed");
+        return;
+    }
     // Everything that can fail happens before anything changes: binding new sockets.
     std::map<std::string, ListenSockets> sockets;
     for (const auto& pc : next->pools) {
