@@ -164,7 +164,9 @@ void cmd_status(CommandContext& ctx, const Peer&, proto::Request& req,
                                  {"stderr_lines", st.lines[1]},
                                  {"stdout_bytes", st.bytes[0]},
                                  {"stderr_bytes", st.bytes[1]},
-                                 {"dropped_lines", st.dropped}};
+                                 {"dropped_lines", st.dropped},
+                                 {"stdout_write_errors", st.write_errors[0]},
+                                 {"stderr_write_errors", st.write_errors[1]}};
     }
     o["daemon"] = json::object{
         {"pid", getpid()},
@@ -599,11 +601,24 @@ void cmd_logs(CommandContext& ctx, const Peer&, proto::Request& req,
     resp->ok(json::object{{"lines", std::move(arr)}});
 }
 
+// Replies once the writer thread has reopened the files: an error naming each file that
+// could not be opened (it is retried like any failing file, and its lines are held or
+// dropped by its pool's log_backpressure meanwhile).
 void cmd_reopen(CommandContext& ctx, const Peer&, proto::Request&,
                 std::shared_ptr<Responder>& resp) {
-    ctx.log_writer.reopen();
     spdlog::info("reopening log files (cowctl reopen)");
-    resp->ok(json::object{{"reopened", true}});
+    ctx.log_writer.reopen([resp](const std::vector<std::string>& failed) {
+        if (failed.empty()) {
+            resp->ok(json::object{{"reopened", true}});
+            return;
+        }
+        std::string msg = failed.size() == 1
+                              ? "cannot reopen a log file: "
+                              : "cannot reopen " + std::to_string(failed.size()) + " log files: ";
+        for (std::size_t i = 0; i < failed.size(); ++i)
+            msg += (i ? "; " : "") + failed[i];
+        resp->error(ErrorCode::failed, msg);
+    });
 }
 
 void cmd_reload(CommandContext& ctx, const Peer&, proto::Request& req,

@@ -479,6 +479,10 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
         if (resp) resp->ok(std::move(pj));
         return;
     }
+    if (auto err = prepare_log_dir(*next); !err.empty()) {
+        reply_error(proto::ErrorCode::failed, err + "; nothing changed");
+        return;
+    }
     // Everything that can fail happens before anything changes: binding new sockets.
     std::map<std::string, ListenSockets> sockets;
     for (const auto& pc : next->pools) {

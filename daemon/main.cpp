@@ -12,6 +12,7 @@
 #include "config/summary.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/log_setup.hpp"
+#include "daemon/log_writer.hpp"
 
 namespace {
 
@@ -66,6 +67,12 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "%s\n", e.to_string().c_str());
         std::fprintf(stderr, "cowherd: %s: %zu error%s; nothing started\n", path.c_str(),
                      loaded.errors.size(), loaded.errors.size() == 1 ? "" : "s");
+        return 2;
+    }
+    // A log_dir that cannot be used is a config error, found now rather than as output lost
+    // at a pool's first line (--check creates it too, as startup would).
+    if (auto err = cow::prepare_log_dir(*loaded.config); !err.empty()) {
+        std::fprintf(stderr, "cowherd: %s: %s; nothing started\n", path.c_str(), err.c_str());
         return 2;
     }
     if (check) {

@@ -144,9 +144,19 @@ std::string render_metrics(const Supervisor& sup, const std::map<std::string, Po
                st.lines[1]);
     }
     m.head("cowherd_log_dropped_lines_total", "counter",
-           "Lines dropped because a sink was slower than the worker (log_backpressure: drop).");
+           "Lines dropped because a sink was slower than the worker (log_backpressure: drop), "
+           "or lost because it could not be written.");
     for (const auto& [pool, st] : logs)
         m.line("cowherd_log_dropped_lines_total", "pool=\"" + esc(pool) + "\"", st.dropped);
+    m.head("cowherd_log_write_errors_total", "counter",
+           "Failed writes (and opens) of a log sink, retries included: a full disk, EIO, a "
+           "log_dir gone or not writable.");
+    for (const auto& [pool, st] : logs) {
+        m.line("cowherd_log_write_errors_total", "pool=\"" + esc(pool) + "\",stream=\"stdout\"",
+               st.write_errors[0]);
+        m.line("cowherd_log_write_errors_total", "pool=\"" + esc(pool) + "\",stream=\"stderr\"",
+               st.write_errors[1]);
+    }
 
     m.head("cowherd_orphans", "gauge", "Adopted orphans currently tracked.");
     m.line("cowherd_orphans", "", sup.orphans().size());

@@ -89,6 +89,7 @@ struct Output::Capture {
     std::optional<std::deque<LogLine>> ring;
     std::size_t ring_bytes = 0;
     bool removed = false;
+    std::uint32_t account = 0;  // its stdout's; stderr's is the next
 };
 
 Output::Output(boost::asio::io_context& io, LogWriter& writer, const config::DaemonConfig& d)
@@ -97,6 +98,7 @@ Output::Output(boost::asio::io_context& io, LogWriter& writer, const config::Dae
     color_ = isatty(STDOUT_FILENO) && !(no_color && no_color[0]);
     devnull_ = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
     writer_.on_drained([this] { resume_all(); });
+    writer_.on_event([this](const LogWriter::Event& ev) { on_write_event(ev); });
 }
 
 Output::~Output() {
@@ -110,6 +112,7 @@ Output::Capture& Output::capture_of(Worker& w) {
         slot->worker_id = w.id;
         slot->worker = w.name;
         slot->pool = w.pool->name();
+        slot->account = account_of(slot->pool);
         slot->prefix =
             color_ ? "\x1b[" + std::string(pool_color(slot->pool)) + "m" + w.name + " |\x1b[0m "
                    : w.name + " | ";
@@ -212,14 +215,16 @@ void Output::arm(Stream& s) {
 
 void Output::pump(Stream& s) {
     const bool block = s.cap->cfg->backpressure == config::Backpressure::block;
+    const int target = block ? target_of(s) : LogWriter::kStdout;
     const auto now = std::chrono::steady_clock::now();
     const bool busy = now - s.last_pump < kBusyGap;
     s.last_pump = now;
     std::size_t got = 0;
     for (int i = 0; i < kReadsPerWakeup; ++i) {
-        // block: a sink that cannot keep up stops our reads, so the worker blocks on its pipe
-        // and nothing is lost; reading resumes when the writer has drained.
-        if (block && writer_.over_capacity()) {
+        // block: a sink that cannot keep up, or a file that cannot be written (a full disk),
+        // stops our reads, so the worker blocks on its pipe and nothing is lost; reading
+        // resumes when the writer has drained, or the file takes writes again.
+        if (block && !writer_.room_for(target)) {
             s.paused = true;
             paused_.push_back(&s);
             return;
@@ -320,11 +325,7 @@ void Output::deliver(Stream& s, std::string_view chunk, bool eof, LogWriter::Buf
     auto& st = stats_[c.pool];
     const int idx = s.err ? 1 : 0;
     st.bytes[idx] += chunk.size();
-    int target = LogWriter::kStdout;
-    if (sink.kind == config::OutputSink::Kind::file) {
-        std::string base = daemon_.log_dir + "/" + (sink.per_worker ? c.worker : c.pool);
-        target = writer_.file_target(base + (s.err ? ".err" : ".out"), sink.max_size, sink.keep);
-    }
+    const int target = target_of(s);
     const std::int64_t ts = now_ms();
     std::string batch;
     std::uint64_t lines = 0;
@@ -426,21 +427,68 @@ void Output::deliver(Stream& s, std::string_view chunk, bool eof, LogWriter::Buf
     st.lines[idx] += lines;
     std::erase_if(followers_, [](const Follower& f) { return !f.resp || !f.resp->connected(); });
     const bool drop = c.cfg->backpressure == config::Backpressure::drop;
+    const LogWriter::Dest dest(target, c.account + static_cast<std::uint32_t>(idx), !drop);
     const auto run_len = static_cast<std::size_t>(run_e - run_b);
     // Only a run that fills a good part of the buffer: the queue counts each buffer whole.
     if (run_b && owner && *owner && chunk.data() == owner->data.get() &&
         run_len >= owner->capacity / 4) {
         const auto off = static_cast<std::size_t>(run_b - owner->data.get());
-        if (!writer_.write(target, std::move(batch), *owner, off, run_len, !drop))
+        if (!writer_.write(dest, std::move(batch), *owner, off, run_len, !drop))
             st.dropped += lines;
         return;
     }
     end_run();
     if (batch.empty()) return;
     if (drop) {
-        if (!writer_.write(target, std::move(batch))) st.dropped += lines;
+        if (!writer_.write(dest, std::move(batch))) st.dropped += lines;
     } else {
-        writer_.write_anyway(target, std::move(batch));
+        writer_.write_anyway(dest, std::move(batch));
+    }
+}
+
+int Output::target_of(const Stream& s) {
+    const Capture& c = *s.cap;
+    const auto& sink = s.err ? c.cfg->stderr_sink : c.cfg->stdout_sink;
+    if (sink.kind != config::OutputSink::Kind::file) return LogWriter::kStdout;
+    std::string base = daemon_.log_dir + "/" + (sink.per_worker ? c.worker : c.pool);
+    return writer_.file_target(base + (s.err ? ".err" : ".out"), sink.max_size, sink.keep);
+}
+
+std::uint32_t Output::account_of(const std::string& pool) {
+    auto [it, added] = account_ids_.try_emplace(pool, static_cast<std::uint32_t>(accounts_.size()));
+    if (added) accounts_.push_back(pool);
+    return it->second * 2;
+}
+
+// The writer's word on a write error, on the loop: counted here, and said once when it starts
+// and once when it ends, however many lines and retries lie between.
+void Output::on_write_event(const LogWriter::Event& ev) {
+    const std::size_t pool = ev.account / 2;
+    if (pool >= accounts_.size()) return;
+    const int idx = static_cast<int>(ev.account % 2);
+    auto& st = stats_[accounts_[pool]];
+    st.dropped += ev.lost;
+    st.write_errors[idx] += ev.errors;
+    const char* stream = idx ? "stderr" : "stdout";
+    if (ev.started) {
+        if (ev.held)
+            spdlog::error(
+                "{}; holding {} {} (its workers wait on their pipes) and retrying until "
+                "it can be written",
+                ev.what, accounts_[pool], stream);
+        else
+            spdlog::error(
+                "{}; dropping the lines of {} {} (counted in dropped_lines) until it "
+                "can be written",
+                ev.what, accounts_[pool], stream);
+    } else if (ev.recovered) {
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(ev.failed_for).count();
+        if (ev.lost_in_episode > 0)
+            spdlog::warn("{}: writable again after {} ms; {} lines of {} {} were lost", ev.path, ms,
+                         ev.lost_in_episode, accounts_[pool], stream);
+        else
+            spdlog::warn("{}: writable again after {} ms; nothing was lost", ev.path, ms);
     }
 }
 

@@ -53,7 +53,9 @@ struct LogLine {
 struct PoolLogStats {
     std::uint64_t lines[2] = {0, 0};  // stdout, stderr
     std::uint64_t bytes[2] = {0, 0};
-    std::uint64_t dropped = 0;  // log_backpressure: drop
+    // Lines lost: log_backpressure: drop, or a sink that failed (a full disk, a closed stdout).
+    std::uint64_t dropped = 0;
+    std::uint64_t write_errors[2] = {0, 0};  // failed writes (and opens) of a sink, retries too
 };
 
 class Output : public OutputHooks {
@@ -93,6 +95,11 @@ class Output : public OutputHooks {
     // of whole lines may be queued in that buffer itself rather than copied.
     void deliver(Stream& s, std::string_view chunk, bool eof, LogWriter::Buffer* owner = nullptr);
     void resume_all();
+    // The sink target of a stream under its pool's config now.
+    int target_of(const Stream& s);
+    // Where the writer reports the lines lost and the errors of a write: pool and stream.
+    std::uint32_t account_of(const std::string& pool);
+    void on_write_event(const LogWriter::Event& ev);
 
     boost::asio::io_context& io_;
     LogWriter& writer_;
@@ -101,6 +108,8 @@ class Output : public OutputHooks {
     std::vector<Stream*> paused_;
     std::vector<std::pair<std::uint64_t, bool>> lingering_;  // (worker id, stderr)
     std::map<std::string, PoolLogStats> stats_;
+    std::vector<std::string> accounts_;  // pool by account / 2 (account % 2: stderr)
+    std::unordered_map<std::string, std::uint32_t> account_ids_;
     struct Follower {
         std::vector<std::uint64_t> workers;
         int stream;  // -1 both, 0 stdout, 1 stderr
