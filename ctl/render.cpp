@@ -253,8 +253,9 @@ std::string render_mem(const json::value& result, const Style& style) {
     out += colored(style,
                    "shared = mapped more than once, by anyone (this process included); uss = "
                    "private (freed if it exits); pss = rss with shared pages split among their "
-                   "mappers; COW_LOST = private dirty gained since the first sample (copy-on-"
-                   "write erosion)\n",
+                   "mappers; COW_LOST = private dirty gained since the process was forked, or "
+                   "since it forked (copy-on-write erosion); for any other process, since its "
+                   "first sample\n",
                    "2");
     return out;
 }
