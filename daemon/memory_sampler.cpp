@@ -193,12 +193,13 @@ std::vector<pid_t> Sampler::tree_of(proc::ProcReader& r, const Target& t,
 }
 
 void Sampler::add_procs(proc::ProcReader& r, std::vector<Node> nodes, const std::string& root_cmd,
-                        WorkerMem& wm) {
+                        bool orphan, WorkerMem& wm) {
     for (auto& n : nodes) {
         ProcMem pm;
         pm.pid = n.pid;
+        pm.orphan = orphan;
         pm.layout = n.layout;
-        if (n.pid == wm.target.pid) {
+        if (!orphan && n.pid == wm.target.pid) {
             pm.ppid = getpid();
             pm.cmd = root_cmd;
         } else {
@@ -231,7 +232,13 @@ Sample Sampler::sample(const MemQuery& q) {
                 WorkerMem& wm = s.workers[i];
                 if (wm.target.pid > 0)
                     add_procs(r, walk(r, wm.target.pid, wm.target.cgroup, false), wm.target.cmd,
-                              wm);
+                              false, wm);
+                for (const auto& o : wm.target.orphans) {
+                    auto nodes = walk(r, o.pid, o.cgroup, true);
+                    // Reaped (and its pid perhaps reused) since the loop listed it: not ours.
+                    if (!nodes[0].stat_ok || nodes[0].starttime != o.starttime) continue;
+                    add_procs(r, std::move(nodes), o.comm, true, wm);
+                }
             }
         },
         64);
@@ -264,7 +271,7 @@ void Sampler::baselines(WorkerMem& wm, Sample& s, Clock::time_point now) {
     for (const auto& pm : wm.procs)
         by_pid.emplace(pm.pid, &pm);
     auto forked = [&](const ProcMem& pm) {
-        if (pm.pid == wm.target.pid) return false;  // exec'd by us
+        if (!pm.orphan && pm.pid == wm.target.pid) return false;  // exec'd by us
         auto it = by_pid.find(pm.ppid);
         return it != by_pid.end() && pm.layout && it->second->layout &&
                *pm.layout == *it->second->layout;
@@ -299,7 +306,7 @@ void Sampler::baselines(WorkerMem& wm, Sample& s, Clock::time_point now) {
             ++s.unreadable;
             continue;
         }
-        const bool worker = pm.pid == wm.target.pid;
+        const bool worker = !pm.orphan && pm.pid == wm.target.pid;
         Key key{pm.pid, worker ? (kWorkerStamp | wm.target.generation) : pm.starttime};
         auto it = first_.find(key);
         // It exec'd since: nothing of the process we measured before is left.
@@ -351,16 +358,23 @@ json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::str
             json::object w;
             w["name"] = wm.target.name;
             w["pid"] = wm.target.pid > 0 ? json::value(wm.target.pid) : json::value(nullptr);
-            Totals tree;
-            CowLost tree_cow;
+            // The worker's own tree, and apart from it the orphans it left (their memory is
+            // not the worker's: restarting it frees none of it), both counted in the pool.
+            Totals tree, orphans;
+            CowLost tree_cow, orphans_cow;
+            std::size_t orphan_procs = 0;
             Clock::duration since{};
             bool fork = false;
             json::array procs;
             bool self_ok = false;
             std::string self_status = wm.target.pid > 0 ? "gone" : "not running";
             for (const auto& pm : wm.procs) {
-                const bool self = pm.pid == wm.target.pid;
+                const bool self = !pm.orphan && pm.pid == wm.target.pid;
                 json::object p{{"pid", pm.pid}, {"ppid", pm.ppid}, {"cmd", pm.cmd}};
+                if (pm.orphan) {
+                    p["orphan"] = true;
+                    ++orphan_procs;
+                }
                 if (self) self_status = proc::to_string(pm.status);
                 if (pm.status != ReadStatus::ok) {
                     p["status"] = proc::to_string(pm.status);
@@ -370,8 +384,8 @@ json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::str
                 }
                 CowLost c;
                 c.add(pm);
-                tree_cow.add(pm);
-                tree.add(pm.now);
+                (pm.orphan ? orphans_cow : tree_cow).add(pm);
+                (pm.orphan ? orphans : tree).add(pm.now);
                 p["status"] = "ok";
                 p["rss"] = pm.now.rss;
                 p["pss"] = pm.now.pss;
@@ -394,9 +408,19 @@ json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::str
             w["status"] = self_status;
             w["tree"] = totals_json(tree);
             w["tree_cow_lost"] = cow_json(tree_cow, since, fork);
+            if (orphan_procs > 0) {
+                json::object o = totals_json(orphans);
+                o["processes"] = orphan_procs;
+                o["cow_lost"] =
+                    json::object{{"private_dirty_growth", orphans_cow.private_dirty_growth},
+                                 {"shared_lost", orphans_cow.shared_lost}};
+                w["orphans"] = std::move(o);
+            }
             w["processes"] = std::move(procs);
             add_totals(pool_totals, tree);
+            add_totals(pool_totals, orphans);
             add_cow(pool_cow, tree_cow);
+            add_cow(pool_cow, orphans_cow);
             rows.push_back(Row{std::move(w), tree, wm.target.index});
         }
         auto key = [&](const Totals& t) {

@@ -21,6 +21,15 @@ namespace cow::mem {
 
 using Clock = std::chrono::steady_clock;
 
+// A process that outlived its parent in a worker's tree and was reparented to the daemon
+// (Supervisor::orphans): the worker's own tree no longer reaches it.
+struct OrphanRoot {
+    pid_t pid = 0;
+    std::uint64_t starttime = 0;  // checked before reading: the daemon may have reaped it
+    std::string comm;
+    std::string cgroup;  // "" without cgroups
+};
+
 // One worker, as the loop saw it.
 struct Target {
     std::string pool;
@@ -30,6 +39,8 @@ struct Target {
     std::uint64_t generation = 0;
     std::string cgroup;  // "" without cgroups
     std::string cmd;     // the configured command, for display
+    std::uint64_t worker_id = 0;
+    std::vector<OrphanRoot> orphans;  // shown under the worker, counted in its pool
 };
 
 struct MemQuery {
@@ -51,6 +62,7 @@ struct ProcMem {
     pid_t ppid = 0;
     std::uint64_t starttime = 0;  // for descendants (0 for the worker: its generation counts)
     std::string cmd;
+    bool orphan = false;           // in the tree of one of the target's orphans
     std::optional<Layout> layout;  // read for processes of trees of more than one
     proc::ReadStatus status = proc::ReadStatus::error;
     proc::MemCounters now;
@@ -142,7 +154,7 @@ class Sampler {
     std::vector<pid_t> tree_of(proc::ProcReader& r, const Target& t,
                                std::unordered_map<pid_t, proc::Stat>& stats);
     void add_procs(proc::ProcReader& r, std::vector<Node> nodes, const std::string& root_cmd,
-                   WorkerMem& wm);
+                   bool orphan, WorkerMem& wm);
     void baselines(WorkerMem& wm, Sample& s, Clock::time_point now);
     proc::Read<proc::MemCounters> rollup(proc::ProcReader& r, pid_t pid);
 

@@ -1,6 +1,6 @@
 // The memory sampler over a fake /proc: what is gone is skipped, never reported as zero; the
-// copy-on-write baseline is the fork for forked processes, else the first sample; totals add
-// PSS, never RSS twice.
+// copy-on-write baseline is the fork for forked processes, else the first sample; orphans
+// show under their worker; totals add PSS, never RSS twice.
 #include "daemon/memory_sampler.hpp"
 
 #include <filesystem>
@@ -233,6 +233,51 @@ TEST(MemorySampler, AChildThatExecsAfterItsFirstSampleStartsAfresh) {
     auto j2 = mem::Sampler::to_json(q, sampler.sample(q), "");
     EXPECT_EQ(growth(proc_at(j2, 1)), 0u);
     EXPECT_EQ(proc_at(j2, 1)["cow_lost"].as_object()["baseline"].as_string(), "first sample");
+}
+
+// Orphans come as roots of their own (the daemon adopted them): shown under their worker,
+// kept out of its tree (restarting it would free none of it) but counted in the pool. One
+// whose start time no longer matches was reaped, and its pid is someone else's now.
+TEST(MemorySampler, OrphansShowUnderTheirWorkerAndCountInThePool) {
+    FakeProc p;
+    p.process(100, 1, 500, "worker");
+    p.write("100/smaps_rollup", FakeProc::rollup(1000, 400, 100));
+    p.process(300, 1, 900, "kept");
+    p.write("300/smaps_rollup", FakeProc::rollup(2000, 1500, 1200));
+    p.write("300/task/300/children", "301 ");
+    p.process(301, 300, 950, "kept-child");
+    p.write("301/smaps_rollup", FakeProc::rollup(600, 200, 100));
+    p.process(400, 1, 1234, "stranger");  // the orphan recorded at 400 started at 1000
+    p.write("400/smaps_rollup", FakeProc::rollup(5000, 5000, 5000));
+    mem::Sampler sampler(p.root.string());
+    mem::Target t{"web", "web.0", 0, 100, 1, "", "worker"};
+    t.orphans = {{300, 900, "kept", ""}, {400, 1000, "gone", ""}};
+    mem::Target gone{"web", "web.1", 1, 0, 3, "", ""};  // its worker exited; orphans remain
+    gone.orphans = {{301, 950, "kept-child", ""}};
+    auto q = query({t});
+    auto j = mem::Sampler::to_json(q, sampler.sample(q), "");
+    auto& w = worker0(j);
+    auto& procs = w["processes"].as_array();
+    ASSERT_EQ(procs.size(), 3u) << "the worker, the orphan and its child; not the stranger";
+    EXPECT_FALSE(procs[0].as_object().contains("orphan"));
+    EXPECT_TRUE(procs[1].as_object()["orphan"].as_bool());
+    EXPECT_EQ(procs[1].as_object()["pid"].as_int64(), 300);
+    EXPECT_EQ(procs[2].as_object()["pid"].as_int64(), 301);
+    EXPECT_EQ(w["tree"].as_object()["pss"].as_uint64(), 400u * 1024);
+    EXPECT_EQ(w["orphans"].as_object()["pss"].as_uint64(), 1700u * 1024);
+    EXPECT_EQ(w["orphans"].as_object()["processes"].as_uint64(), 2u);
+    auto& pool = j["pools"].as_array()[0].as_object();
+    EXPECT_EQ(pool["totals"].as_object()["pss"].as_uint64(), 2100u * 1024);
+
+    // A worker that is not running still shows the orphans it left.
+    auto q2 = query({gone});
+    auto j2 = mem::Sampler::to_json(q2, sampler.sample(q2), "");
+    auto& w2 = worker0(j2);
+    EXPECT_TRUE(w2["self"].is_null());
+    EXPECT_EQ(w2["status"].as_string(), "not running");
+    ASSERT_EQ(w2["processes"].as_array().size(), 1u);
+    EXPECT_EQ(j2["pools"].as_array()[0].as_object()["totals"].as_object()["pss"].as_uint64(),
+              200u * 1024);
 }
 
 TEST(MemorySampler, ParsesTheAddressSpaceLayoutOfAStatLine) {
