@@ -221,26 +221,37 @@ std::string render_mem(const json::value& result, const Style& style) {
             const auto& w = wv.as_object();
             const auto& procs = w.at("processes").as_array();
             const auto* self = w.if_contains("self");
+            auto is_orphan = [](const json::object& pr) {
+                const auto* o = pr.if_contains("orphan");
+                return o && o->is_bool() && o->get_bool();
+            };
+            std::size_t tree_procs = 0;  // like TREE_PSS, without the orphans
+            for (const auto& pr : procs)
+                tree_procs += !is_orphan(pr.as_object());
             if (!self || !self->is_object()) {
                 tb.add({text(w.if_contains("name")), text(w.if_contains("pid")), "-", "-", "-", "-",
                         "-", "-", "-", "-", "-", "-", "-", text(w.if_contains("status"))});
-                continue;
+            } else {
+                const auto& m = self->as_object();
+                const auto& tree = w.at("tree").as_object();
+                const auto* cow = w.if_contains("cow_lost");
+                std::string cow_lost = cow && cow->is_object()
+                                           ? size_at(cow->as_object(), "private_dirty_growth")
+                                           : "-";
+                tb.add({text(w.if_contains("name")), text(w.if_contains("pid")), size_at(m, "rss"),
+                        size_at(m, "pss"), size_at(m, "uss"), size_at(m, "shared_clean"),
+                        size_at(m, "shared_dirty"), size_at(m, "private_clean"),
+                        size_at(m, "private_dirty"), size_at(m, "swap_pss"), cow_lost,
+                        size_at(tree, "pss"), size_at(tree, "uss"), std::to_string(tree_procs)});
             }
-            const auto& m = self->as_object();
-            const auto& tree = w.at("tree").as_object();
-            const auto* cow = w.if_contains("cow_lost");
-            std::string cow_lost =
-                cow && cow->is_object() ? size_at(cow->as_object(), "private_dirty_growth") : "-";
-            tb.add({text(w.if_contains("name")), text(w.if_contains("pid")), size_at(m, "rss"),
-                    size_at(m, "pss"), size_at(m, "uss"), size_at(m, "shared_clean"),
-                    size_at(m, "shared_dirty"), size_at(m, "private_clean"),
-                    size_at(m, "private_dirty"), size_at(m, "swap_pss"), cow_lost,
-                    size_at(tree, "pss"), size_at(tree, "uss"), std::to_string(procs.size())});
-            // The worker's forked children, one line each, under it.
-            for (std::size_t i = 1; i < procs.size(); ++i) {
+            // The worker's forked children, then the orphans it left, one line each, under it.
+            for (std::size_t i = 0; i < procs.size(); ++i) {
                 const auto& pr = procs[i].as_object();
+                const bool orphan = is_orphan(pr);
+                if (!orphan && str(pr.if_contains("pid")) == str(w.if_contains("pid")))
+                    continue;  // the worker itself: its line is above
                 std::string name = "  " + std::string(i + 1 == procs.size() ? "└ " : "├ ") +
-                                   text(pr.if_contains("cmd"));
+                                   text(pr.if_contains("cmd")) + (orphan ? " (orphan)" : "");
                 if (text(pr.if_contains("status")) != "ok") {
                     tb.add({name, text(pr.if_contains("pid")), "-", "-", "-", "-", "-", "-", "-",
                             "-", "-", "", "", text(pr.if_contains("status"))});
@@ -264,8 +275,9 @@ std::string render_mem(const json::value& result, const Style& style) {
     out += colored(style,
                    "shared = mapped more than once, by anyone (this process included); uss = "
                    "private (freed if it exits); pss = rss with shared pages split among their "
-                   "mappers; COW_LOST = private dirty gained since the first sample (copy-on-"
-                   "write erosion)\n",
+                   "mappers; COW_LOST = private dirty gained since the process was forked, or "
+                   "since it forked (copy-on-write erosion); for any other process, since its "
+                   "first sample\n",
                    "2");
     return out;
 }

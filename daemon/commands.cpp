@@ -506,17 +506,19 @@ void cmd_mem(CommandContext& ctx, const Peer&, proto::Request& req,
         resp->error(ErrorCode::invalid_argument, "--sort takes pss, uss or rss");
         return;
     }
-    // A pool named with one worker (web.2) still reports that whole pool's totals.
-    std::vector<Worker*> all_of_pools;
-    for (const auto& p : ctx.sup.pools())
+    // A pool named with one worker (web.2) still reports that whole pool's totals, and a pool
+    // of no workers still shows the orphans its workers left.
+    const bool all = target == "all";
+    std::vector<const Pool*> pools;
+    for (const auto& p : ctx.sup.pools()) {
+        bool wanted = all || p->name() == target;
         for (Worker* w : workers)
-            if (w->pool == p.get()) {
-                for (auto& x : p->workers)
-                    all_of_pools.push_back(x.get());
-                break;
-            }
+            wanted = wanted || w->pool == p.get();
+        if (wanted) pools.push_back(p.get());
+    }
+    ctx.sup.refresh_orphans();  // processes that reparented to us since the last reap
     ctx.background.run(
-        [sampler, q = mem::make_query(ctx.sup, all_of_pools), sort] {
+        [sampler, q = mem::report_query(ctx.sup, pools, all), sort] {
             return json::serialize(mem::Sampler::to_json(q, sampler->sample(q), sort));
         },
         [resp](std::string out) { resp->ok_raw(std::move(out)); });

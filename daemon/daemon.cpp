@@ -560,6 +560,7 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
     // Set before apply: a roll can finish synchronously inside it.
     parts->pending = 1 << 20;
     const int rolls = sup_->apply_reload(next, plan, std::move(sockets), cb);
+    recycler_->reconfigure();  // pools added, removed, reordered; memory sections changed
     parts->pending -= (1 << 20) - rolls;
     if (parts->pending == 0) finish_reload();
 }

@@ -6,10 +6,12 @@
 #include <mutex>
 
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/proc/map_group.hpp"
 #include "core/proc/pagemap.hpp"
+#include "core/proc/text.hpp"
 #include "daemon/cgroup.hpp"
 #include "daemon/parallel.hpp"
 
@@ -67,11 +69,24 @@ struct CowLost {
     }
 };
 
-json::object cow_json(const CowLost& c, Clock::duration since) {
+json::object cow_json(const CowLost& c, Clock::duration since, bool fork) {
     return json::object{
         {"private_dirty_growth", c.private_dirty_growth},
         {"shared_lost", c.shared_lost},
+        {"baseline", fork ? "fork" : "first sample"},
         {"since_ms", std::chrono::duration_cast<std::chrono::milliseconds>(since).count()}};
+}
+
+void add_totals(Totals& into, const Totals& t) {
+    into.pss += t.pss;
+    into.uss += t.uss;
+    into.swap_pss += t.swap_pss;
+    into.rss_sum += t.rss_sum;
+}
+
+void add_cow(CowLost& into, const CowLost& c) {
+    into.private_dirty_growth += c.private_dirty_growth;
+    into.shared_lost += c.shared_lost;
 }
 
 }  // namespace
@@ -88,38 +103,117 @@ proc::Read<proc::MemCounters> Sampler::rollup(proc::ProcReader& r, pid_t pid) {
     return {ReadStatus::ok, 0, proc::sum(maps.value)};
 }
 
-// The worker and its descendants. With a cgroup we list its members and follow ppid links
-// among them; without one, we walk the children files down from the worker.
+std::optional<Layout> parse_layout(std::string_view line) {
+    auto close = line.rfind(')');
+    if (close == std::string_view::npos) return std::nullopt;
+    std::string_view rest = line.substr(close + 1);
+    // Fields as numbered in proc_pid_stat(5): the first after the comm is field 3.
+    std::uint64_t f[48] = {};
+    for (int i = 3; i <= 47; ++i) {
+        auto tok = proc::text::next_token(rest);
+        if (tok.empty()) return std::nullopt;  // before Linux 3.3: no layout, no comparison
+        if ((i >= 26 && i <= 28) || i >= 45) {
+            auto v = proc::text::to_number<std::uint64_t>(tok);
+            if (!v) return std::nullopt;
+            f[i] = *v;
+        }
+    }
+    return Layout{f[26], f[27], f[28], f[45], f[46], f[47]};
+}
+
+// With a cgroup we list its members and follow ppid links among them; without one, we walk
+// the children files down from the root.
+std::vector<Sampler::Node> Sampler::walk(proc::ProcReader& r, pid_t root, const std::string& cgroup,
+                                         bool root_stat) {
+    auto stat_of = [&r](Node& n) {
+        auto raw = r.read_file(n.pid, "stat");
+        if (!raw.ok()) return;
+        auto st = proc::parse_stat(raw.value);
+        if (!st) return;
+        n.ppid = st->ppid;
+        n.starttime = st->starttime;
+        n.comm = std::move(st->comm);
+        n.layout = parse_layout(raw.value);
+        n.stat_ok = true;
+    };
+    std::vector<Node> out(1);
+    out[0].pid = root;
+    if (root_stat) stat_of(out[0]);
+    if (!cgroup.empty()) {
+        auto members = cgroup::read_procs(cgroup);
+        if (members.size() > 1) {
+            std::vector<Node> found;
+            std::unordered_map<pid_t, std::vector<std::size_t>> kids;
+            for (pid_t m : members) {
+                if (m == root) continue;
+                Node n;
+                n.pid = m;
+                stat_of(n);
+                if (!n.stat_ok) continue;
+                kids[n.ppid].push_back(found.size());
+                found.push_back(std::move(n));
+            }
+            for (std::size_t i = 0; i < out.size(); ++i) {
+                const pid_t parent = out[i].pid;
+                if (auto it = kids.find(parent); it != kids.end())
+                    for (std::size_t k : it->second)
+                        out.push_back(std::move(found[k]));
+            }
+        }
+    } else {
+        for (std::size_t i = 0; i < out.size() && out.size() < 100'000; ++i) {
+            auto c = r.children(out[i].pid);
+            if (!c.ok()) continue;
+            for (pid_t k : c.value) {
+                Node n;
+                n.pid = k;
+                stat_of(n);
+                if (n.stat_ok) out.push_back(std::move(n));
+            }
+        }
+    }
+    if (out.size() > 1 && !out[0].stat_ok) stat_of(out[0]);
+    return out;
+}
+
 std::vector<pid_t> Sampler::tree_of(proc::ProcReader& r, const Target& t,
                                     std::unordered_map<pid_t, proc::Stat>& stats) {
-    std::vector<pid_t> out{t.pid};
-    if (!t.cgroup.empty()) {
-        auto members = cgroup::read_procs(t.cgroup);
-        if (members.size() <= 1) return out;  // only the worker: no stat needed
-        std::unordered_map<pid_t, std::vector<pid_t>> kids;
-        for (pid_t m : members) {
-            if (m == t.pid) continue;
-            auto st = r.read_stat(m);
-            if (!st.ok()) continue;
-            kids[st.value.ppid].push_back(m);
-            stats.emplace(m, std::move(st.value));
-        }
-        for (std::size_t i = 0; i < out.size(); ++i)
-            if (auto it = kids.find(out[i]); it != kids.end())
-                out.insert(out.end(), it->second.begin(), it->second.end());
-        return out;
-    }
-    for (std::size_t i = 0; i < out.size() && out.size() < 100'000; ++i) {
-        auto c = r.children(out[i]);
-        if (!c.ok()) continue;
-        for (pid_t k : c.value) {
-            auto st = r.read_stat(k);
-            if (!st.ok()) continue;
-            stats.emplace(k, std::move(st.value));
-            out.push_back(k);
-        }
+    std::vector<pid_t> out;
+    for (auto& n : walk(r, t.pid, t.cgroup, false)) {
+        out.push_back(n.pid);
+        if (n.pid == t.pid) continue;
+        proc::Stat st;
+        st.pid = n.pid;
+        st.ppid = n.ppid;
+        st.starttime = n.starttime;
+        st.comm = std::move(n.comm);
+        stats.emplace(n.pid, std::move(st));
     }
     return out;
+}
+
+void Sampler::add_procs(proc::ProcReader& r, std::vector<Node> nodes, const std::string& root_cmd,
+                        bool orphan, WorkerMem& wm) {
+    for (auto& n : nodes) {
+        ProcMem pm;
+        pm.pid = n.pid;
+        pm.orphan = orphan;
+        pm.layout = n.layout;
+        if (!orphan && n.pid == wm.target.pid) {
+            pm.ppid = getpid();
+            pm.cmd = root_cmd;
+        } else {
+            pm.ppid = n.ppid;
+            pm.starttime = n.starttime;
+            pm.cmd = std::move(n.comm);
+        }
+        auto m = rollup(r, n.pid);
+        pm.status = m.status;
+        // A process that exited mid-read is skipped, never reported as zero.
+        if (m.status == ReadStatus::gone) continue;
+        if (m.ok()) pm.now = std::move(m.value);
+        wm.procs.push_back(std::move(pm));
+    }
 }
 
 Sample Sampler::sample(const MemQuery& q) {
@@ -136,47 +230,22 @@ Sample Sampler::sample(const MemQuery& q) {
             proc::ProcReader r(root_);
             for (std::size_t i = k; i < s.workers.size(); i += parts) {
                 WorkerMem& wm = s.workers[i];
-                if (wm.target.pid <= 0) continue;
-                std::unordered_map<pid_t, proc::Stat> stats;
-                for (pid_t pid : tree_of(r, wm.target, stats)) {
-                    ProcMem pm;
-                    pm.pid = pid;
-                    if (pid == wm.target.pid) {
-                        pm.ppid = getpid();
-                        pm.cmd = wm.target.cmd;
-                    } else if (auto it = stats.find(pid); it != stats.end()) {
-                        pm.ppid = it->second.ppid;
-                        pm.starttime = it->second.starttime;
-                        pm.cmd = it->second.comm;
-                    }
-                    auto m = rollup(r, pid);
-                    pm.status = m.status;
-                    // A process that exited mid-read is skipped, never reported as zero.
-                    if (m.status == ReadStatus::gone) continue;
-                    if (m.ok()) pm.now = std::move(m.value);
-                    wm.procs.push_back(std::move(pm));
+                if (wm.target.pid > 0)
+                    add_procs(r, walk(r, wm.target.pid, wm.target.cgroup, false), wm.target.cmd,
+                              false, wm);
+                for (const auto& o : wm.target.orphans) {
+                    auto nodes = walk(r, o.pid, o.cgroup, true);
+                    // Reaped (and its pid perhaps reused) since the loop listed it: not ours.
+                    if (!nodes[0].stat_ok || nodes[0].starttime != o.starttime) continue;
+                    add_procs(r, std::move(nodes), o.comm, true, wm);
                 }
             }
         },
         64);
 
-    // Baselines: the first sample of each process, keyed so a reused pid starts afresh.
     const auto now = Clock::now();
-    for (auto& wm : s.workers) {
-        for (auto& pm : wm.procs) {
-            ++s.processes;
-            if (pm.status != ReadStatus::ok) {
-                ++s.unreadable;
-                continue;
-            }
-            Key key{pm.pid,
-                    pm.pid == wm.target.pid ? (kWorkerStamp | wm.target.generation) : pm.starttime};
-            auto [it, fresh] = first_.try_emplace(key, First{pm.now, now, round_});
-            it->second.seen = round_;
-            pm.first = it->second.mem;
-            pm.since_first = now - it->second.at;
-        }
-    }
+    for (auto& wm : s.workers)
+        baselines(wm, s, now);
     // Forget processes that are gone, lazily, once the map has grown well past what we see.
     if (first_.size() > 2 * s.processes + 1024) {
         for (auto it = first_.begin(); it != first_.end();) {
@@ -186,6 +255,90 @@ Sample Sampler::sample(const MemQuery& q) {
     }
     s.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     return s;
+}
+
+// The copy-on-write baseline of each process, kept from sample to sample by (pid, start
+// time), or (pid, generation) for the worker, so a reused pid starts afresh.
+//
+// A process forked from its parent (not exec'd) held, at that instant, nothing private: every
+// dirty page was shared with the parent. So its baseline is the fork, whenever we first see
+// it, and all the erosion since counts even if nobody asked before. A process that forks
+// (a prefork master) is rebaselined at its fork, for the same reason: the pages its children
+// rewrite become private to it. Anything else (the worker exec'd by us, a program a shell
+// exec'd) is measured from its first sample, taken when the worker comes up.
+void Sampler::baselines(WorkerMem& wm, Sample& s, Clock::time_point now) {
+    std::unordered_map<pid_t, const ProcMem*> by_pid;
+    for (const auto& pm : wm.procs)
+        by_pid.emplace(pm.pid, &pm);
+    auto forked = [&](const ProcMem& pm) {
+        if (!pm.orphan && pm.pid == wm.target.pid) return false;  // exec'd by us
+        auto it = by_pid.find(pm.ppid);
+        return it != by_pid.end() && pm.layout && it->second->layout &&
+               *pm.layout == *it->second->layout;
+    };
+    // Each parent's most recent fork among its live children.
+    std::unordered_map<pid_t, std::uint64_t> last_fork;
+    for (const auto& pm : wm.procs)
+        if (forked(pm)) last_fork[pm.ppid] = std::max(last_fork[pm.ppid], pm.starttime);
+
+    // Start times are clock ticks since boot; a fork baseline's age is read off them.
+    static const long hz = ::sysconf(_SC_CLK_TCK);
+    timespec boot{};
+    ::clock_gettime(CLOCK_BOOTTIME, &boot);
+    const double boot_now =
+        static_cast<double>(boot.tv_sec) + 1e-9 * static_cast<double>(boot.tv_nsec);
+    auto at = [&](std::uint64_t start) {
+        const double age = std::max(
+            0.0, boot_now - static_cast<double>(start) / static_cast<double>(hz > 0 ? hz : 100));
+        return now -
+               std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(age));
+    };
+    auto at_fork = [](const proc::MemCounters& m) {
+        proc::MemCounters b = m;
+        b.shared_dirty += b.private_dirty;
+        b.private_dirty = 0;
+        return b;
+    };
+
+    for (auto& pm : wm.procs) {
+        ++s.processes;
+        if (pm.status != ReadStatus::ok) {
+            ++s.unreadable;
+            continue;
+        }
+        const bool worker = !pm.orphan && pm.pid == wm.target.pid;
+        Key key{pm.pid, worker ? (kWorkerStamp | wm.target.generation) : pm.starttime};
+        auto it = first_.find(key);
+        // It exec'd since: nothing of the process we measured before is left.
+        if (it != first_.end() && pm.layout && it->second.layout &&
+            *pm.layout != *it->second.layout) {
+            first_.erase(it);
+            it = first_.end();
+        }
+        if (it == first_.end()) {
+            First f;
+            if (forked(pm)) {
+                f.mem = at_fork(pm.now);
+                f.at = at(pm.starttime);
+                f.fork = true;
+            } else {
+                f.mem = pm.now;
+                f.at = now;
+            }
+            it = first_.emplace(key, std::move(f)).first;
+        }
+        First& f = it->second;
+        if (auto c = last_fork.find(pm.pid); c != last_fork.end() && !f.fork) {
+            f.mem = at_fork(pm.now);
+            f.at = at(c->second);
+            f.fork = true;
+        }
+        if (pm.layout) f.layout = pm.layout;
+        f.seen = round_;
+        pm.first = f.mem;
+        pm.fork_baseline = f.fork;
+        pm.since_first = now - f.at;
+    }
 }
 
 json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::string& sort) {
@@ -205,15 +358,24 @@ json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::str
             json::object w;
             w["name"] = wm.target.name;
             w["pid"] = wm.target.pid > 0 ? json::value(wm.target.pid) : json::value(nullptr);
-            Totals tree;
-            CowLost tree_cow;
+            // The worker's own tree, and apart from it the orphans it left (their memory is
+            // not the worker's: restarting it frees none of it), both counted in the pool.
+            Totals tree, orphans;
+            CowLost tree_cow, orphans_cow;
+            std::size_t orphan_procs = 0;
             Clock::duration since{};
+            bool fork = false;
             json::array procs;
             bool self_ok = false;
             std::string self_status = wm.target.pid > 0 ? "gone" : "not running";
             for (const auto& pm : wm.procs) {
+                const bool self = !pm.orphan && pm.pid == wm.target.pid;
                 json::object p{{"pid", pm.pid}, {"ppid", pm.ppid}, {"cmd", pm.cmd}};
-                if (pm.pid == wm.target.pid) self_status = proc::to_string(pm.status);
+                if (pm.orphan) {
+                    p["orphan"] = true;
+                    ++orphan_procs;
+                }
+                if (self) self_status = proc::to_string(pm.status);
                 if (pm.status != ReadStatus::ok) {
                     p["status"] = proc::to_string(pm.status);
                     ++unreadable;
@@ -222,8 +384,8 @@ json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::str
                 }
                 CowLost c;
                 c.add(pm);
-                tree_cow.add(pm);
-                tree.add(pm.now);
+                (pm.orphan ? orphans_cow : tree_cow).add(pm);
+                (pm.orphan ? orphans : tree).add(pm.now);
                 p["status"] = "ok";
                 p["rss"] = pm.now.rss;
                 p["pss"] = pm.now.pss;
@@ -232,26 +394,33 @@ json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::str
                 p["shared_clean"] = pm.now.shared_clean;
                 p["shared_dirty"] = pm.now.shared_dirty;
                 p["private_dirty"] = pm.now.private_dirty;
-                p["cow_lost"] = cow_json(c, pm.since_first);
-                if (pm.pid == wm.target.pid) {
+                p["cow_lost"] = cow_json(c, pm.since_first, pm.fork_baseline);
+                if (self) {
                     self_ok = true;
                     since = pm.since_first;
+                    fork = pm.fork_baseline;
                     w["self"] = counters_json(pm.now);
-                    w["cow_lost"] = cow_json(c, pm.since_first);
+                    w["cow_lost"] = cow_json(c, pm.since_first, pm.fork_baseline);
                 }
                 procs.push_back(std::move(p));
             }
             if (!self_ok) w["self"] = nullptr;
             w["status"] = self_status;
             w["tree"] = totals_json(tree);
-            w["tree_cow_lost"] = cow_json(tree_cow, since);
+            w["tree_cow_lost"] = cow_json(tree_cow, since, fork);
+            if (orphan_procs > 0) {
+                json::object o = totals_json(orphans);
+                o["processes"] = orphan_procs;
+                o["cow_lost"] =
+                    json::object{{"private_dirty_growth", orphans_cow.private_dirty_growth},
+                                 {"shared_lost", orphans_cow.shared_lost}};
+                w["orphans"] = std::move(o);
+            }
             w["processes"] = std::move(procs);
-            pool_totals.pss += tree.pss;
-            pool_totals.uss += tree.uss;
-            pool_totals.swap_pss += tree.swap_pss;
-            pool_totals.rss_sum += tree.rss_sum;
-            pool_cow.private_dirty_growth += tree_cow.private_dirty_growth;
-            pool_cow.shared_lost += tree_cow.shared_lost;
+            add_totals(pool_totals, tree);
+            add_totals(pool_totals, orphans);
+            add_cow(pool_cow, tree_cow);
+            add_cow(pool_cow, orphans_cow);
             rows.push_back(Row{std::move(w), tree, wm.target.index});
         }
         auto key = [&](const Totals& t) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -20,6 +21,15 @@ namespace cow::mem {
 
 using Clock = std::chrono::steady_clock;
 
+// A process that outlived its parent in a worker's tree and was reparented to the daemon
+// (Supervisor::orphans): the worker's own tree no longer reaches it.
+struct OrphanRoot {
+    pid_t pid = 0;
+    std::uint64_t starttime = 0;  // checked before reading: the daemon may have reaped it
+    std::string comm;
+    std::string cgroup;  // "" without cgroups
+};
+
 // One worker, as the loop saw it.
 struct Target {
     std::string pool;
@@ -29,6 +39,8 @@ struct Target {
     std::uint64_t generation = 0;
     std::string cgroup;  // "" without cgroups
     std::string cmd;     // the configured command, for display
+    std::uint64_t worker_id = 0;
+    std::vector<OrphanRoot> orphans;  // shown under the worker, counted in its pool
 };
 
 struct MemQuery {
@@ -36,15 +48,30 @@ struct MemQuery {
     std::vector<Target> targets;
 };
 
+// Where a process's address space lies (/proc/PID/stat fields 26-28 and 45-47): a child
+// forked without exec has exactly its parent's; exec draws a new one (ASLR).
+struct Layout {
+    std::uint64_t start_code = 0, end_code = 0, start_stack = 0;
+    std::uint64_t start_data = 0, end_data = 0, start_brk = 0;
+    bool operator==(const Layout&) const = default;
+};
+std::optional<Layout> parse_layout(std::string_view stat_line);
+
 struct ProcMem {
     pid_t pid = 0;
     pid_t ppid = 0;
     std::uint64_t starttime = 0;  // for descendants (0 for the worker: its generation counts)
     std::string cmd;
+    bool orphan = false;           // in the tree of one of the target's orphans
+    std::optional<Layout> layout;  // read for processes of trees of more than one
     proc::ReadStatus status = proc::ReadStatus::error;
     proc::MemCounters now;
-    proc::MemCounters first;        // the first sample of this process (COW baseline)
-    Clock::duration since_first{};  // how long ago that was
+    // The copy-on-write baseline: for a process forked from another of the tree, and for one
+    // that forked, the moment of the fork (all its dirty memory shared, none private); for
+    // any other process, its first sample.
+    proc::MemCounters first;
+    bool fork_baseline = false;
+    Clock::duration since_first{};  // how long ago that baseline was
 };
 
 struct WorkerMem {
@@ -107,11 +134,28 @@ class Sampler {
     struct First {
         proc::MemCounters mem;
         Clock::time_point at;
-        std::uint64_t seen = 0;  // sample number it was last seen in
+        std::uint64_t seen = 0;        // sample number it was last seen in
+        bool fork = false;             // the baseline is a fork (see ProcMem::first)
+        std::optional<Layout> layout;  // as last seen: a change means it exec'd
+    };
+    struct Node {
+        pid_t pid = 0;
+        pid_t ppid = 0;
+        std::uint64_t starttime = 0;
+        std::string comm;
+        std::optional<Layout> layout;
+        bool stat_ok = false;
     };
 
+    // `root` and its descendants, root first. The root's stat is read when it has
+    // descendants (their layouts are compared with its own) or when root_stat asks.
+    std::vector<Node> walk(proc::ProcReader& r, pid_t root, const std::string& cgroup,
+                           bool root_stat);
     std::vector<pid_t> tree_of(proc::ProcReader& r, const Target& t,
                                std::unordered_map<pid_t, proc::Stat>& stats);
+    void add_procs(proc::ProcReader& r, std::vector<Node> nodes, const std::string& root_cmd,
+                   bool orphan, WorkerMem& wm);
+    void baselines(WorkerMem& wm, Sample& s, Clock::time_point now);
     proc::Read<proc::MemCounters> rollup(proc::ProcReader& r, pid_t pid);
 
     std::string root_;
