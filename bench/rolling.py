@@ -6,6 +6,7 @@ standard library only.
 
     python3 bench/rolling.py [--runs 3] [--workers 8] [--connections 64] [--rest 10]
                              [--after 10] [--systems cowherd,cowherd-all-at-once,pm2]
+                             [--startup-delay MS] [--crash-loop]
 
 Each run, for each system in turn: start a pool of --workers HTTP workers on one port, run
 bench_httpload against it (closed loop, --connections connections, a fresh TCP connection per
@@ -17,6 +18,22 @@ restart the whole pool and keep the load on until --after seconds after the rest
   cowherd-all-at-once  `cowctl restart web --all-at-once`: stop every worker, then start them
   pm2                  `pm2 reload web`: PM2's zero-downtime reload of a cluster-mode app
                        (bench/pm2-http.js -i N, kill_timeout 5s)
+
+Two options for the cowherd systems only (issue 18):
+
+  --startup-delay MS   cow-http waits MS before it sends READY=1, so that every replacement of
+                       a roll takes that long while its old worker still serves
+  --crash-loop         a second pool, `crash`, whose one worker exits 1 every half second
+                       (`sh -c "sleep 0.5; exit 1"`, start_timeout 0s, backoff 100ms,
+                       max_restarts 10000 within 1m): the daemon handles an unrelated exit every
+                       ~0.6 s while the roll runs, and a roll must not take its own old,
+                       still-serving worker for an orphan then
+
+After the load every cowherd run ends with `cowctl shutdown` and measures the time from that
+command's launch until the daemon has exited, and the daemon's exit status: a clean shutdown
+exits 0, well within the web pool's stop_timeout (5 s). From the daemon log it counts the
+`adopted orphan ... from web.N` lines before the shutdown (each an old web worker killed as an
+orphan) and, under --crash-loop, the crash pool's exits inside the restart window.
 
 Figures per run: requests and failures (whole run, and inside the restart window), the p99
 latency at rest, during the restart and after it, the ratio p99(restart) / p99(rest), the worst
@@ -78,6 +95,18 @@ from benchlib import (  # noqa: E402  (bench/ is on sys.path when run as a scrip
     machine,
 )
 POOL = "web"
+CRASH = "crash"
+STOP_TIMEOUT_S = 5  # the web pool's
+SHUTDOWN_TIMEOUT_S = 15
+# The crash-looping neighbour of --crash-loop: exits 1 every ~0.6 s (0.5 s of sleep, a 100 ms
+# backoff that never grows) for as long as the benchmark runs.
+CRASH_POOL = f"""  {CRASH}:
+    command: ["/bin/sh", "-c", "sleep 0.5; exit 1"]
+    workers: 1
+    start_timeout: 0s
+    backoff: {{initial: 100ms, max: 100ms}}
+    max_restarts: {{count: 10000, within: 1m}}
+"""
 
 def free_port():
     s = socket.socket()
@@ -264,6 +293,8 @@ def measure(args, bins, d, port, restart_argv, env, name, old_pids):
         "p99_run_merged_ms": merged_quantile(ivs, 0.99),
         "pids_seen": len(fin.get("answered_by") or []),
         "window_s": [a, b],
+        # The same window on the wall clock, to place the daemon log's lines in it.
+        "window_wall": [t + time.time() - time.monotonic() for t in (t_a, max(t_b, t_c))],
         "intervals": [{k: o[k] for k in ("start", "end", "requests", "failures", "p50_ms",
                                          "p99_ms", "max_ms", "pids")} for o in ivs],
         "rest": window_figures(rest),
@@ -284,25 +315,52 @@ def measure(args, bins, d, port, restart_argv, env, name, old_pids):
 # ---------------------------------------------------------------- systems
 
 
+def log_time(line):
+    """The wall-clock time of a daemon log line (spdlog's local time), or -inf."""
+    try:
+        return datetime.datetime.fromisoformat(line[:23]).timestamp()
+    except ValueError:
+        return -math.inf
+
+
+def shutdown(ctl, daemon):
+    """`cowctl shutdown`: the wall time from its launch until the daemon has exited, the
+    daemon's exit status (None: still running SHUTDOWN_TIMEOUT_S + 15 s later) and cowctl's."""
+    t0 = time.monotonic()
+    _, ctl_rc, out = run(ctl + ["shutdown"], timeout=SHUTDOWN_TIMEOUT_S + 15)
+    try:
+        rc = daemon.wait(max(1.0, t0 + SHUTDOWN_TIMEOUT_S + 15 - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        rc = None
+    s = time.monotonic() - t0
+    if ctl_rc != 0 or rc != 0 or s > STOP_TIMEOUT_S:
+        log(f"  cowctl shutdown exited {ctl_rc} ({out.strip()}); the daemon exited {rc} "
+            f"after {s:.2f} s (stop_timeout {STOP_TIMEOUT_S} s)")
+    return {"shutdown_s": s, "shutdown_rc": rc, "shutdown_ctl_rc": ctl_rc}
+
+
 def cowherd_run(args, bins, tmp, all_at_once):
     name = "cowherd-all-at-once" if all_at_once else "cowherd"
     d = tempfile.mkdtemp(prefix=name + "-", dir=tmp)
     port = free_port()
     sock = os.path.join(d, "cowherd.sock")
     cfg = os.path.join(d, "cowherd.yaml")
+    delay = f', "--startup-delay", "{args.startup_delay}"' if args.startup_delay else ""
     with open(cfg, "w") as f:
         f.write(f"""daemon:
   socket: {sock}
-  shutdown_timeout: 15s
+  shutdown_timeout: {SHUTDOWN_TIMEOUT_S}s
 pools:
   {POOL}:
-    command: ["{bins['cow-http']}"]
+    command: ["{bins['cow-http']}"{delay}]
     workers: {args.workers}
     ready: notify
-    start_timeout: 5s
-    stop_timeout: 5s
+    start_timeout: {5000 + args.startup_delay}ms
+    stop_timeout: {STOP_TIMEOUT_S}s
     sockets: [{{name: http, listen: "tcp://127.0.0.1:{port}"}}]
 """)
+        if args.crash_loop:
+            f.write(CRASH_POOL)
     ctl = [bins["cowctl"], "--socket", sock]
     daemon = popen([bins["cowherd"], "-c", cfg], os.path.join(d, "cowherd.log"))
     try:
@@ -313,7 +371,8 @@ pools:
             ws = json.loads(out)["pools"][0]["workers"]
             return sum(w["state"] == "running" for w in ws) == args.workers
 
-        if not wait_until(running, 30, 0.1) or http_body(port) is None:
+        if not wait_until(running, 30 + args.workers * args.startup_delay / 1000, 0.1) \
+                or http_body(port) is None:
             raise RuntimeError(f"{name}: the pool did not come up (see {d}/cowherd.log)")
         def old_pids():
             _, _, out = run(ctl + ["--json", "status", POOL], timeout=10)
@@ -325,10 +384,19 @@ pools:
         ws = json.loads(out)["pools"][0]["workers"]
         r["running_after"] = sum(w["state"] == "running" for w in ws)
         with open(os.path.join(d, "cowherd.log"), errors="replace") as f:
-            r["kill_mode"] = next((ln.split("kill mode: ", 1)[1].strip() for ln in f
-                                   if "kill mode: " in ln), "?")
-        run(ctl + ["shutdown"], timeout=30)
-        daemon.wait(30)
+            lines = f.readlines()
+        r["kill_mode"] = next((ln.split("kill mode: ", 1)[1].strip() for ln in lines
+                               if "kill mode: " in ln), "?")
+        # Old web workers the daemon took for orphans before the shutdown (issue 18).
+        r["web_orphaned"] = sum("adopted orphan pid" in ln and f" from {POOL}." in ln
+                                for ln in lines)
+        if args.crash_loop:
+            _, _, out = run(ctl + ["--json", "status", CRASH], timeout=10)
+            r["crash_restarts"] = sum(w["restarts"] for w in json.loads(out)["pools"][0]["workers"])
+            r["crash_exits_in_restart"] = sum(
+                f"{CRASH}.0 pid" in ln and "exited with status" in ln
+                and r["window_wall"][0] <= log_time(ln) <= r["window_wall"][1] for ln in lines)
+        r.update(shutdown(ctl, daemon))
         return r
     finally:
         terminate(daemon)
@@ -403,6 +471,10 @@ COLUMNS = [
     ("p99 after ms", lambda r: r["after"]["p99_ms"], "ms"),
     ("restart s", lambda r: r["restart_s"], "{:.2f}"),
     ("old gone s", lambda r: r["old_gone_s"], "{:.2f}"),
+    ("web orphaned", lambda r: r.get("web_orphaned"), "{}"),
+    ("crash exits in restart", lambda r: r.get("crash_exits_in_restart"), "{}"),
+    ("shutdown s", lambda r: r.get("shutdown_s"), "{:.2f}"),
+    ("exit", lambda r: r.get("shutdown_rc"), "{}"),
     ("other CPU", lambda r: 100 * r["foreign_cpu"], "{:.0f}%"),
 ]
 
@@ -437,10 +509,11 @@ def render(runs, systems, args):
     for row in rows:
         lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
     lines.append("")
-    lines.append("failure kinds (run totals): " + "; ".join(
+    kinds = "; ".join(
         f"{r['system']}#{r['run']}: " + ", ".join(f"{k} {v}" for k, v in
                                                   (r["failure_kinds"] or {}).items() if v)
-        for r in runs if r["failures"]) or "failure kinds: none")
+        for r in runs if r["failures"])
+    lines.append("failure kinds (run totals): " + (kinds or "none"))
     lines.append("p99 estimate check, whole run, merged from intervals vs exact: " + "; ".join(
         f"{r['system']} {f_ms(r['p99_run_merged_ms'])}/{f_ms(r['p99_run_exact_ms'])}"
         for r in runs))
@@ -460,6 +533,11 @@ def main():
                     help="seconds at the start of the load left out of the 'rest' window")
     ap.add_argument("--report-every", type=int, default=200, help="ms per interval report")
     ap.add_argument("--systems", default="cowherd,cowherd-all-at-once,pm2")
+    ap.add_argument("--startup-delay", type=int, default=0, metavar="MS",
+                    help="cow-http --startup-delay: ms each worker takes to become ready "
+                         "(cowherd systems only)")
+    ap.add_argument("--crash-loop", action="store_true",
+                    help="add a pool that exits 1 every ~0.6 s (cowherd systems only)")
     ap.add_argument("--bin-dir", default=os.path.join(ROOT, "build", "release", "bin"))
     ap.add_argument("--wait-for", default="bench/spawn.py",
                     help="pgrep -f pattern of a benchmark to wait for before each measurement")
@@ -486,6 +564,8 @@ def main():
     if "pm2" in systems and not bins["pm2"]:
         log("pm2 not installed: skipped (npm i -g pm2)")
         systems.remove("pm2")
+    if "pm2" in systems and (args.crash_loop or args.startup_delay):
+        log("pm2: runs without --crash-loop and --startup-delay (cowherd systems only)")
 
     def interrupted(signo, _frame):
         raise KeyboardInterrupt(signo)
@@ -530,7 +610,9 @@ def main():
                 log(f"  requests {r['requests']}, failures {r['failures']} "
                     f"({r['failures_since']} since the restart began), p99 rest "
                     f"{f_ms(r['rest']['p99_ms'])} ms, restart {f_ms(r['roll']['p99_ms'])} ms "
-                    f"({f_x(r['p99_ratio'])}), restart took {r['restart_s']:.2f} s")
+                    f"({f_x(r['p99_ratio'])}), restart took {r['restart_s']:.2f} s"
+                    + (f", shutdown {r['shutdown_s']:.2f} s, exit {r['shutdown_rc']}, "
+                       f"{r['web_orphaned']} web workers orphaned" if "shutdown_s" in r else ""))
     except KeyboardInterrupt:
         log("interrupted")
     finally:
@@ -547,6 +629,9 @@ def main():
     print(f"# {args.workers} workers, bench_httpload --connections {args.connections} (fresh "
           f"connection per request), {args.rest:g} s at rest, restart, {args.after:g} s after; "
           f"{args.runs} runs")
+    if args.crash_loop or args.startup_delay:
+        print(f"# cowherd: cow-http --startup-delay {args.startup_delay} ms"
+              + (f"; pool '{CRASH}' exits 1 every ~0.6 s throughout" if args.crash_loop else ""))
     print(render(runs, [s for s in systems], args))
     meds = {}
     for name in systems:
@@ -561,6 +646,13 @@ def main():
     for name, v in meds.items():
         print(f"{name}: median failures {v['failures']:g}, median p99 ratio "
               f"(restart/rest) {v['p99_ratio']:.2f}x")
+    for name in systems:
+        mine = [r for r in runs if r["system"] == name and "shutdown_s" in r]
+        if mine:
+            print(f"{name}: shutdown after the load took "
+                  + ", ".join(f"{r['shutdown_s']:.2f} s (exit {r['shutdown_rc']})" for r in mine)
+                  + f"; web pool's stop_timeout {STOP_TIMEOUT_S} s; old web workers killed as "
+                  f"orphans: {sum(r['web_orphaned'] for r in mine)}")
     kms = {r.get("kill_mode") for r in runs if r.get("kill_mode")}
     if kms:
         print(f"cowherd kill mode: {', '.join(sorted(kms))}")
