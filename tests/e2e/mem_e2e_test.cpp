@@ -1,5 +1,9 @@
 // `cowctl mem` against theory: copy-on-write after fork, fork-exec'd copies, shared anonymous
 // memory, unreadable processes, erosion since the first sample, and recycling.
+#include <algorithm>
+#include <sstream>
+
+#include "core/proc/reader.hpp"
 #include "tests/e2e/harness.hpp"
 
 using namespace cow::test;
@@ -41,6 +45,40 @@ class Mem : public DaemonFixture {
     }
 
     static double num(const json::value& v) { return v.to_number<double>(); }
+
+    // What a memhog process holds besides its regions, as the kernel's smaps counts it
+    // (bytes): its binary, libraries, heap and stack. Their PSS and sharing depend on what
+    // else runs on the machine (how many processes map libc), so the theory is about the
+    // regions and the rest is read, never assumed. memhog's regions are the anonymous
+    // mappings it marked MADV_NOHUGEPAGE ("nh"), of the sizes it was asked for.
+    struct Rest {
+        double pss = 0, rss = 0, priv = 0, shared = 0;
+    };
+    static Rest rest_of(pid_t pid, std::vector<double> region_sizes) {
+        cow::proc::ProcReader reader;
+        auto maps = reader.read_smaps(pid);
+        EXPECT_TRUE(maps.ok()) << "smaps of " << pid;
+        Rest r;
+        for (const auto& m : maps.value) {
+            std::istringstream flags(m.vmflags);
+            bool nh = false;
+            for (std::string f; flags >> f;)
+                nh |= f == "nh";
+            const auto size = static_cast<double>(m.end - m.start);
+            auto it = std::find(region_sizes.begin(), region_sizes.end(), size);
+            if (nh && it != region_sizes.end()) {
+                region_sizes.erase(it);
+                continue;
+            }
+            const auto& c = m.counters;
+            r.pss += static_cast<double>(c.pss);
+            r.rss += static_cast<double>(c.rss);
+            r.priv += static_cast<double>(c.private_clean + c.private_dirty);
+            r.shared += static_cast<double>(c.shared_clean + c.shared_dirty);
+        }
+        EXPECT_TRUE(region_sizes.empty()) << "pid " << pid << ": a region is not in its smaps";
+        return r;
+    }
 };
 
 // Within 2 % + 1 MiB of the theory, as the issue demands.
@@ -49,6 +87,14 @@ class Mem : public DaemonFixture {
     if (std::abs(got - want) <= tol) return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure()
            << "got " << got / kMiB << " MiB, want " << want / kMiB << " MiB +- " << tol / kMiB;
+}
+
+// lo <= got <= hi, each bound with Near's tolerance.
+::testing::AssertionResult Between(double got, double lo, double hi) {
+    if (got >= lo - (0.02 * lo + kMiB) && got <= hi + 0.02 * hi + kMiB)
+        return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << "got " << got / kMiB << " MiB, want " << lo / kMiB << " to " << hi / kMiB << " MiB";
 }
 
 TEST_F(Mem, ForkedChildrenMatchCopyOnWriteTheory) {
@@ -62,18 +108,19 @@ TEST_F(Mem, ForkedChildrenMatchCopyOnWriteTheory) {
     auto& worker = pool["workers"].as_array()[0].as_object();
     auto& procs = worker["processes"].as_array();
     ASSERT_EQ(procs.size(), 4u);
-    double sum_pss = 0;
+    double sum_pss = 0, rest_pss = 0;
     for (std::size_t i = 0; i < procs.size(); ++i) {
         auto& p = procs[i].as_object();
         ASSERT_EQ(p["status"].as_string(), "ok");
         sum_pss += num(p["pss"]);
+        rest_pss += rest_of(static_cast<pid_t>(as_int(p["pid"])), {A}).pss;
         if (i == 0) continue;  // the parent: its table is shared with all three children
         EXPECT_TRUE(Near(num(p["private_dirty"]), W)) << "child private dirty";
         EXPECT_TRUE(Near(num(p["shared_dirty"]), A - W)) << "child shared dirty";
     }
-    // A + K*W, plus a small overhead (libc, stacks, the helper's own data).
+    // A + K*W, plus what the processes hold besides the table (libc, stacks, their data).
     EXPECT_GE(sum_pss, A + K * W);
-    EXPECT_LE(sum_pss, A + K * W + 3 * kMiB);
+    EXPECT_TRUE(Near(sum_pss - rest_pss, A + K * W)) << "the table's PSS";
     EXPECT_EQ(num(pool["totals"].as_object()["pss"]), sum_pss);
     EXPECT_EQ(num(worker["tree"].as_object()["pss"]), sum_pss);
 
@@ -112,14 +159,15 @@ TEST_F(Mem, SharedAnonymousMemoryCountsOnceInThePool) {
     auto pool = pool_of(ctl_json({"mem", "shm"}), "shm");
     auto& procs = pool["workers"].as_array()[0].as_object()["processes"].as_array();
     ASSERT_EQ(procs.size(), 4u);
-    double sum_pss = 0, sum_rss = 0;
+    double sum_pss = 0, sum_rss = 0, rest_pss = 0;
     for (auto& pv : procs) {
         auto& p = pv.as_object();
         EXPECT_GE(num(p["shared_dirty"]), S) << "every process maps all of it";
         sum_pss += num(p["pss"]);
         sum_rss += num(p["rss"]);
+        rest_pss += rest_of(static_cast<pid_t>(as_int(p["pid"])), {S}).pss;
     }
-    EXPECT_TRUE(Near(sum_pss, S + 1.5 * kMiB)) << "counted once, plus each process's own bits";
+    EXPECT_TRUE(Near(sum_pss - rest_pss, S)) << "counted once, besides each process's own bits";
     EXPECT_GE(sum_rss, 4 * S) << "rss counts it in every process";
     auto& totals = pool["totals"].as_object();
     EXPECT_GE(num(totals["saved"]), 3 * S - 2 * kMiB);
@@ -184,11 +232,15 @@ TEST_F(Mem, RecyclesAWorkerOverItsPrivateLimit) {
                         std::chrono::seconds(20)));
     auto w = workers("fat")[0];
     EXPECT_NE(std::string(w["recycled"].as_string()).find("> 16.0 MiB"), std::string::npos);
-    // The sample may come while memhog is still allocating: any figure over the limit.
+    // memhog may still be touching its 32 MiB when a check finds it over the limit (a busy
+    // machine saw 24.1 MiB): the figure is over 16 MiB and at most what memhog holds.
     const std::string l = slurp(log);
-    const auto at = l.find("fat.0 recycled: private ");
+    const std::string said = "fat.0 recycled: private ";
+    const auto at = l.find(said);
     ASSERT_NE(at, std::string::npos) << l;
-    EXPECT_GT(std::stod(l.substr(at + 24)), 16.0) << l.substr(at, 60);
+    const double mib = std::strtod(l.c_str() + at + said.size(), nullptr);
+    EXPECT_GT(mib, 16.0) << l;
+    EXPECT_LE(mib, 32.0 + 2.0) << l;
     EXPECT_EQ(as_int(w["restarts"]), 0) << "a recycle is not a failure";
 }
 
@@ -228,20 +280,28 @@ TEST_F(Mem, DeepSplitsPagesByWhoSharesThemAndAgreesWithSmaps) {
     EXPECT_LT(r["pss_max_diff_pct"].to_number<double>(), 1.0) << "PSS from pages vs smaps_rollup";
     auto& procs = r["processes"].as_array();
     ASSERT_EQ(procs.size(), 4u);
+    const double A = 64 * kMiB, W = 8 * kMiB;
     int children = 0;
+    double rest_rss = 0;
     for (auto& pv : procs) {
         auto& p = pv.as_object();
         ASSERT_EQ(p["status"].as_string(), "ok");
+        const Rest rest = rest_of(static_cast<pid_t>(as_int(p["pid"])), {A});
+        rest_rss += rest.rss;
         if (p["master"].as_bool()) continue;
         ++children;
-        EXPECT_TRUE(Near(num(p["private"]), 8 * kMiB)) << "what the child rewrote";
-        EXPECT_TRUE(Near(num(p["pool_shared"]), 56 * kMiB)) << "still shared inside the pool";
-        EXPECT_GE(num(p["with_master"]), 56 * kMiB - kMiB);
-        EXPECT_LT(num(p["outside_shared"]), 4 * kMiB) << "libc and such";
+        // The table: W rewritten, A - W still shared, with pool members only (memhog made it
+        // after its exec). Of the rest (libc, the binary, its heap), any part may be shared
+        // with outsiders or only inside the pool.
+        EXPECT_TRUE(Near(num(p["private"]), W + rest.priv)) << "what the child rewrote";
+        EXPECT_TRUE(Between(num(p["pool_shared"]), A - W, A - W + rest.shared))
+            << "still shared inside the pool";
+        EXPECT_TRUE(Between(num(p["with_master"]), A - W, A - W + rest.shared));
+        EXPECT_TRUE(Between(num(p["outside_shared"]), 0, rest.shared)) << "libc and such";
     }
     EXPECT_EQ(children, 3);
     auto& t = r["totals"].as_object();
-    EXPECT_TRUE(Near(num(t["distinct"]), (64 + 3 * 8) * kMiB + 1.5 * kMiB));
+    EXPECT_TRUE(Between(num(t["distinct"]), A + 3 * W, A + 3 * W + rest_rss));
     EXPECT_GT(as_int(r["pages_read"]), 0);
     EXPECT_NE(ctl({"mem", "hog", "--deep"}).out.find("WITH_MASTER"), std::string::npos);
 }

@@ -248,9 +248,9 @@ TEST_F(Prefork, ABrokenNewVersionStopsTheRollAndKeepsTheOldWorkers) {
 TEST_F(Prefork, NotifyReadinessGatesRunningAndStartTimeout) {
     start(R"(  slow:
     command: [")" +
-          bin("notifier") + R"(", ready-after, "400"]
+          bin("notifier") + R"(", ready-on-usr1]
     ready: notify
-    start_timeout: 5s
+    start_timeout: 30s
   never:
     command: [")" +
           bin("notifier") + R"(", never-ready]
@@ -266,8 +266,11 @@ TEST_F(Prefork, NotifyReadinessGatesRunningAndStartTimeout) {
           bin("notifier") + R"(", child-ready]
     ready: notify
 )");
-    // Alive, but not running until READY=1.
-    EXPECT_EQ(workers("slow")[0]["state"].as_string(), "starting");
+    // Alive, but not running until READY=1 (which it sends when told to).
+    auto slow = workers("slow")[0];
+    EXPECT_EQ(slow["state"].as_string(), "starting");
+    ASSERT_GT(as_int(slow["pid"]), 0);
+    ASSERT_EQ(::kill(static_cast<pid_t>(as_int(slow["pid"])), SIGUSR1), 0);
     ASSERT_TRUE(WaitFor([&] { return workers("slow")[0]["state"].as_string() == "running"; }));
     ASSERT_TRUE(WaitFor([&] { return workers("never")[0]["state"].as_string() == "backoff"; }));
     EXPECT_NE(std::string(workers("never")[0]["reason"].as_string()).find("no READY=1"),
@@ -280,8 +283,10 @@ TEST_F(Prefork, NotifyReadinessGatesRunningAndStartTimeout) {
 }
 
 TEST_F(Prefork, AnOutsiderCannotSpeakForAWorker) {
+    // A long backoff, so that the failed start is still what status shows when asked again.
     start("  w:\n    command: [\"" + bin("notifier") +
-          "\", impostor]\n    ready: notify\n    start_timeout: 3s\n");
+          "\", impostor]\n    ready: notify\n    start_timeout: 3s\n"
+          "    backoff: {initial: 10s, max: 10s}\n");
     pid_t pid = static_cast<pid_t>(as_int(workers("w")[0]["pid"]));
     ASSERT_GT(pid, 0);
     // Its NOTIFY_SOCKET, from its environment; we (not its descendant) send READY=1 there.
@@ -299,8 +304,12 @@ TEST_F(Prefork, AnOutsiderCannotSpeakForAWorker) {
               static_cast<ssize_t>(sizeof msg - 1));
     ::close(fd);
     // The daemon handles datagrams in order; a status request after it sees the result.
-    ASSERT_TRUE(WaitFor([&] { return workers("w")[0]["state"].as_string() != "starting"; },
-                        std::chrono::seconds(10)));
+    ASSERT_TRUE(WaitFor(
+        [&] {
+            auto state = workers("w")[0]["state"].as_string();
+            return state != "starting" && state != "stopping";
+        },
+        std::chrono::seconds(10)));
     auto w = workers("w")[0];
     EXPECT_EQ(w["state"].as_string(), "backoff") << "it timed out: the READY=1 was not its own";
     EXPECT_FALSE(w.contains("status_text"));

@@ -2,6 +2,7 @@
 //
 // usage: notifier MODE [ARGS]
 //   ready-after MS               READY=1 and STATUS=ready after MS ms
+//   ready-on-usr1                READY=1 and STATUS=ready once it receives SIGUSR1
 //   never-ready                  never sends READY=1
 //   ready-then-stop-pinging MS   READY=1 at once; WATCHDOG=1 pings only during the first MS ms
 //   extend US MS                 EXTEND_TIMEOUT_USEC=US at once, READY=1 after MS ms
@@ -96,8 +97,9 @@ int64_t watchdog_interval_ms() {
 
 // What one process does, in ms since its start.
 struct Plan {
-    std::string first;          // sent at once, unless empty
-    int64_t ready_at = kNever;  // when to send `ready`
+    std::string first;           // sent at once, unless empty
+    int64_t ready_at = kNever;   // when to send `ready`
+    bool ready_on_usr1 = false;  // or when SIGUSR1 arrives
     std::string ready = "READY=1\nSTATUS=ready";
     int64_t ping_until = kNever;  // WATCHDOG=1 pings stop here
     int64_t exit_at = kNever;     // exit 0 here
@@ -118,12 +120,13 @@ pid_t g_child = 0;
 [[noreturn]] void run(const Plan& plan, const sigset_t& mask) {
     const int64_t t0 = now_ms();
     const int64_t wd = watchdog_interval_ms();
+    int64_t ready_at = plan.ready_at;
     if (!plan.first.empty()) sd_notify(plan.first);
     bool ready_sent = false;
     int64_t next_ping = kNever;
     for (;;) {
         int64_t t = now_ms() - t0;
-        if (!ready_sent && t >= plan.ready_at) {
+        if (!ready_sent && t >= ready_at) {
             sd_notify(plan.ready);
             ready_sent = true;
             if (wd) next_ping = t + wd;
@@ -141,7 +144,7 @@ pid_t g_child = 0;
             log("exiting as planned");
             std::exit(0);
         }
-        int64_t next = std::min({ready_sent ? kNever : plan.ready_at, next_ping, plan.exit_at});
+        int64_t next = std::min({ready_sent ? kNever : ready_at, next_ping, plan.exit_at});
         timespec ts{};
         timespec* tsp = nullptr;
         if (next != kNever) {
@@ -154,6 +157,7 @@ pid_t g_child = 0;
         siginfo_t si{};
         int sig = sigtimedwait(&mask, &si, tsp);
         if (sig == SIGTERM || sig == SIGINT) finish();
+        if (sig == SIGUSR1 && plan.ready_on_usr1) ready_at = 0;
         if (sig == SIGCHLD) {
             int st = 0;
             pid_t p;
@@ -168,8 +172,8 @@ pid_t g_child = 0;
 [[noreturn]] void usage() {
     std::fprintf(stderr,
                  "usage: notifier MODE [ARGS]\n"
-                 "  ready-after MS | never-ready | ready-then-stop-pinging MS | extend US MS |\n"
-                 "  status TEXT | child-ready [MS] | impostor\n");
+                 "  ready-after MS | ready-on-usr1 | never-ready | ready-then-stop-pinging MS |\n"
+                 "  extend US MS | status TEXT | child-ready [MS] | impostor\n");
     std::exit(64);
 }
 
@@ -189,6 +193,7 @@ int main(int argc, char** argv) {
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGUSR1);
     sigprocmask(SIG_BLOCK, &mask, nullptr);
 
     std::string mode = argv[1];
@@ -196,6 +201,8 @@ int main(int argc, char** argv) {
     Plan plan;
     if (mode == "ready-after" && nargs == 1) {
         plan.ready_at = static_cast<int64_t>(number(argv[2]));
+    } else if (mode == "ready-on-usr1" && nargs == 0) {
+        plan.ready_on_usr1 = true;
     } else if (mode == "never-ready" && nargs == 0) {
     } else if (mode == "ready-then-stop-pinging" && nargs == 1) {
         plan.ready_at = 0;
