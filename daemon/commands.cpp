@@ -356,7 +356,7 @@ void cmd_scale(CommandContext& ctx, const Peer&, proto::Request& req,
     }
     Pool* pool = nullptr;
     for (const auto& p : ctx.sup.pools())
-        if (p->name() == *name) pool = p.get();
+        if (p->name() == *name && !p->removed) pool = p.get();
     if (!pool) {
         auto r = ctx.sup.resolve(*name);
         if (auto* err = std::get_if<Supervisor::TargetError>(&r))

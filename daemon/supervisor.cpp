@@ -245,10 +245,13 @@ void Supervisor::start_dependents() {
 std::variant<std::vector<Worker*>, Supervisor::TargetError> Supervisor::resolve(
     std::string_view target) {
     std::vector<Worker*> out;
+    // A pool a reload removed is on its way out: no verb reaches it (it could be revived, or
+    // taken for a pool of the same name that a later reload added).
     if (target == "all") {
         for (auto& p : pools_)
-            for (auto& w : p->workers)
-                out.push_back(w.get());
+            if (!p->removed)
+                for (auto& w : p->workers)
+                    out.push_back(w.get());
         return out;
     }
     if (!valid_name(target))
@@ -256,7 +259,7 @@ std::variant<std::vector<Worker*>, Supervisor::TargetError> Supervisor::resolve(
                            "invalid name \"" + escape_invisible(target.substr(0, 80)) +
                                "\": expected POOL, POOL.N or all ([A-Za-z0-9_.-]{1,64})"};
     for (auto& p : pools_) {
-        if (p->name() == target) {
+        if (p->name() == target && !p->removed) {
             for (auto& w : p->workers)
                 out.push_back(w.get());
             return out;
@@ -264,7 +267,7 @@ std::variant<std::vector<Worker*>, Supervisor::TargetError> Supervisor::resolve(
     }
     if (auto ref = split_worker_name(target)) {
         for (auto& p : pools_) {
-            if (p->name() != ref->pool) continue;
+            if (p->name() != ref->pool || p->removed) continue;
             for (auto& w : p->workers)
                 if (w->index == ref->index) return std::vector<Worker*>{w.get()};
             return TargetError{"no_such_worker", "pool " + p->name() + " has no worker " +

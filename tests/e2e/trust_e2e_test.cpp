@@ -113,6 +113,25 @@ TEST_P(Trust, ADaemonizedChildOfALiveWorkerIsKeptAndAttributed) {
     EXPECT_TRUE(WaitFor([&] { return !alive(grandchild); }));
 }
 
+// The usual shell way: the subshell between them is reaped by the shell at once, so nothing
+// but what the daemon inherited links it to its worker.
+TEST_P(Trust, AShellDaemonizedServiceOfALiveWorkerIsKeptAndAttributed) {
+    const std::string pid_file = (dir / "svc.pid").string();
+    start("  s:\n    command: [sh, -c, '(setsid sh -c \"echo \\$\\$ > " + pid_file +
+          "; exec sleep 100000\" &); exec sleep 100000']\n" + mode());
+    ASSERT_TRUE(WaitFor([&] { return !pids_in(pid_file).empty(); }));
+    const pid_t svc = pids_in(pid_file).front();
+    ASSERT_TRUE(WaitFor([&] {
+        ctl({"tree"});
+        return log_count("adopted pid " + std::to_string(svc)) > 0;
+    })) << slurp(log);
+    EXPECT_EQ(log_count("adopted pid " + std::to_string(svc) + " (sleep) from s.0: kept"), 1)
+        << slurp(log);
+    EXPECT_TRUE(alive(svc));
+    EXPECT_EQ(ctl({"stop", "s"}).code, 0);
+    EXPECT_FALSE(alive(svc)) << "stopped with its worker";
+}
+
 TEST_P(Trust, KeptOrphansStopWithTheirPoolAndTakeTreeSignals) {
     const std::string pids_file = (dir / "pids").string();
     start("  j:\n    command: [\"" + bin("forker") +
