@@ -534,7 +534,7 @@ class OperatorSoak : public DaemonFixture {
     Touch step_reload(Rng& rng, StepRecord& rec, bool hup) {
         std::string what;
         ConfigSpec next = mutate(cfg, rng, feat, what);
-        const auto pl = plan(cfg, next);
+        const auto pl = plan(cfg, next, &up);
         rec.desc = what + " -> " + next.describe();
         Touch t = reload_touch(next, pl);
         write_file(next);
@@ -875,7 +875,7 @@ class OperatorSoak : public DaemonFixture {
         std::map<std::string, Change> next_plan;
         if (action == 0 || action == 1) {
             next = mutate(cfg, rng, feat, reload_what);
-            next_plan = plan(cfg, next);
+            next_plan = plan(cfg, next, &up);
         }
         const std::string other_pick = [&] {
             std::vector<std::string> others;

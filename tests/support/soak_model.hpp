@@ -416,15 +416,20 @@ inline const char* change_name(Change c) {
     return "?";
 }
 
-inline std::map<std::string, Change> plan(const ConfigSpec& from, const ConfigSpec& to) {
+// `running`: each pool's size now (after `scale`), which a reload compares with the file.
+inline std::map<std::string, Change> plan(
+    const ConfigSpec& from, const ConfigSpec& to,
+    const std::map<std::string, std::vector<bool>>* running = nullptr) {
     std::map<std::string, Change> out;
     for (const auto& p : to.pools) {
         const PoolSpec* o = from.find(p.name);
+        const bool scaled = running && running->count(p.name) &&
+                            running->at(p.name).size() != static_cast<std::size_t>(p.workers);
         if (!o)
             out[p.name] = Change::added;
         else if (o->identity() != p.identity())
             out[p.name] = Change::changed;
-        else if (o->workers != p.workers)
+        else if (o->workers != p.workers || scaled)
             out[p.name] = Change::resized;
         else
             out[p.name] = Change::unchanged;
@@ -478,9 +483,8 @@ struct Model {
         return n;
     }
 
-    // A reload to `next`: added pools start, removed ones go, a pool whose worker count in the
-    // file changed gets that count (new indexes up); any other keeps its runtime size (a
-    // `scale` lasts until the file's count changes).
+    // A reload to `next`: added pools start, removed ones go, and every other pool gets the
+    // file's worker count (new indexes up): a `scale` lasts until the next reload.
     void apply_reload(const ConfigSpec& next, const std::map<std::string, Change>& pl) {
         for (const auto& [name, ch] : pl) {
             if (ch == Change::removed) {
@@ -490,7 +494,7 @@ struct Model {
             const int nw = next.find(name)->workers;
             if (ch == Change::added) {
                 up[name] = std::vector<bool>(static_cast<std::size_t>(nw), true);
-            } else if (ch != Change::unchanged && cfg.find(name)->workers != nw) {
+            } else {
                 up[name].resize(static_cast<std::size_t>(nw), true);
             }
         }
