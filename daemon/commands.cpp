@@ -544,6 +544,10 @@ void cmd_logs(CommandContext& ctx, const Peer&, proto::Request& req,
             *s;
     auto lines = ctx.output.tail(*targets, static_cast<std::size_t>(n), stream, since_ms);
     if (proto::get_bool(req.args, "follow").value_or(false)) {
+        if (auto full = resp->start_stream(); !full.empty()) {
+            resp->error(ErrorCode::busy, full);
+            return;
+        }
         for (auto& [w, l] : lines)
             resp->item(Output::line_json(*w, l));
         ctx.output.follow(*targets, stream, resp);

@@ -1,0 +1,205 @@
+// `cowctl logs -f` end to end (issue 18): followers have a budget of their own, so hundreds of
+// them never lock out status, health or shutdown.
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "tests/e2e/harness.hpp"
+
+using namespace cow::test;
+
+namespace {
+
+// A pool whose workers each print a line every 50 ms.
+std::string ticking(const std::string& name, int workers) {
+    return "  " + name +
+           ":\n    command: [sh, -c, \"while :; do echo tick $COWHERD_WORKER; sleep 0.05; "
+           "done\"]\n    workers: " +
+           std::to_string(workers) + "\n    start_timeout: 0s\n    stop_timeout: 2s\n";
+}
+
+class Follow : public DaemonFixture {
+  protected:
+    // A `cowctl logs -f` running in the background, its output in files.
+    struct Tail {
+        pid_t pid = -1;
+        std::string out, err;
+        int code = -1;  // once it has exited
+    };
+
+    Tail follow(std::vector<std::string> args, const std::string& name) {
+        Tail t;
+        t.out = (dir / (name + ".out")).string();
+        t.err = (dir / (name + ".err")).string();
+        int o = open(t.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int e = open(t.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        std::vector<std::string> argv = {bin("cowctl"), "--socket", socket, "logs", "-f"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        t.pid = spawn_with(argv, o, e);
+        close(o);
+        close(e);
+        return t;
+    }
+
+    // True once it has exited (its exit code in t.code).
+    static bool exited(Tail& t) {
+        if (t.code >= 0) return true;
+        int st = 0;
+        if (waitpid(t.pid, &st, WNOHANG) != t.pid) return false;
+        t.code = decode(st);
+        return true;
+    }
+
+    static bool printed(const Tail& t, const std::string& needle) {
+        return slurp(t.out).find(needle) != std::string::npos;
+    }
+};
+
+// Issue 18, defect 3: 64 followers used to take every control slot, so status, health and
+// shutdown failed with "too many control clients".
+TEST_F(Follow, TwoHundredFollowersLeaveRoomForStatusHealthAndShutdown) {
+    start(ticking("tick", 1));
+    std::vector<Tail> tails;
+    for (int i = 0; i < 200; ++i)
+        tails.push_back(follow({"-n", "0", "tick"}, "f" + std::to_string(i)));
+    // Every follower has printed a line, or one has given up.
+    auto all_follow = [&] {
+        for (auto& t : tails)
+            if (!printed(t, "tick.0 | tick 0")) return false;
+        return true;
+    };
+    auto any_exited = [&] {
+        for (auto& t : tails)
+            if (exited(t)) return true;
+        return false;
+    };
+    ASSERT_TRUE(WaitFor([&] { return all_follow() || any_exited(); }, std::chrono::seconds(60)));
+    for (auto& t : tails)
+        ASSERT_FALSE(exited(t)) << "a follower ended (exit " << t.code << "): " << slurp(t.err);
+
+    auto status = ctl({"status"});
+    EXPECT_EQ(status.code, 0) << status.err;
+    auto health = ctl({"health"});
+    EXPECT_EQ(health.code, 0) << health.err;
+    auto stop = ctl({"stop", "tick"});
+    EXPECT_EQ(stop.code, 0) << stop.err;
+    auto begin = ctl({"start", "tick"});
+    EXPECT_EQ(begin.code, 0) << begin.err;
+    for (auto& t : tails)
+        EXPECT_FALSE(exited(t)) << "a follower ended (exit " << t.code << "): " << slurp(t.err);
+
+    auto down = ctl({"shutdown"});
+    EXPECT_EQ(down.code, 0) << down.err;
+    ASSERT_TRUE(wait_exit(std::chrono::seconds(30)));
+    EXPECT_EQ(exit_status, 0);
+    // Each follower is told why its stream ended, and exits 1.
+    ASSERT_TRUE(WaitFor(
+        [&] {
+            for (auto& t : tails)
+                if (!exited(t)) return false;
+            return true;
+        },
+        std::chrono::seconds(30)));
+    for (auto& t : tails) {
+        EXPECT_EQ(t.code, 1);
+        EXPECT_NE(slurp(t.err).find("cowherd is shutting down"), std::string::npos) << slurp(t.err);
+    }
+}
+
+// Issue 18, defect 3: a readonly_group member could lock root out with 64 followers. Now it
+// gets at most the follower budget (256), and a clear error past it; root still gets in.
+TEST_F(Follow, ReadonlyMembersCannotLockRootOut) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+    const group* tty = getgrnam("tty");
+    if (!tty) GTEST_SKIP() << "needs group tty";
+    const gid_t ro = tty->gr_gid;
+    chmod(dir.c_str(), 0755);
+    socket = (dir / "run" / "cowherd.sock").string();
+    start(ticking("tick", 1), "  socket_mode: \"0660\"\n  readonly_group: tty\n");
+
+    // A readonly member (nobody, in tty) opens 300 followers and 100 idle connections, and
+    // reports how the follow requests were answered.
+    int report[2], hold[2];
+    ASSERT_EQ(pipe2(report, O_CLOEXEC), 0);
+    ASSERT_EQ(pipe2(hold, O_CLOEXEC), 0);
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        close(report[0]);
+        close(hold[1]);
+        if (setgroups(1, &ro) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+            setresuid(65534, 65534, 65534) != 0)
+            _exit(10);
+        auto connect_raw = [&] {
+            int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            sockaddr_un a{};
+            a.sun_family = AF_UNIX;
+            std::strcpy(a.sun_path, socket.c_str());
+            if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) _exit(11);
+            return fd;
+        };
+        const std::string req =
+            R"({"v":1,"id":1,"cmd":"logs","args":{"target":"tick","lines":0,"follow":true}})"
+            "\n";
+        std::vector<int> followers, idle;
+        for (int i = 0; i < 300; ++i) {
+            int fd = connect_raw();
+            if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) !=
+                static_cast<ssize_t>(req.size()))
+                _exit(12);
+            followers.push_back(fd);
+        }
+        int following = 0, refused = 0, other = 0;
+        for (int fd : followers) {
+            std::string line;
+            char c;
+            pollfd p{fd, POLLIN, 0};
+            while (::poll(&p, 1, 10000) > 0 && ::read(fd, &c, 1) == 1 && c != '\n')
+                line += c;
+            if (line.find("\"more\":true") != std::string::npos)
+                ++following;
+            else if (line.find("too many followers") != std::string::npos)
+                ++refused;
+            else
+                ++other;
+        }
+        for (int i = 0; i < 100; ++i)
+            idle.push_back(connect_raw());
+        std::string r = std::to_string(following) + " " + std::to_string(refused) + " " +
+                        std::to_string(other) + "\n";
+        (void)!::write(report[1], r.data(), r.size());
+        char c;
+        (void)!::read(hold[0], &c, 1);  // until the test is done
+        _exit(0);
+    }
+    close(report[1]);
+    close(hold[0]);
+    std::string got;
+    char buf[64];
+    // One line; the child keeps the pipe open until we are done.
+    for (ssize_t n;
+         got.find('\n') == std::string::npos && (n = read(report[0], buf, sizeof buf)) > 0;)
+        got.append(buf, static_cast<std::size_t>(n));
+    close(report[0]);
+    int following = -1, refused = -1, other = -1;
+    std::istringstream(got) >> following >> refused >> other;
+    EXPECT_EQ(following, 256) << got;
+    EXPECT_EQ(refused, 300 - 256) << got;
+    EXPECT_EQ(other, 0) << got;
+
+    // Root, while all of that is held open.
+    auto status = ctl({"status"});
+    EXPECT_EQ(status.code, 0) << status.err;
+    auto health = ctl({"health"});
+    EXPECT_EQ(health.code, 0) << health.err;
+    auto down = ctl({"shutdown"});
+    EXPECT_EQ(down.code, 0) << down.err;
+    EXPECT_TRUE(wait_exit(std::chrono::seconds(30)));
+    EXPECT_EQ(exit_status, 0);
+    close(hold[1]);
+    int st = 0;
+    waitpid(child, &st, 0);
+    EXPECT_EQ(decode(st), 0);
+}
+
+}  // namespace
