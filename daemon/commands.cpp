@@ -550,8 +550,18 @@ void cmd_logs(CommandContext& ctx, const Peer&, proto::Request& req,
         }
         for (auto& [w, l] : lines)
             resp->item(Output::line_json(*w, l));
-        ctx.output.follow(*targets, stream, resp);
-        return;  // no final reply: the stream ends when the client disconnects
+        // By name, not by the workers resolved now: workers added later are followed too.
+        // (A worker's name is never a pool's: resolve tries pool names first.)
+        const std::string target = *proto::get_string(req.args, "target");
+        FollowTarget what;
+        if (targets->size() == 1 && targets->front()->name == target) {
+            what.pool = targets->front()->pool->name();
+            what.worker = target;
+        } else if (target != "all") {
+            what.pool = target;
+        }
+        ctx.output.follow(std::move(what), stream, resp);
+        return;  // no final reply until the client or the target goes away
     }
     json::array arr;
     for (auto& [w, l] : lines)

@@ -1,5 +1,6 @@
 // `cowctl logs -f` end to end (issue 18): followers have a budget of their own, so hundreds of
-// them never lock out status, health or shutdown.
+// them never lock out status, health or shutdown; a pool follower follows the pool as it is
+// now and ends with a sentence when it goes.
 #include <grp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -200,6 +201,70 @@ TEST_F(Follow, ReadonlyMembersCannotLockRootOut) {
     int st = 0;
     waitpid(child, &st, 0);
     EXPECT_EQ(decode(st), 0);
+}
+
+// Issue 18, defect 6: a pool follower ignored workers added after it started.
+TEST_F(Follow, PoolFollowerSeesWorkersAddedByScaleAndReload) {
+    start(ticking("p", 1));
+    Tail t = follow({"-n", "0", "p"}, "p");
+    ASSERT_TRUE(WaitFor([&] { return printed(t, "p.0 | tick 0") || exited(t); }));
+    ASSERT_EQ(ctl({"scale", "p", "3"}).code, 0);
+    EXPECT_TRUE(WaitFor([&] { return printed(t, "p.1 | tick 1") && printed(t, "p.2 | tick 2"); }))
+        << slurp(t.out);
+    write_config(ticking("p", 4));
+    auto r = ctl({"reload"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(WaitFor([&] { return printed(t, "p.3 | tick 3"); })) << slurp(t.out);
+    EXPECT_FALSE(exited(t)) << slurp(t.err);
+    kill(t.pid, SIGTERM);
+}
+
+// Issue 18, defect 6: when a reload removed the pool, its followers hung with no message.
+TEST_F(Follow, FollowersEndWithASentenceWhenReloadRemovesTheirPool) {
+    // z has no workers: nothing but the pool itself can tell its follower it went.
+    start(ticking("p", 2) + ticking("q", 1) +
+          "  z:\n    command: [sleep, \"100000\"]\n"
+          "    workers: 0\n");
+    Tail pool = follow({"-n", "0", "p"}, "pool");
+    Tail worker = follow({"-n", "0", "p.1"}, "worker");
+    Tail empty = follow({"-n", "0", "z"}, "empty");
+    Tail other = follow({"-n", "0", "q"}, "other");
+    ASSERT_TRUE(WaitFor([&] {
+        return (printed(pool, "p.0 | tick") && printed(worker, "p.1 | tick") &&
+                printed(other, "q.0 | tick")) ||
+               exited(pool) || exited(worker) || exited(other);
+    }));
+    write_config(ticking("q", 1));
+    auto r = ctl({"reload"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    for (Tail* t : {&pool, &worker, &empty}) {
+        ASSERT_TRUE(WaitFor([&] { return exited(*t); })) << "still following " << t->out;
+        EXPECT_EQ(t->code, 1);
+        EXPECT_NE(slurp(t->err).find("was removed from the config"), std::string::npos)
+            << slurp(t->err);
+    }
+    EXPECT_NE(slurp(pool.err).find("pool p was removed"), std::string::npos);
+    EXPECT_NE(slurp(empty.err).find("pool z was removed"), std::string::npos);
+    EXPECT_FALSE(exited(other)) << "q is still there: " << slurp(other.err);
+    kill(other.pid, SIGTERM);
+}
+
+// Issue 18, defect 6: a worker follower whose worker was scaled away hung too.
+TEST_F(Follow, WorkerFollowerEndsWithASentenceWhenItsWorkerIsScaledAway) {
+    start(ticking("p", 3));
+    Tail gone = follow({"-n", "0", "p.2"}, "gone");
+    Tail stays = follow({"-n", "0", "p"}, "stays");
+    ASSERT_TRUE(WaitFor([&] {
+        return (printed(gone, "p.2 | tick") && printed(stays, "p.0 | tick")) || exited(gone) ||
+               exited(stays);
+    }));
+    ASSERT_EQ(ctl({"scale", "p", "1"}).code, 0);
+    ASSERT_TRUE(WaitFor([&] { return exited(gone); })) << "still following p.2";
+    EXPECT_EQ(gone.code, 1);
+    EXPECT_NE(slurp(gone.err).find("worker p.2 was scaled away"), std::string::npos)
+        << slurp(gone.err);
+    EXPECT_FALSE(exited(stays)) << slurp(stays.err);
+    kill(stays.pid, SIGTERM);
 }
 
 }  // namespace
