@@ -10,10 +10,14 @@
 namespace cow {
 namespace json = boost::json;
 
-struct Followers::Follower {
+struct Followers::Follower : std::enable_shared_from_this<Follower> {
     FollowTarget target;
     int stream = -1;  // -1 both, 0 stdout, 1 stderr
     std::shared_ptr<Responder> resp;
+    // Skipping: the queue was full; it stays so until the queue has drained, so that the
+    // follower sees one gap with its count rather than lines picked at random.
+    bool skipping = false;
+    std::uint64_t skipped = 0;
 
     bool live() const { return resp && !resp->done() && resp->connected(); }
 
@@ -24,11 +28,41 @@ struct Followers::Follower {
         return target.worker.empty() || target.worker == worker;
     }
 
+    void offer(const std::string& item) {
+        if (skipping) {
+            ++skipped;
+            return;
+        }
+        if (!resp->can_stream(item.size())) {
+            skipping = true;
+            ++skipped;
+            std::weak_ptr<Follower> weak = weak_from_this();
+            resp->when_drained([weak] {
+                if (auto f = weak.lock()) f->catch_up();
+            });
+            return;
+        }
+        resp->item_raw(item);
+    }
+
+    // Caught up: the count of what it missed, then live lines again.
+    void catch_up() {
+        skipping = false;
+        if (skipped > 0 && live()) resp->item_raw(skipped_item(skipped));
+        skipped = 0;
+    }
+
     void end(proto::ErrorCode code, const std::string& why) {
         if (!live()) return;
+        if (skipped > 0) resp->item_raw(skipped_item(skipped));
+        skipped = 0;
         resp->error(code, why);
     }
 };
+
+std::string skipped_item(std::uint64_t n) {
+    return "{\"skipped\":" + std::to_string(n) + "}";
+}
 
 Followers::~Followers() = default;
 
@@ -57,7 +91,15 @@ Followers::Match Followers::match(const std::string& pool, const std::string& wo
 
 void Followers::send(const Match& m, std::int64_t ts_ms, const std::string& worker, pid_t pid,
                      bool err, std::string_view line, bool continued) {
-    if (m.empty()) return;
+    // Followers that are skipping only count: no need to format the line for them.
+    bool any = false;
+    for (const auto& f : m) {
+        if (f->skipping)
+            ++f->skipped;
+        else
+            any = true;
+    }
+    if (!any) return;
     json::object o{{"ts_ms", ts_ms},
                    {"worker", worker},
                    {"pid", pid},
@@ -66,7 +108,7 @@ void Followers::send(const Match& m, std::int64_t ts_ms, const std::string& work
     if (continued) o["continued"] = true;
     const std::string item = json::serialize(o);
     for (const auto& f : m)
-        f->resp->item_raw(item);
+        if (!f->skipping) f->offer(item);
 }
 
 void Followers::worker_removed(const std::string& pool, const std::string& worker) {

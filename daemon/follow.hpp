@@ -2,7 +2,9 @@
 //
 // A follower names what it follows (a pool, a worker or all), not the workers that existed
 // when it started, so a pool follower sees workers added by scale or reload. It ends with a
-// sentence when what it follows goes away.
+// sentence when what it follows goes away. A follower that cannot keep up is never cut off:
+// past a bounded queue its lines are skipped and counted, and once it has caught up it gets
+// a marker with the count, then live lines again.
 #pragma once
 
 #include <cstdint>
@@ -47,5 +49,8 @@ class Followers {
     void purge();
     std::vector<std::shared_ptr<Follower>> list_;
 };
+
+// The marker a follower gets after `n` of its lines were skipped, as an item: {"skipped":n}.
+std::string skipped_item(std::uint64_t n);
 
 }  // namespace cow

@@ -1,7 +1,7 @@
 // The control server's budgets and the follower fan-out, in one process: a real server on a
 // socket in a temp dir, driven by raw client sockets from the same thread (the loop is
 // pumped between client steps). Issue 18: followers have a budget of their own, full-access
-// peers a reserve, and a follower ends with a sentence when what it follows goes.
+// peers a reserve, and a follower that cannot keep up skips ahead with a counted marker.
 #include <filesystem>
 #include <functional>
 
@@ -164,6 +164,62 @@ TEST_F(FollowBudget, FullAccessPeersGetTheReserveWhenRequestSlotsAreBusy) {
     ASSERT_TRUE(pump_until([&] { return held.size() == 3; }));
     int over = connect_to();
     EXPECT_NE(first_line(over).find("too many control clients"), std::string::npos);
+}
+
+// A follower that stops reading is never cut off: past its queue its lines are counted, and
+// once it has caught up it gets {"skipped":N} with exactly the number it missed.
+TEST_F(FollowBudget, ASlowFollowerSkipsAheadAndGetsTheCount) {
+    open({.max_followers = 1, .follower_queue = 4096});
+    int f = connect_to();
+    request(f, "follow");
+    ASSERT_TRUE(pump_until([&] { return server->followers() == 1; }));
+    const std::string payload(100, 'x');
+    auto send_lines = [&](int from, int n) {
+        for (int i = from; i < from + n; ++i) {
+            auto m = followers.match("p", "p.0", false);
+            Followers::send(m, 0, "p.0", 1, false, std::to_string(i) + " " + payload, false);
+            io.poll();
+        }
+    };
+    // Far more than the socket buffer and the queue hold while nobody reads.
+    const int first = 20000;
+    send_lines(0, first);
+    // It reads again: what was queued, then the marker once the queue has drained.
+    std::string got;
+    bool eof = false;
+    ASSERT_TRUE(pump_until([&] {
+        got += drain(f, &eof);
+        return eof || got.find("skipped") != std::string::npos;
+    }));
+    send_lines(first, 10);  // live again after the marker
+    EXPECT_TRUE(pump_until([&] {
+        got += drain(f, &eof);
+        return eof || got.find("\"" + std::to_string(first + 9) + " ") != std::string::npos;
+    }));
+    EXPECT_FALSE(eof) << "the follower was cut off";
+
+    std::vector<long> seqs;
+    long skipped = -1, skipped_at = -1;
+    std::size_t start = 0, nl;
+    while ((nl = got.find('\n', start)) != std::string::npos) {
+        auto v = json::parse(got.substr(start, nl - start)).as_object();
+        start = nl + 1;
+        ASSERT_TRUE(v["more"].as_bool());
+        auto& r = v["result"].as_object();
+        if (r.contains("skipped")) {
+            EXPECT_EQ(skipped, -1) << "one gap, one marker";
+            skipped = r["skipped"].to_number<long>();
+            skipped_at = static_cast<long>(seqs.size());
+            continue;
+        }
+        seqs.push_back(std::stol(std::string(r["line"].as_string())));
+    }
+    ASSERT_GT(skipped, 0);
+    ASSERT_GT(skipped_at, 0);
+    EXPECT_EQ(static_cast<long>(seqs.size()) + skipped, first + 10) << "each line once";
+    for (long i = 0; i < static_cast<long>(seqs.size()); ++i)
+        EXPECT_EQ(seqs[i], i < skipped_at ? i : i + skipped) << "at " << i;
+    EXPECT_EQ(seqs.back(), first + 9) << "live lines after the marker";
 }
 
 TEST_F(FollowBudget, AFollowerEndsWithASentenceWhenItsPoolGoes) {
