@@ -91,6 +91,25 @@ int run(const Options& o, const std::string& cmd, json::object args,
     return kOk;
 }
 
+// A follower that could not keep up gets {"skipped": N} where the lines it missed were.
+const json::value* skipped_count(const json::value& item) {
+    if (!item.is_object()) return nullptr;
+    const auto* n = item.get_object().if_contains("skipped");
+    return n && (n->is_int64() || n->is_uint64()) ? n : nullptr;
+}
+
+std::string render_skipped(const json::value& n, const Style& style) {
+    std::string digits = std::to_string(n.to_number<std::uint64_t>()), grouped;
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) grouped += ',';
+        grouped += digits[i];
+    }
+    return colored(style,
+                   "[cowherd: " + grouped + (digits == "1" ? " line" : " lines") + " skipped]",
+                   "33") +
+           "\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -230,6 +249,8 @@ int main(int argc, char** argv) {
             auto print = [&](const json::value& v) {
                 if (o.json)
                     std::printf("%s\n", json::serialize(v).c_str());
+                else if (const auto* n = skipped_count(v))
+                    std::fputs(render_skipped(*n, style).c_str(), stdout);
                 else
                     std::fputs(render_log_line(v, style).c_str(), stdout);
                 std::fflush(stdout);

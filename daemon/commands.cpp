@@ -592,10 +592,24 @@ void cmd_logs(CommandContext& ctx, const Peer&, proto::Request& req,
             *s;
     auto lines = ctx.output.tail(*targets, static_cast<std::size_t>(n), stream, since_ms);
     if (proto::get_bool(req.args, "follow").value_or(false)) {
+        if (auto full = resp->start_stream(); !full.empty()) {
+            resp->error(ErrorCode::busy, full);
+            return;
+        }
         for (auto& [w, l] : lines)
             resp->item(Output::line_json(*w, l));
-        ctx.output.follow(*targets, stream, resp);
-        return;  // no final reply: the stream ends when the client disconnects
+        // By name, not by the workers resolved now: workers added later are followed too.
+        // (A worker's name is never a pool's: resolve tries pool names first.)
+        const std::string target = *proto::get_string(req.args, "target");
+        FollowTarget what;
+        if (targets->size() == 1 && targets->front()->name == target) {
+            what.pool = targets->front()->pool->name();
+            what.worker = target;
+        } else if (target != "all") {
+            what.pool = target;
+        }
+        ctx.output.follow(std::move(what), stream, resp);
+        return;  // no final reply until the client or the target goes away
     }
     json::array arr;
     for (auto& [w, l] : lines)

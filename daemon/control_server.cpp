@@ -1,5 +1,6 @@
 #include "daemon/control_server.hpp"
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -22,8 +23,11 @@ using stream = asio::local::stream_protocol;
 
 class Connection : public std::enable_shared_from_this<Connection> {
   public:
-    Connection(ControlServer& srv, stream::socket sock, Peer peer)
-        : srv_(srv), sock_(std::move(sock)), peer_(peer), deadline_(srv.io_) {}
+    using Budget = ControlServer::Budget;
+    Connection(ControlServer& srv, stream::socket sock, Peer peer, Budget budget)
+        : srv_(srv), sock_(std::move(sock)), peer_(peer), budget_(budget), deadline_(srv.io_) {
+        if (budget_ != Budget::none) ++srv_.in_use_[budget_];
+    }
 
     void start() {
         last_active_ = std::chrono::steady_clock::now();
@@ -31,10 +35,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     bool busy() const { return busy_; }
     bool is_open() const { return sock_.is_open() && !closing_; }
+    Budget budget() const { return budget_; }
     std::chrono::steady_clock::time_point last_active() const { return last_active_; }
+    std::size_t queued() const { return queued_; }
+    const ControlLimits& limits() const { return srv_.limits_; }
 
     void send(std::string line, bool final) {
-        if (!sock_.is_open()) return;
+        if (!sock_.is_open() || stream_ended_) return;
         line.push_back('\n');
         queued_ += line.size();
         if (queued_ > srv_.limits_.max_queued_output) {
@@ -48,8 +55,40 @@ class Connection : public std::enable_shared_from_this<Connection> {
         if (final) {
             busy_ = false;
             last_active_ = std::chrono::steady_clock::now();
-            if (!closing_) read_next();
+            if (budget_ == Budget::follower) {
+                // A stream's end is the connection's: its hangup watch holds the only read.
+                stream_ended_ = true;
+                close_after_write();
+            } else if (!closing_) {
+                read_next();
+            }
         }
+    }
+
+    std::string start_stream(std::int64_t id) {
+        if (budget_ == Budget::follower) return {};
+        if (srv_.in_use_[Budget::follower] >= srv_.limits_.max_followers)
+            return "too many followers: at most " + std::to_string(srv_.limits_.max_followers) +
+                   " `logs -f` streams at once";
+        move_to(Budget::follower);
+        stream_id_ = id;
+        deadline_.cancel();
+        watch_hangup();
+        return {};
+    }
+
+    // The daemon is going away: a stream gets a final sentence rather than a bare hangup.
+    void end_stream(std::string_view why) {
+        if (budget_ == Budget::follower && !stream_ended_)
+            send(proto::encode_error(stream_id_, proto::ErrorCode::shutting_down, why), true);
+    }
+
+    void when_drained(std::function<void()> f) {
+        if (out_.empty() && !writing_) {
+            f();
+            return;
+        }
+        on_drained_ = std::move(f);
     }
 
     void close_after_write() {
@@ -64,10 +103,32 @@ class Connection : public std::enable_shared_from_this<Connection> {
         deadline_.cancel();
         sock_.shutdown(stream::socket::shutdown_both, ec);
         sock_.close(ec);
+        on_drained_ = nullptr;
+        move_to(Budget::none);
         srv_.forget(this);
     }
 
   private:
+    void move_to(Budget b) {
+        if (budget_ != Budget::none) --srv_.in_use_[budget_];
+        budget_ = b;
+        if (budget_ != Budget::none) ++srv_.in_use_[budget_];
+    }
+
+    // A follower sends nothing more, and is read only to learn at once that it went away:
+    // else a dead follower of a quiet pool would keep its slot until the pool spoke.
+    void watch_hangup() {
+        auto self = shared_from_this();
+        sock_.async_read_some(asio::buffer(scratch_),
+                              [this, self](const boost::system::error_code& ec, std::size_t) {
+                                  if (ec) {
+                                      close();
+                                      return;
+                                  }
+                                  watch_hangup();
+                              });
+    }
+
     void read_next() {
         if (reading_ || closing_ || !sock_.is_open()) return;
         reading_ = true;
@@ -136,22 +197,36 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void write_next() {
         if (writing_ || out_.empty() || !sock_.is_open()) return;
         writing_ = true;
+        // Queued lines go out together, one sendmsg for up to kGather of them: a follower of a
+        // busy worker is sent thousands of lines a second. (A deque's push_back moves none of
+        // them, so the buffers stay valid while more are queued.)
+        constexpr std::size_t kGather = 64;
+        gather_.clear();
+        for (auto it = out_.begin(); it != out_.end() && gather_.size() < kGather; ++it)
+            gather_.push_back(asio::buffer(*it));
         auto self = shared_from_this();
-        asio::async_write(sock_, asio::buffer(out_.front()),
-                          [this, self](const boost::system::error_code& ec, std::size_t) {
-                              writing_ = false;
-                              if (ec) {
-                                  close();
-                                  return;
-                              }
-                              queued_ -= out_.front().size();
-                              out_.pop_front();
-                              if (!out_.empty()) {
-                                  write_next();
-                              } else if (closing_) {
-                                  close();
-                              }
-                          });
+        asio::async_write(
+            sock_, gather_,
+            [this, self, n = gather_.size()](const boost::system::error_code& ec, std::size_t) {
+                writing_ = false;
+                if (ec) {
+                    close();
+                    return;
+                }
+                for (std::size_t i = 0; i < n; ++i) {
+                    queued_ -= out_.front().size();
+                    out_.pop_front();
+                }
+                if (!out_.empty()) {
+                    write_next();
+                } else if (closing_) {
+                    close();
+                } else if (on_drained_) {
+                    auto f = std::move(on_drained_);
+                    on_drained_ = nullptr;
+                    f();
+                }
+            });
     }
 
     void arm_deadline(std::chrono::milliseconds d) {
@@ -166,14 +241,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ControlServer& srv_;
     stream::socket sock_;
     Peer peer_;
+    Budget budget_;
     asio::steady_timer deadline_;
     std::string inbuf_;
     std::deque<std::string> out_;
+    std::vector<asio::const_buffer> gather_;  // what the write in progress sends
     std::size_t queued_ = 0;
+    std::function<void()> on_drained_;
+    std::int64_t stream_id_ = 0;
+    std::array<char, 256> scratch_{};  // what a follower sends anyway, discarded
     bool writing_ = false;
     bool reading_ = false;
     bool busy_ = false;
     bool closing_ = false;
+    bool stream_ended_ = false;
     std::chrono::steady_clock::time_point last_active_{};
 };
 
@@ -204,6 +285,35 @@ void Responder::ok_raw(std::string result_json) {
     if (done_) return;
     done_ = true;
     if (auto c = conn_.lock()) c->send(proto::encode_ok_raw(id_, result_json), true);
+}
+
+void Responder::item_raw(std::string_view item_json) {
+    if (done_) return;
+    auto c = conn_.lock();
+    if (!c) return;
+    // encode_item's shape, around a result serialized once for every follower.
+    std::string line = "{\"v\":" + std::to_string(proto::kVersion) +
+                       ",\"id\":" + std::to_string(id_) + ",\"ok\":true,\"more\":true,\"result\":";
+    line.append(item_json);
+    line.push_back('}');
+    c->send(std::move(line), false);
+}
+
+std::string Responder::start_stream() {
+    auto c = conn_.lock();
+    if (!c) return "the client went away";
+    return c->start_stream(id_);
+}
+
+bool Responder::can_stream(std::size_t bytes) const {
+    auto c = conn_.lock();
+    if (!c) return false;
+    // Always room for one: a line longer than the queue is still shown.
+    return c->queued() == 0 || c->queued() + bytes <= c->limits().follower_queue;
+}
+
+void Responder::when_drained(std::function<void()> f) {
+    if (auto c = conn_.lock()) c->when_drained(std::move(f));
 }
 
 void Responder::error(proto::ErrorCode code, std::string_view message) {
@@ -368,8 +478,10 @@ void ControlServer::close() {
     acceptor_.close(ec);
     ::unlink(path_.c_str());
     // Replies already queued (the answer to `shutdown`, say) are still delivered.
-    for (auto& c : std::list<std::shared_ptr<Connection>>(conns_))
+    for (auto& c : std::list<std::shared_ptr<Connection>>(conns_)) {
+        c->end_stream("cowherd is shutting down");
         c->close_after_write();
+    }
 }
 
 void ControlServer::when_drained(std::function<void()> f) {
@@ -412,6 +524,33 @@ void ControlServer::forget(Connection* c) {
     }
 }
 
+// Evicts the connection of budget b idle longest, so idle or slow clients can never lock out
+// an operator. One in the middle of a request is never evicted.
+bool ControlServer::evict_idle(Budget b) {
+    std::shared_ptr<Connection> victim;
+    for (auto& c : conns_)
+        if (c->budget() == b && !c->busy() && (!victim || c->last_active() < victim->last_active()))
+            victim = c;
+    if (!victim) return false;
+    victim->close();
+    return true;
+}
+
+std::optional<ControlServer::Budget> ControlServer::admit(const Peer& p) {
+    auto room = [&](Budget b) {
+        const std::size_t cap = b == shared ? limits_.max_clients : limits_.reserved_clients;
+        return in_use_[b] < cap;
+    };
+    // Full-access peers (root, our uid, socket_group) may also use the reserve, which
+    // readonly_group members cannot fill: health, status and shutdown always get in.
+    const bool full = !p.readonly;
+    if (room(shared)) return shared;
+    if (full && room(reserved)) return reserved;
+    if (evict_idle(shared)) return shared;
+    if (full && evict_idle(reserved)) return reserved;
+    return std::nullopt;
+}
+
 void ControlServer::accept() {
     acceptor_.async_accept([this](const boost::system::error_code& ec, stream::socket sock) {
         if (ec == asio::error::operation_aborted || closed_) return;
@@ -427,35 +566,25 @@ void ControlServer::accept() {
                 peer.uid = static_cast<uid_t>(-1);
             }
             const bool ok = allowed(peer);  // decides peer.readonly too: before the copy below
-            auto conn = std::make_shared<Connection>(*this, std::move(sock), peer);
+            std::optional<Budget> budget;
+            if (ok) budget = admit(peer);
+            auto conn = std::make_shared<Connection>(*this, std::move(sock), peer,
+                                                     budget.value_or(Budget::none));
+            conns_.push_back(conn);
             if (!ok) {
                 spdlog::warn("control: denied uid {} (pid {})", peer.uid, peer.pid);
-                conns_.push_back(conn);
                 conn->send(proto::encode_error(
                                std::nullopt, proto::ErrorCode::denied,
                                "uid " + std::to_string(peer.uid) + " may not use this socket"),
                            false);
                 conn->close_after_write();
+            } else if (!budget) {
+                conn->send(proto::encode_error(std::nullopt, proto::ErrorCode::busy,
+                                               "too many control clients"),
+                           false);
+                conn->close_after_write();
             } else {
-                if (conns_.size() >= limits_.max_clients) {
-                    // Evict the connection idle longest, so idle or slow clients can never
-                    // lock out an operator.
-                    std::shared_ptr<Connection> victim;
-                    for (auto& c : conns_)
-                        if (!c->busy() && (!victim || c->last_active() < victim->last_active()))
-                            victim = c;
-                    if (victim) victim->close();
-                }
-                if (conns_.size() >= limits_.max_clients) {
-                    conns_.push_back(conn);
-                    conn->send(proto::encode_error(std::nullopt, proto::ErrorCode::busy,
-                                                   "too many control clients"),
-                               false);
-                    conn->close_after_write();
-                } else {
-                    conns_.push_back(conn);
-                    conn->start();
-                }
+                conn->start();
             }
         } else if (ec == asio::error::no_descriptors) {
             spdlog::error("control: accept: {}", ec.message());

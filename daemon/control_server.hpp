@@ -1,7 +1,7 @@
 // The control socket: a Unix stream socket speaking newline-delimited JSON (design §1).
-// It owns connections, bounds (request size, clients, idle time, output queue), peer
-// credential checks and the lock that keeps a second daemon off the same socket. What a verb
-// does lives in commands.cpp.
+// It owns connections, bounds (request size, clients, followers, idle time, output queue),
+// peer credential checks and the lock that keeps a second daemon off the same socket. What a
+// verb does lives in commands.cpp.
 #pragma once
 
 #include <chrono>
@@ -52,14 +52,34 @@ class Responder {
     bool connected() const;  // false once the client went away
     std::int64_t id() const { return id_; }
 
+    // `logs -f`: this request becomes a stream that lasts until the client goes, moving its
+    // connection from the request budget to the follower budget. Returns an error sentence
+    // (and changes nothing) when the follower budget is full. A stream's final reply ends its
+    // connection.
+    std::string start_stream();
+    // Whether `bytes` more fit in a stream's queue of unsent lines (ControlLimits).
+    bool can_stream(std::size_t bytes) const;
+    // Runs f once everything queued has been written (never, if the client goes first).
+    void when_drained(std::function<void()> f);
+    // An item already serialized, so one line can go to many followers at the cost of one.
+    void item_raw(std::string_view item_json);
+
   private:
     std::weak_ptr<Connection> conn_;
     std::int64_t id_;
     bool done_ = false;
 };
 
+// Requests are short and followers (`logs -f`) long-lived, so they have budgets of their own:
+// followers can never take the slots that status, health or shutdown need, and root (and
+// socket_group) have slots that readonly_group members cannot take.
 struct ControlLimits {
-    std::size_t max_clients = 64;
+    std::size_t max_clients = 64;       // connections between or in requests, anyone's
+    std::size_t reserved_clients = 16;  // more of those, only for full-access peers
+    std::size_t max_followers = 256;    // `logs -f` streams
+    // Unsent lines one follower may hold; past it, its lines are skipped and counted. With
+    // every follower stuck, 256 x 256 KiB is the most they can hold.
+    std::size_t follower_queue = 256u << 10;
     std::chrono::milliseconds request_deadline{10'000};  // to finish a request line
     std::chrono::milliseconds idle_deadline{300'000};    // between requests
     std::size_t max_queued_output = 16u << 20;           // a client that stops reading
@@ -84,13 +104,21 @@ class ControlServer {
     void when_drained(std::function<void()> f);
     const std::string& path() const { return path_; }
     std::size_t clients() const { return conns_.size(); }
+    std::size_t followers() const { return in_use_[follower]; }
 
   private:
     friend class Connection;
+    friend class Responder;
+    // Which budget a connection counts against.
+    enum Budget { shared, reserved, follower, none };
     ControlServer(boost::asio::io_context& io, std::string path, int lock_fd, Dispatch d,
                   std::function<void()> after_each, ControlLimits limits, SocketAccess access);
     void accept();
     void forget(Connection* c);
+    // A connection for a new allowed peer, in a budget with room (evicting an idle connection
+    // if need be), or nullopt when there is none.
+    std::optional<Budget> admit(const Peer& p);
+    bool evict_idle(Budget b);
     // Full access, read-only access (sets p.readonly), or none.
     bool allowed(Peer& p) const;
 
@@ -103,6 +131,7 @@ class ControlServer {
     ControlLimits limits_;
     SocketAccess access_;
     std::list<std::shared_ptr<Connection>> conns_;
+    std::size_t in_use_[3] = {0, 0, 0};  // by Budget
     bool closed_ = false;
     std::function<void()> on_drained_;
 };

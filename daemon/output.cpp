@@ -175,6 +175,7 @@ void Output::after_spawn(Worker& w, pid_t pid) {
 }
 
 void Output::worker_removed(Worker& w) {
+    if (!w.pool->removed) followers_.worker_removed(w.pool->name(), w.name);
     auto it = captures_.find(w.id);
     if (it == captures_.end()) return;
     Capture& c = *it->second;
@@ -327,6 +328,7 @@ void Output::deliver(Stream& s, std::string_view chunk, bool eof, LogWriter::Buf
     st.bytes[idx] += chunk.size();
     const int target = target_of(s);
     const std::int64_t ts = now_ms();
+    const Followers::Match fan = followers_.match(c.pool, c.worker, s.err);
     std::string batch;
     std::uint64_t lines = 0;
     const auto chunk_begin = reinterpret_cast<std::uintptr_t>(chunk.data());
@@ -366,20 +368,7 @@ void Output::deliver(Stream& s, std::string_view chunk, bool eof, LogWriter::Buf
                 c.ring->pop_front();
             }
         }
-        for (auto& f : followers_) {
-            if (f.stream >= 0 && f.stream != idx) continue;
-            if (std::find(f.workers.begin(), f.workers.end(), c.worker_id) == f.workers.end())
-                continue;
-            if (f.resp && f.resp->connected()) {
-                json::object o{{"ts_ms", ts},
-                               {"worker", c.worker},
-                               {"pid", s.pid},
-                               {"stream", s.err ? "stderr" : "stdout"},
-                               {"line", valid_utf8(line)}};
-                if (continued) o["continued"] = true;
-                f.resp->item(std::move(o));
-            }
-        }
+        Followers::send(fan, ts, c.worker, s.pid, s.err, line, continued);
         switch (sink.kind) {
             case config::OutputSink::Kind::console:
                 batch += c.prefix;
@@ -425,7 +414,6 @@ void Output::deliver(Stream& s, std::string_view chunk, bool eof, LogWriter::Buf
     s.split.feed(chunk, emit);
     if (eof) s.split.flush(emit);
     st.lines[idx] += lines;
-    std::erase_if(followers_, [](const Follower& f) { return !f.resp || !f.resp->connected(); });
     const bool drop = c.cfg->backpressure == config::Backpressure::drop;
     const LogWriter::Dest dest(target, c.account + static_cast<std::uint32_t>(idx), !drop);
     const auto run_len = static_cast<std::size_t>(run_e - run_b);
@@ -511,13 +499,12 @@ std::vector<std::pair<const Worker*, LogLine>> Output::tail(const std::vector<Wo
     return out;
 }
 
-void Output::follow(const std::vector<Worker*>& ws, int stream, std::shared_ptr<Responder> resp) {
-    Follower f;
-    for (const Worker* w : ws)
-        f.workers.push_back(w->id);
-    f.stream = stream;
-    f.resp = std::move(resp);
-    followers_.push_back(std::move(f));
+void Output::follow(FollowTarget target, int stream, std::shared_ptr<Responder> resp) {
+    followers_.add(std::move(target), stream, std::move(resp));
+}
+
+void Output::pool_removed(const std::string& pool) {
+    followers_.pool_removed(pool);
 }
 
 json::object Output::line_json(const Worker& w, const LogLine& l) {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "config/config.hpp"
+#include "daemon/follow.hpp"
 #include "daemon/line_splitter.hpp"
 #include "daemon/log_writer.hpp"
 #include "daemon/worker.hpp"
@@ -40,6 +41,8 @@ class OutputHooks {
     virtual void after_spawn(Worker& w, pid_t pid) = 0;
     // The slot is going away (scaled down, pool removed): read what is left, then close.
     virtual void worker_removed(Worker& w) = 0;
+    // A pool removed by reload is gone: its last worker has been removed (or it had none).
+    virtual void pool_removed(const std::string& pool) = 0;
 };
 
 struct LogLine {
@@ -66,6 +69,7 @@ class Output : public OutputHooks {
     std::pair<int, int> before_spawn(Worker& w) override;
     void after_spawn(Worker& w, pid_t pid) override;
     void worker_removed(Worker& w) override;
+    void pool_removed(const std::string& pool) override;
 
     void set_daemon_config(const config::DaemonConfig& d) { daemon_ = d; }
     // At exit: reads every pipe dry (the workers are gone), so nothing written is lost.
@@ -76,8 +80,9 @@ class Output : public OutputHooks {
     std::vector<std::pair<const Worker*, LogLine>> tail(const std::vector<Worker*>& ws,
                                                         std::size_t n, int stream,
                                                         std::int64_t since_ms) const;
-    // `logs -f`: every new line of these workers goes to resp as an item until it goes away.
-    void follow(const std::vector<Worker*>& ws, int stream, std::shared_ptr<Responder> resp);
+    // `logs -f`: every new line of the target (as it is at each line: workers added later
+    // included) goes to resp as an item until the client or the target goes away.
+    void follow(FollowTarget target, int stream, std::shared_ptr<Responder> resp);
     static boost::json::object line_json(const Worker& w, const LogLine& l);
 
     const std::map<std::string, PoolLogStats>& stats() const { return stats_; }
@@ -110,12 +115,7 @@ class Output : public OutputHooks {
     std::map<std::string, PoolLogStats> stats_;
     std::vector<std::string> accounts_;  // pool by account / 2 (account % 2: stderr)
     std::unordered_map<std::string, std::uint32_t> account_ids_;
-    struct Follower {
-        std::vector<std::uint64_t> workers;
-        int stream;  // -1 both, 0 stdout, 1 stderr
-        std::shared_ptr<Responder> resp;
-    };
-    std::vector<Follower> followers_;
+    Followers followers_;
     bool color_ = false;
     int devnull_ = -1;
     LogWriter::Buffer rbuf_;                  // the read buffer; a new one when queued

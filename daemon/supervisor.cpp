@@ -1355,9 +1355,10 @@ void Supervisor::remove_retired() {
             it = ws.erase(it);
         }
     }
-    std::erase_if(pools_, [](const std::unique_ptr<Pool>& p) {
+    std::erase_if(pools_, [this](const std::unique_ptr<Pool>& p) {
         if (!p->removed || !p->workers.empty()) return false;
         spdlog::info("pool {} is gone", p->name());
+        if (setup_.output) setup_.output->pool_removed(p->name());
         return true;
     });
 }
