@@ -216,11 +216,20 @@ std::vector<pid_t> read_procs(const std::string& path) {
     return out;
 }
 
+// Only a worker cgroup, under our base, is ever signalled: never cowherd's own cgroup (a
+// process of a kill_mode: group pool lives there, beside the daemon) or anything above it.
+bool Cgroups::ours(const std::string& path) const {
+    return path.size() > base_.size() + 1 && path.compare(0, base_.size(), base_) == 0 &&
+           path[base_.size()] == '/' && path.find("/..") == std::string::npos;
+}
+
 bool Cgroups::kill(const std::string& path) {
+    if (!ours(path)) return false;
     return write_small(path + "/cgroup.kill", "1");
 }
 
 int Cgroups::signal(const std::string& path, int sig) {
+    if (!ours(path)) return 0;
     std::string rel = path.substr(mount_.size());
     int n = 0;
     for (pid_t pid : procs(path)) {

@@ -52,6 +52,8 @@ class Cgroups {
     // Any other signal: each member pinned by a pidfd, checked to still be in the cgroup, and
     // signalled through the pidfd, so a pid reused meanwhile is never hit. Returns how many.
     int signal(const std::string& path, int sig);
+    // True for a worker cgroup of ours (a directory under base); kill and signal refuse others.
+    bool ours(const std::string& path) const;
     // Existing worker cgroups under base (a crashed predecessor's); kills their members.
     std::vector<std::string> kill_leftovers();
     // At a clean exit: removes the (empty) worker cgroups and our base directory.

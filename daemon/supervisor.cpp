@@ -932,7 +932,10 @@ void Supervisor::adopt_orphans() {
             o.grace = w->pool->cfg->stop_timeout;
             o.cgroup = info->cgroup;
             // A dead generation's cgroup holds only leftovers; the live one holds the worker.
-            o.own_cgroup = !info->cgroup.empty() && (info->cgroup != w->cgroup || !w->alive());
+            // Only a worker cgroup of ours: a process of a kill_mode: group pool lives in the
+            // daemon's own cgroup, and signalling that would signal the daemon.
+            o.own_cgroup =
+                cgroup_owner_.count(info->cgroup) && (info->cgroup != w->cgroup || !w->alive());
         }
         auto& rec = orphans_[pid] = std::move(o);
         ++pid_epoch_;
