@@ -132,6 +132,24 @@ TEST_P(Trust, AShellDaemonizedServiceOfALiveWorkerIsKeptAndAttributed) {
     EXPECT_FALSE(alive(svc)) << "stopped with its worker";
 }
 
+// A kill_mode: group pool beside cgroup ones: its processes live in the daemon's own cgroup,
+// and terminating one of its orphans must never signal that cgroup (the daemon is in it).
+TEST_P(Trust, AGroupModeOrphanNeverSignalsTheDaemonsCgroup) {
+    const std::string pids_file = (dir / "pids").string();
+    start("  g:\n    command: [\"" + bin("forker") +
+          "\", scatter, \"1\"]\n    env: {FORKER_PIDS: \"" + pids_file +
+          "\"}\n    restart: never\n    start_timeout: 0s\n    kill_mode: group\n" +
+          "  idle:\n    command: [sleep, \"100000\"]\n" + mode());
+    ASSERT_TRUE(WaitFor([&] { return pids_in(pids_file).size() == 2; }));
+    const pid_t orphan = pids_in(pids_file).back();
+    ASSERT_TRUE(WaitFor([&] { return !alive(orphan); })) << slurp(log);
+    EXPECT_EQ(ctl({"version"}).code, 0);
+    int st = 0;
+    EXPECT_EQ(waitpid(daemon, &st, WNOHANG), 0) << slurp(log);
+    EXPECT_EQ(log_count("received SIGTERM"), 0) << slurp(log);
+    EXPECT_TRUE(WaitFor([&] { return count_state("idle", "running") == 1; }));
+}
+
 TEST_P(Trust, KeptOrphansStopWithTheirPoolAndTakeTreeSignals) {
     const std::string pids_file = (dir / "pids").string();
     start("  j:\n    command: [\"" + bin("forker") +
