@@ -31,6 +31,7 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
         return nullptr;
     };
     const auto now = sys_.now();
+    std::vector<std::vector<Worker*>> restarts;
     for (const auto& change : plan.pools) {
         if (change.kind == Kind::removed) continue;
         const config::PoolConfig& pc = *cfg_->find_pool(change.name);
@@ -94,7 +95,7 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
                 start_roll(*pool, up, 1, cb);
                 ++rolls;
             } else {
-                command(up, fsm::EventType::restart);
+                restarts.push_back(std::move(up));
             }
         }
         order.push_back(std::move(pool));
@@ -111,6 +112,10 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
         order.push_back(std::move(p));
     }
     pools_ = std::move(order);
+    // Restarts go once every pool is back in place: depends_on must see the whole new config
+    // (a pool restarted onto a new dependency waits for it like any start).
+    for (const auto& ws : restarts)
+        command(ws, fsm::EventType::restart);
     start_dependents();
     return rolls;
 }
