@@ -12,6 +12,7 @@
 //
 // On failure it prints the seed, every step and each violation with the daemon's log lines of
 // that step. bench/soak.sh runs it for thousands of steps across seeds.
+#include <array>
 #include <cstdlib>
 #include <random>
 #include <set>
@@ -247,8 +248,9 @@ class OperatorSoak : public DaemonFixture {
         WaitFor(
             [&] {
                 if (!daemon_alive()) {
-                    f = {{"daemon-alive",
-                          "the daemon exited with status " + std::to_string(exit_status)}};
+                    f = {{"daemon-alive", "the daemon (pid " + std::to_string(daemon) +
+                                              ") exited with status " +
+                                              std::to_string(exit_status)}};
                     return true;
                 }
                 o = observe();
@@ -866,7 +868,9 @@ class OperatorSoak : public DaemonFixture {
         close(ofd);
 
         // The mid-roll action, chosen now so that replays match.
-        const int action = mixed ? pick(rng, 7) : -1;
+        // A reload or a SIGHUP mid-roll twice as often as the other actions: issue 18's
+        // first case.
+        const int action = mixed ? std::array{0, 0, 1, 1, 2, 3, 4, 5, 6}[pick(rng, 9)] : -1;
         std::string mixed_desc;
         bool mixed_done = !mixed;
         bool roll_may_fail = false;
@@ -1279,6 +1283,16 @@ class OperatorSoak : public DaemonFixture {
             }
             stop_followers(false);
             reap_strays();
+            // A daemon that died just after the previous step settled (a crash on the next
+            // timer, say) is that step's violation.
+            if (!daemon_alive()) {
+                --step_no;
+                violation("daemon-alive",
+                          "the daemon (pid " + std::to_string(daemon) + ") exited with status " +
+                              std::to_string(exit_status) + " just after the step settled");
+                ++step_no;
+                if (violations.size() >= max_violations || !heal()) break;
+            }
             log_mark = slurp(log).size();
             StepRecord rec{step_no, kind, "", ""};
             const std::size_t violations_before = violations.size();
