@@ -114,8 +114,18 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
     pools_ = std::move(order);
     // Restarts go once every pool is back in place: depends_on must see the whole new config
     // (a pool restarted onto a new dependency waits for it like any start).
-    for (const auto& ws : restarts)
-        command(ws, fsm::EventType::restart);
+    // A reload never starts a pool the operator stopped: a pool changed onto a dependency
+    // that is not up stops now and starts once the dependency runs.
+    for (const auto& ws : restarts) {
+        if (ws.empty() || deps_up(*ws.front()->pool)) {
+            command(ws, fsm::EventType::restart);
+            continue;
+        }
+        for (Worker* w : ws) {
+            apply(*w, fsm::Event{fsm::EventType::stop, now, {}});
+            hold_start(*w);
+        }
+    }
     start_dependents();
     return rolls;
 }

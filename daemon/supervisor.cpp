@@ -352,6 +352,8 @@ void Supervisor::command(const std::vector<Worker*>& targets, EventType ev) {
             w->pool->waiting_for_deps = false;
             apply(*w, Event{ev, now, {}});
         } else {
+            // A restart's stop goes now; its start waits with the others.
+            if (ev == EventType::restart) apply(*w, Event{EventType::stop, now, {}});
             hold_start(*w);
         }
     }

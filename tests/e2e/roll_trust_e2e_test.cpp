@@ -102,15 +102,15 @@ TEST_F(Rolls, ARollKeepsItsOldWorkerWhileAnotherPoolCrashLoops) {
 }
 
 TEST_F(Rolls, AReloadAndASighupMidRollAreAppliedAtOnce) {
-    start(web("3000"));
+    start(web("8000"));
     ASSERT_TRUE(WaitFor([&] { return worker0("web")["state"].as_string() == "running"; }));
     auto roll = ctl_bg({"restart", "web"});
     ASSERT_TRUE(WaitFor([&] { return worker0("web")["state"].as_string() == "starting"; }));
-    write_config(web("3000") + "  extra:\n    command: [sleep, \"100000\"]\n");
+    write_config(web("8000") + "  extra:\n    command: [sleep, \"100000\"]\n");
     auto r = ctl({"reload"});
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_TRUE(WaitFor([&] { return count_state("extra", "running") == 1; }));
-    write_config(web("3000") + "  extra:\n    command: [sleep, \"100000\"]\n" +
+    write_config(web("8000") + "  extra:\n    command: [sleep, \"100000\"]\n" +
                  "  extra2:\n    command: [sleep, \"100000\"]\n");
     kill(daemon, SIGHUP);
     EXPECT_TRUE(WaitFor([&] { return count_state("extra2", "running") == 1; })) << slurp(log);
@@ -120,11 +120,11 @@ TEST_F(Rolls, AReloadAndASighupMidRollAreAppliedAtOnce) {
 }
 
 TEST_F(Rolls, AReloadThatChangesTheRollingPoolRollsItOntoTheNewConfig) {
-    start(web("2000"));
+    start(web("6000"));
     ASSERT_TRUE(WaitFor([&] { return worker0("web")["state"].as_string() == "running"; }));
     auto roll = ctl_bg({"restart", "web"});
     ASSERT_TRUE(WaitFor([&] { return worker0("web")["state"].as_string() == "starting"; }));
-    write_config(web("2000") + "    env: {GENERATION: \"2\"}\n");
+    write_config(web("6000") + "    env: {GENERATION: \"2\"}\n");
     auto r = ctl({"reload"});
     EXPECT_EQ(r.code, 0) << r.out << r.err;
     ASSERT_TRUE(WaitFor([&] { return finished(roll); }));
