@@ -269,7 +269,6 @@ void LogWriter::loop() {
         }
         if (!have) continue;
         handle(writer_file(item.target), item);
-        std::function<void()> drained;
         {
             std::lock_guard lock(mu_);
             queued_bytes_ -= cost;
@@ -278,14 +277,15 @@ void LogWriter::loop() {
             if (item.buf && spare_.size() < 4) spare_.push_back(std::move(item.buf));
             if (full_signalled_ && queued_bytes_ < capacity_ / 2) {
                 full_signalled_ = false;
-                drained = on_drained_;
+                // Posted before the idle notice below: once flush() returns, the drained
+                // notice is on the loop already (it came after it, now and then, under load).
+                if (on_drained_) boost::asio::post(io_, on_drained_);
             }
             if (queue_.empty()) {
                 busy_ = false;
                 idle_cv_.notify_all();
             }
         }
-        if (drained) boost::asio::post(io_, drained);
     }
 }
 
