@@ -54,8 +54,7 @@ std::string extras(const PoolConfig& p) {
     if (!p.autostart) add("autostart=false");
     if (p.kill_mode != KillMode::auto_) add("kill_mode=" + std::string(to_string(p.kill_mode)));
     if (p.orphans != OrphanPolicy::kill) add("orphans=" + std::string(to_string(p.orphans)));
-    if (p.stop_scope != StopScope::main)
-        add("stop_scope=" + std::string(to_string(p.stop_scope)));
+    if (p.stop_scope != StopScope::main) add("stop_scope=" + std::string(to_string(p.stop_scope)));
     if (p.backoff != Backoff{})
         add("backoff=" + exact_duration(p.backoff.initial) + ".." + exact_duration(p.backoff.max));
     if (p.max_restarts != MaxRestarts{}) {

@@ -63,8 +63,8 @@ class DaemonFixture : public ::testing::Test {
         write_config(pools_yaml, daemon_extra);
         int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         std::vector<std::string> argv = launcher;
-        for (const auto& a : {bin("cowherd"), std::string("-c"), config, std::string("--log-level"),
-                              log_level})
+        for (const auto& a :
+             {bin("cowherd"), std::string("-c"), config, std::string("--log-level"), log_level})
             argv.push_back(a);
         daemon = spawn_with(argv, fd, fd);
         close(fd);
