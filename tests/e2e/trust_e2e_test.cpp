@@ -203,7 +203,8 @@ TEST_P(Trust, AOneShotThatDaemonizesKeepsTheDaemonUpUntilItsOrphansExit) {
 std::string postmaster(const std::string& out, bool forward = true) {
     return "[sh, -c, 'F=" + out +
            "; child() { trap \"echo finished >> $F; exit 0\" USR1; trap \"echo killed >> $F; "
-           "exit 1\" TERM; while :; do sleep 1 & wait $!; done; }; child & a=$!; child & b=$!; "
+           "exit 1\" TERM; echo ready >> $F.ready; while :; do sleep 1 & wait $!; done; }; child & "
+           "a=$!; child & b=$!; "
            "trap \"" +
            (forward ? "kill -USR1 $a $b; " : "") +
            "wait $a $b; exit 0\" TERM; echo up >> $F; while :; do sleep 1 & wait $!; done']";
@@ -213,10 +214,13 @@ TEST_P(Trust, StopScopeMainLetsTheMainProcessFinishItsChildren) {
     const std::string out = (dir / "out").string();
     start("  pg:\n    command: " + postmaster(out) + "\n" + mode() + "  tr:\n    command: " +
           postmaster(out + "2", false) + "\n    stop_scope: tree\n" + mode());
+    // Both children of both pools have their traps set: a signal before that would kill a
+    // child by default and prove nothing.
     ASSERT_TRUE(WaitFor([&] {
-        return slurp(out).find("up") != std::string::npos &&
-               slurp(out + "2").find("up") != std::string::npos;
-    }));
+        return slurp(out) == "up\n" && slurp(out + "2") == "up\n" &&
+               slurp(out + ".ready") == "ready\nready\n" &&
+               slurp(out + "2.ready") == "ready\nready\n";
+    })) << slurp(log);
     EXPECT_EQ(ctl({"stop", "pg"}).code, 0);
     EXPECT_EQ(slurp(out), "up\nfinished\nfinished\n") << slurp(log);
     // stop_scope: tree signals every process at once, as the option says.
