@@ -36,6 +36,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool busy() const { return busy_; }
     bool is_open() const { return sock_.is_open() && !closing_; }
     Budget budget() const { return budget_; }
+    const Peer& peer() const { return peer_; }
     std::chrono::steady_clock::time_point last_active() const { return last_active_; }
     std::size_t queued() const { return queued_; }
     const ControlLimits& limits() const { return srv_.limits_; }
@@ -177,8 +178,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
             send(proto::encode_error(err->id, err->code, err->message), true);
             return;
         }
-        busy_ = true;
         auto& req = std::get<proto::Request>(decoded);
+        // A pending connection's first request decides its budget; a follower's is taken by
+        // start_stream, once the daemon has accepted the stream.
+        if (budget_ == Budget::pending &&
+            !(req.cmd == "logs" && proto::get_bool(req.args, "follow").value_or(false))) {
+            auto b = srv_.admit(peer_);
+            if (!b) {
+                send(
+                    proto::encode_error(req.id, proto::ErrorCode::busy, "too many control clients"),
+                    false);
+                close_after_write();
+                return;
+            }
+            move_to(*b);
+        }
+        busy_ = true;
         auto responder = std::make_shared<Responder>(weak_from_this(), req.id);
         // A request must never take the daemon down: a handler that throws (a bug, like the
         // decoder's once) costs this request an error reply, and the daemon goes on.
@@ -536,6 +551,23 @@ bool ControlServer::evict_idle(Budget b) {
     return true;
 }
 
+bool ControlServer::admit_pending(const Peer& p) {
+    if (in_use_[pending] < limits_.max_pending) return true;
+    const auto now = std::chrono::steady_clock::now();
+    std::shared_ptr<Connection> victim;
+    for (auto& c : conns_) {
+        if (c->budget() != pending || c->busy()) continue;
+        // A full-access peer may always push out a read-only one (a readonly_group member
+        // cannot lock root out by reconnecting fast); any other only one that had its chance.
+        const bool may =
+            now - c->last_active() >= limits_.pending_grace || (!p.readonly && c->peer().readonly);
+        if (may && (!victim || c->last_active() < victim->last_active())) victim = c;
+    }
+    if (!victim) return false;
+    victim->close();
+    return true;
+}
+
 std::optional<ControlServer::Budget> ControlServer::admit(const Peer& p) {
     auto room = [&](Budget b) {
         const std::size_t cap = b == shared ? limits_.max_clients : limits_.reserved_clients;
@@ -566,10 +598,9 @@ void ControlServer::accept() {
                 peer.uid = static_cast<uid_t>(-1);
             }
             const bool ok = allowed(peer);  // decides peer.readonly too: before the copy below
-            std::optional<Budget> budget;
-            if (ok) budget = admit(peer);
+            const bool room = ok && admit_pending(peer);
             auto conn = std::make_shared<Connection>(*this, std::move(sock), peer,
-                                                     budget.value_or(Budget::none));
+                                                     room ? Budget::pending : Budget::none);
             conns_.push_back(conn);
             if (!ok) {
                 spdlog::warn("control: denied uid {} (pid {})", peer.uid, peer.pid);
@@ -578,7 +609,7 @@ void ControlServer::accept() {
                                "uid " + std::to_string(peer.uid) + " may not use this socket"),
                            false);
                 conn->close_after_write();
-            } else if (!budget) {
+            } else if (!room) {
                 conn->send(proto::encode_error(std::nullopt, proto::ErrorCode::busy,
                                                "too many control clients"),
                            false);

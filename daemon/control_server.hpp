@@ -77,6 +77,14 @@ struct ControlLimits {
     std::size_t max_clients = 64;       // connections between or in requests, anyone's
     std::size_t reserved_clients = 16;  // more of those, only for full-access peers
     std::size_t max_followers = 256;    // `logs -f` streams
+    // Connections that have not sent their first request yet. Which budget a connection takes
+    // depends on what it asks, so a burst of followers or probes waits here rather than
+    // crowding (or evicting) one another from the requests' budget; each costs an fd until
+    // request_deadline.
+    std::size_t max_pending = 384;
+    // A pending connection younger than this is never evicted: it has not had its chance to
+    // send its request (under load, accepting runs ahead of reading).
+    std::chrono::milliseconds pending_grace{2'000};
     // Unsent lines one follower may hold; past it, its lines are skipped and counted. With
     // every follower stuck, 256 x 256 KiB is the most they can hold.
     std::size_t follower_queue = 256u << 10;
@@ -110,13 +118,16 @@ class ControlServer {
     friend class Connection;
     friend class Responder;
     // Which budget a connection counts against.
-    enum Budget { shared, reserved, follower, none };
+    enum Budget { shared, reserved, follower, pending, none };
     ControlServer(boost::asio::io_context& io, std::string path, int lock_fd, Dispatch d,
                   std::function<void()> after_each, ControlLimits limits, SocketAccess access);
     void accept();
     void forget(Connection* c);
-    // A connection for a new allowed peer, in a budget with room (evicting an idle connection
-    // if need be), or nullopt when there is none.
+    // Room for a new connection until its first request, evicting a pending connection that
+    // had its chance if need be; false when there is none.
+    bool admit_pending(const Peer& p);
+    // The budget for a connection's first request (not a follower's: see start_stream),
+    // evicting an idle connection if need be, or nullopt when there is none.
     std::optional<Budget> admit(const Peer& p);
     bool evict_idle(Budget b);
     // Full access, read-only access (sets p.readonly), or none.
@@ -131,7 +142,7 @@ class ControlServer {
     ControlLimits limits_;
     SocketAccess access_;
     std::list<std::shared_ptr<Connection>> conns_;
-    std::size_t in_use_[3] = {0, 0, 0};  // by Budget
+    std::size_t in_use_[4] = {0, 0, 0, 0};  // by Budget
     bool closed_ = false;
     std::function<void()> on_drained_;
 };

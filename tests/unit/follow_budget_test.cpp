@@ -54,7 +54,7 @@ class FollowBudget : public ::testing::Test {
                     resp->ok(json::object{{"fine", true}});
                 } else if (req.cmd == "hold") {
                     held.push_back(resp);
-                } else if (req.cmd == "follow") {
+                } else if (req.cmd == "logs") {
                     if (auto full = resp->start_stream(); !full.empty())
                         resp->error(proto::ErrorCode::busy, full);
                     else
@@ -77,8 +77,11 @@ class FollowBudget : public ::testing::Test {
         return fd;
     }
 
+    // "follow" is `logs -f`: the server gives a stream its budget only when it starts.
     void request(int fd, const std::string& cmd) {
-        std::string line = R"({"v":1,"id":1,"cmd":")" + cmd + "\"}\n";
+        std::string line = cmd == "follow" ? R"({"v":1,"id":1,"cmd":"logs","args":{"follow":true}})"
+                                             "\n"
+                                           : R"({"v":1,"id":1,"cmd":")" + cmd + "\"}\n";
         ASSERT_EQ(::send(fd, line.data(), line.size(), MSG_NOSIGNAL),
                   static_cast<ssize_t>(line.size()));
     }
@@ -163,7 +166,54 @@ TEST_F(FollowBudget, FullAccessPeersGetTheReserveWhenRequestSlotsAreBusy) {
     request(root, "hold");
     ASSERT_TRUE(pump_until([&] { return held.size() == 3; }));
     int over = connect_to();
+    request(over, "status");
     EXPECT_NE(first_line(over).find("too many control clients"), std::string::npos);
+}
+
+// Accepting runs ahead of reading under load: a burst of clients that have all connected before
+// any has been read must not evict one another before they had a chance to ask.
+TEST_F(FollowBudget, ABurstOfConnectionsIsNotEvictedBeforeItsFirstRequest) {
+    open({.max_clients = 2, .reserved_clients = 1, .max_followers = 6});
+    std::vector<int> burst;
+    for (int i = 0; i < 6; ++i)
+        burst.push_back(connect_to());  // accepted, nothing read yet
+    for (int fd : burst)
+        request(fd, "follow");
+    EXPECT_TRUE(pump_until([&] { return server->followers() == 6; }))
+        << server->followers() << " of 6 follow";
+    int a = connect_to();
+    request(a, "status");
+    EXPECT_NE(first_line(a).find("\"fine\":true"), std::string::npos);
+}
+
+// Pending connections are bounded too; one that had its chance to ask makes room for a new
+// one, a young one does not.
+TEST_F(FollowBudget, PendingConnectionsAreBoundedAndEvictedOnlyAfterTheirGrace) {
+    open({.max_clients = 2,
+          .reserved_clients = 1,
+          .max_pending = 2,
+          .pending_grace = std::chrono::hours(1)});
+    connect_to();
+    connect_to();
+    int over = connect_to();
+    EXPECT_NE(first_line(over).find("too many control clients"), std::string::npos);
+}
+
+TEST_F(FollowBudget, APendingConnectionPastItsGraceMakesRoom) {
+    open({.max_clients = 2,
+          .reserved_clients = 1,
+          .max_pending = 2,
+          .pending_grace = std::chrono::milliseconds(0)});
+    int old1 = connect_to();
+    connect_to();
+    int fresh = connect_to();
+    request(fresh, "status");
+    EXPECT_NE(first_line(fresh).find("\"fine\":true"), std::string::npos);
+    bool eof = false;
+    EXPECT_TRUE(pump_until([&] {
+        drain(old1, &eof);
+        return eof;
+    })) << "the oldest pending connection made room";
 }
 
 // A follower that stops reading is never cut off: past its queue its lines are counted, and
