@@ -151,8 +151,9 @@ int Daemon::run() {
     };
     background_ = std::make_unique<Background>(io_);
     recycler_ = std::make_unique<Recycler>(io_, *sup_, *background_, sampler_);
-    sup_->on_transition = [this](const Worker& w, fsm::State, const fsm::Actions&) {
-        if (w.slot.state == fsm::State::running) recycler_->note_running(w);
+    sup_->on_transition = [this](const Worker& w, fsm::State, fsm::State to, const fsm::Actions&) {
+        if (to == fsm::State::running && w.slot.state == fsm::State::running)
+            recycler_->note_running(w);
     };
 
     commands_ = std::make_unique<CommandContext>(CommandContext{
