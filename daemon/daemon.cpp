@@ -417,8 +417,7 @@ static boost::json::object plan_json(const config::ReloadPlan& plan, const confi
                 break;
             case Kind::changed: {
                 const auto* pc = next.find_pool(c.name);
-                const bool roll =
-                    pc && (!pc->sockets.empty() || pc->ready == config::Ready::notify);
+                const bool roll = pc && config::restarts_rolling(*pc);
                 action = roll ? "rolling restart" : "restart";
                 if (c.old_workers != c.new_workers)
                     action += ", scale " + std::to_string(c.old_workers) + " -> " +

@@ -84,7 +84,7 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
             std::string keys;
             for (const auto& k : change.keys)
                 keys += (keys.empty() ? "" : ", ") + k;
-            const bool roll = !pool->sockets.empty() || pc.ready == config::Ready::notify;
+            const bool roll = config::restarts_rolling(pc);
             std::vector<Worker*> up;
             for (Worker* w : old)
                 if (w->slot.want == fsm::Want::up) up.push_back(w);
