@@ -11,7 +11,7 @@
 #include "core/escape.hpp"
 #include "core/names.hpp"
 #include "core/signal_names.hpp"
-#include "daemon/output.hpp"
+#include "daemon/output_hooks.hpp"
 #include "daemon/rolling.hpp"
 
 extern char** environ;
