@@ -119,15 +119,14 @@ struct PoolConfig {
     OutputSink stdout_sink;
     OutputSink stderr_sink;
     Backpressure backpressure = Backpressure::block;  // a sink slower than the worker
-    std::uint64_t log_ring = 64 * 1024;
+    std::uint64_t log_ring = 64 * 1024;  // bytes of recent output kept per worker (cowctl logs)
     Identity identity;
     std::optional<mode_t> umask;
     std::vector<Rlimit> rlimits;
     bool no_new_privs = false;
     std::optional<int> oom_score_adj;
     bool clear_env = false;               // start from an empty environment, not the daemon's
-    std::vector<std::string> env_remove;  // names dropped from the daemon's environment  // bytes
-                                          // of recent output kept per worker (cowctl logs)
+    std::vector<std::string> env_remove;  // names dropped from the daemon's environment
 
     bool operator==(const PoolConfig&) const = default;
 };
@@ -148,6 +147,12 @@ struct DaemonConfig {
     Millis shutdown_timeout{30s};
     bool operator==(const DaemonConfig&) const = default;
 };
+
+// A restart of this pool is rolling (successors first, old processes after): its readiness
+// can be told (ready: notify), or it serves on sockets that must never go unanswered.
+inline bool restarts_rolling(const PoolConfig& pc) {
+    return !pc.sockets.empty() || pc.ready == Ready::notify;
+}
 
 struct Config {
     std::string source_path;  // absolute path of the file it came from, "" for text

@@ -62,6 +62,26 @@ std::string why_failed(const Worker& w) {
     return s;
 }
 
+// Where a worker stands, for a verb that waits, since `ev` was sent to it when its process was
+// of `generation`: the one definition of "settled" for start, stop, restart and scale.
+enum class Settled { not_yet, done, failed };
+Settled settled(const Supervisor& sup, const Worker& w, fsm::EventType ev,
+                std::uint64_t generation) {
+    const auto st = w.slot.state;
+    if (ev == fsm::EventType::stop) {
+        // Stopped means nothing of it runs: kept orphans and leftovers included.
+        if (w.alive() || w.draining || st == fsm::State::stopping || sup.has_orphans(w))
+            return Settled::not_yet;
+        return Settled::done;
+    }
+    if (sup.start_held(w)) return Settled::not_yet;  // its dependencies start first
+    // A start is answered by any running process; a restart only by a new one.
+    const bool fresh = ev == fsm::EventType::start || w.generation > generation;
+    if (st == fsm::State::running && fresh) return Settled::done;
+    if (is_failed(st) && (fresh || st != fsm::State::stopped)) return Settled::failed;
+    return Settled::not_yet;
+}
+
 // start, stop and restart answer once the targets have settled, unless "wait": false.
 void lifecycle(CommandContext& ctx, proto::Request& req, std::shared_ptr<Responder>& resp,
                fsm::EventType ev) {
@@ -111,22 +131,15 @@ void lifecycle(CommandContext& ctx, proto::Request& req, std::shared_ptr<Respond
         for (const auto& t : ts) {
             Worker* w = sup.find_worker(t.id);
             if (!w) continue;  // removed meanwhile: nothing left to wait for
-            const auto st = w->slot.state;
-            if (ev == fsm::EventType::stop) {
-                // Stopped means nothing of it runs: kept orphans and leftovers included.
-                if (w->alive() || w->draining || st == fsm::State::stopping || sup.has_orphans(*w))
+            switch (settled(sup, *w, ev, t.generation)) {
+                case Settled::done:
+                    continue;
+                case Settled::failed:
+                    *failure = why_failed(*w);
+                    return true;
+                case Settled::not_yet:
                     return false;
-                continue;
             }
-            if (sup.start_held(*w)) return false;  // its dependencies start first
-            const bool fresh = ev == fsm::EventType::start || w->generation > t.generation;
-            if (st == fsm::State::running && fresh) continue;
-            if (is_failed(st) && (ev == fsm::EventType::start || w->generation > t.generation ||
-                                  st != fsm::State::stopped)) {
-                *failure = why_failed(*w);
-                return true;
-            }
-            return false;
         }
         return true;
     };
@@ -259,7 +272,7 @@ void cmd_restart(CommandContext& ctx, const Peer&, proto::Request& req,
     std::vector<Worker*> plain;
     std::vector<std::pair<Pool*, std::vector<Worker*>>> rolls;
     for (auto& [pool, ws] : by_pool) {
-        const bool roll = !pool->sockets.empty() || pool->cfg->ready == config::Ready::notify;
+        const bool roll = config::restarts_rolling(*pool->cfg);
         if (!roll) {
             plain.insert(plain.end(), ws.begin(), ws.end());
             continue;
@@ -320,27 +333,30 @@ void cmd_restart(CommandContext& ctx, const Peer&, proto::Request& req,
         ctx.sup.command(plain, fsm::EventType::restart);
         Supervisor& sup = ctx.sup;
         auto failure = std::make_shared<std::string>();
-        sup.add_waiter(Supervisor::Waiter{
-            [&sup, gens, failure] {
-                for (auto [id, gen] : gens) {
-                    Worker* w = sup.find_worker(id);
-                    if (!w) continue;
-                    if (w->generation > gen && w->slot.state == fsm::State::running) continue;
-                    if (w->generation > gen && is_failed(w->slot.state)) {
-                        *failure = why_failed(*w);
-                        return true;
-                    }
-                    return false;
-                }
-                return true;
-            },
-            sup.now() + longest + Millis(5000),
-            [part_done, failure](bool timed_out) {
-                if (timed_out)
-                    part_done(false, "not settled in time");
-                else
-                    part_done(failure->empty(), *failure);
-            }});
+        sup.add_waiter(
+            Supervisor::Waiter{[&sup, gens, failure] {
+                                   for (auto [id, gen] : gens) {
+                                       Worker* w = sup.find_worker(id);
+                                       if (!w) continue;
+                                       switch (settled(sup, *w, fsm::EventType::restart, gen)) {
+                                           case Settled::done:
+                                               continue;
+                                           case Settled::failed:
+                                               *failure = why_failed(*w);
+                                               return true;
+                                           case Settled::not_yet:
+                                               return false;
+                                       }
+                                   }
+                                   return true;
+                               },
+                               sup.now() + longest + Millis(5000),
+                               [part_done, failure](bool timed_out) {
+                                   if (timed_out)
+                                       part_done(false, "not settled in time");
+                                   else
+                                       part_done(failure->empty(), *failure);
+                               }});
     }
 }
 
@@ -380,17 +396,22 @@ void cmd_scale(CommandContext& ctx, const Peer&, proto::Request& req,
     };
     auto failure = std::make_shared<std::string>();
     sup.add_waiter(Supervisor::Waiter{
-        [find_pool, failure] {
+        [&sup, find_pool, failure] {
             Pool* p = find_pool();
             if (!p) return true;
             for (const auto& w : p->workers) {
                 if (w->retiring) return false;  // still stopping
-                if (w->slot.state == fsm::State::running) continue;
-                if (is_failed(w->slot.state) && w->slot.want == fsm::Want::up) {
-                    *failure = why_failed(*w);
-                    continue;
+                // A worker the operator stopped stays so; every other one is to come up.
+                if (w->slot.want != fsm::Want::up) continue;
+                switch (settled(sup, *w, fsm::EventType::start, w->generation)) {
+                    case Settled::done:
+                        continue;
+                    case Settled::failed:
+                        *failure = why_failed(*w);
+                        continue;
+                    case Settled::not_yet:
+                        return false;
                 }
-                if (w->slot.want == fsm::Want::up) return false;  // still starting
             }
             return true;
         },

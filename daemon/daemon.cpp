@@ -151,8 +151,9 @@ int Daemon::run() {
     };
     background_ = std::make_unique<Background>(io_);
     recycler_ = std::make_unique<Recycler>(io_, *sup_, *background_, sampler_);
-    sup_->on_transition = [this](const Worker& w, fsm::State, const fsm::Actions&) {
-        if (w.slot.state == fsm::State::running) recycler_->note_running(w);
+    sup_->on_transition = [this](const Worker& w, fsm::State, fsm::State to, const fsm::Actions&) {
+        if (to == fsm::State::running && w.slot.state == fsm::State::running)
+            recycler_->note_running(w);
     };
 
     commands_ = std::make_unique<CommandContext>(CommandContext{
@@ -416,8 +417,7 @@ static boost::json::object plan_json(const config::ReloadPlan& plan, const confi
                 break;
             case Kind::changed: {
                 const auto* pc = next.find_pool(c.name);
-                const bool roll =
-                    pc && (!pc->sockets.empty() || pc->ready == config::Ready::notify);
+                const bool roll = pc && config::restarts_rolling(*pc);
                 action = roll ? "rolling restart" : "restart";
                 if (c.old_workers != c.new_workers)
                     action += ", scale " + std::to_string(c.old_workers) + " -> " +

@@ -11,9 +11,11 @@
 
 #include <sys/types.h>
 
-#include "daemon/worker.hpp"
+#include "core/proc/proc_id.hpp"
 
 namespace cow::leftovers {
+
+using proc::ProcId;
 
 struct Record {
     pid_t pid = 0;

@@ -25,25 +25,12 @@
 #include "daemon/follow.hpp"
 #include "daemon/line_splitter.hpp"
 #include "daemon/log_writer.hpp"
+#include "daemon/output_hooks.hpp"
 #include "daemon/worker.hpp"
 
 namespace cow {
 
 class Responder;
-
-// The supervisor's calls into output capture, around every spawn.
-class OutputHooks {
-  public:
-    virtual ~OutputHooks() = default;
-    // The write ends the child gets as stdout and stderr (-1: the daemon's own, inherit).
-    virtual std::pair<int, int> before_spawn(Worker& w) = 0;
-    // Closes those write ends (the child has its copies) and resumes reading.
-    virtual void after_spawn(Worker& w, pid_t pid) = 0;
-    // The slot is going away (scaled down, pool removed): read what is left, then close.
-    virtual void worker_removed(Worker& w) = 0;
-    // A pool removed by reload is gone: its last worker has been removed (or it had none).
-    virtual void pool_removed(const std::string& pool) = 0;
-};
 
 struct LogLine {
     std::int64_t ts_ms;  // wall clock, for display only

@@ -111,8 +111,7 @@ void Recycler::act(const WatchPtr& watch, const mem::Sample& s) {
         ++recycled_;
         // With shared sockets or readiness the replacement starts first, so the pool never
         // runs short; otherwise a plain restart.
-        if ((!pool->sockets.empty() || pool->cfg->ready == config::Ready::notify) &&
-            !sup_.rolling(*pool))
+        if (config::restarts_rolling(*pool->cfg) && !sup_.rolling(*pool))
             sup_.start_roll(*pool, {w}, 1, {});
         else
             sup_.command({w}, fsm::EventType::restart);

@@ -74,8 +74,7 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
             // max_restarts window and the backoff exponent).
             for (auto& w : pool->workers) {
                 w->restarts = 0;
-                w->slot.recent_restarts.clear();
-                w->slot.failed_starts = 0;
+                fsm::forget_failures(w->slot);
             }
         }
         pool->use_cgroup = sys_.cgroups() != nullptr && pc.kill_mode != config::KillMode::group;
@@ -85,7 +84,7 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
             std::string keys;
             for (const auto& k : change.keys)
                 keys += (keys.empty() ? "" : ", ") + k;
-            const bool roll = !pool->sockets.empty() || pc.ready == config::Ready::notify;
+            const bool roll = config::restarts_rolling(pc);
             std::vector<Worker*> up;
             for (Worker* w : old)
                 if (w->slot.want == fsm::Want::up) up.push_back(w);

@@ -75,19 +75,13 @@ void Supervisor::discard_successor(Worker& w, const std::string& why) {
     }
     w.pred.reset();
     pred_by_pid_.erase(p.pid);
-    disarm(w);
     w.pid = p.pid;
     w.last_pid = p.pid;
     w.generation = p.generation;
     w.cgroup = p.cgroup;
     w.started_at = p.started_at;
     by_pid_[p.pid] = &w;
-    w.slot.state = fsm::State::running;
-    w.slot.want = fsm::Want::up;
-    w.slot.failed_starts = 0;
-    w.state_since = sys_.now();
-    w.last_reason = why + "; the old process keeps serving";
-    if (w.pool->policy.watchdog.count() > 0) arm(w, w.pool->policy.watchdog);
+    reinstate(w, w.slot.state, why + "; the old process keeps serving");
 }
 
 void Supervisor::advance_rolls() {

@@ -11,7 +11,7 @@
 #include "core/escape.hpp"
 #include "core/names.hpp"
 #include "core/signal_names.hpp"
-#include "daemon/output.hpp"
+#include "daemon/output_hooks.hpp"
 #include "daemon/rolling.hpp"
 
 extern char** environ;
@@ -557,23 +557,39 @@ void Supervisor::apply(Worker& w, const Event& ev) {
             retire_pred(w);
         } else if (w.slot.state == State::backoff || w.slot.state == State::fatal ||
                    w.slot.state == State::exited) {
-            rollback(w, a.reason);
+            // The slot never sat in that state: the old process takes over at once, and the
+            // one transition logged and observed is from where the successor was.
+            rollback(w, a.reason, from);
             return;
         }
     }
 
-    if (w.slot.state != from) {
-        w.state_since = ev.now;
-        const pid_t shown = pid_before ? pid_before : w.last_pid;
-        auto level = (w.slot.state == State::fatal || w.slot.state == State::backoff)
-                         ? spdlog::level::warn
-                         : spdlog::level::info;
-        spdlog::log(level, "{} pid {} {} -> {}: {}", w.name, shown, fsm::to_string(from),
-                    fsm::to_string(w.slot.state), a.reason);
-        if (on_transition) on_transition(w, from, a);
-        check_finished(w, a);
-    }
+    if (w.slot.state != from)
+        note_transition(w, from, a, ev.now, pid_before ? pid_before : w.last_pid);
     if (a.spawn) do_spawn(w);
+}
+
+void Supervisor::note_transition(Worker& w, State from, const fsm::Actions& a, fsm::TimePoint now,
+                                 pid_t shown) {
+    w.state_since = now;
+    auto level = (w.slot.state == State::fatal || w.slot.state == State::backoff)
+                     ? spdlog::level::warn
+                     : spdlog::level::info;
+    spdlog::log(level, "{} pid {} {} -> {}: {}", w.name, shown, fsm::to_string(from),
+                fsm::to_string(w.slot.state), a.reason);
+    notices_.push_back(Notice{.worker_id = w.id, .from = from, .to = w.slot.state, .actions = a});
+    check_finished(w, a);
+}
+
+// The slot's process is the predecessor again (its successor failed or was discarded): the
+// FSM hears of it like of any other change of process, and carries the slot back to running.
+void Supervisor::reinstate(Worker& w, State from, std::string reason) {
+    fsm::Actions a = fsm::step(w.slot, Event{EventType::reinstate, sys_.now(), {}}, w.pool->policy);
+    if (a.cancel_timer) disarm(w);
+    if (a.arm) arm(w, *a.arm);
+    a.reason = std::move(reason);
+    w.last_reason = a.reason;
+    if (w.slot.state != from) note_transition(w, from, a, sys_.now(), w.pid);
 }
 
 void Supervisor::check_finished(const Worker& w, const fsm::Actions& a) {
@@ -593,7 +609,23 @@ void Supervisor::essential_exit(const Worker& w) {
     int code = w.last_exit ? w.last_exit->shell_code() : (w.last_error.empty() ? 1 : 127);
     std::string why = "essential pool " + w.pool->name() + ": " + w.name + " " +
                       std::string(fsm::to_string(w.slot.state)) + " (" + w.last_reason + ")";
-    if (on_essential_exit) on_essential_exit(code, why);
+    notices_.push_back(
+        Notice{.worker_id = w.id, .essential_exit = true, .code = code, .why = std::move(why)});
+}
+
+void Supervisor::deliver_notices() {
+    // An observer may cause more (a shutdown stops every pool): those are delivered too.
+    while (!notices_.empty()) {
+        Notice n = std::move(notices_.front());
+        notices_.pop_front();
+        if (n.essential_exit) {
+            // The first essential exit decides the shutdown; later ones have nothing to add.
+            if (on_essential_exit && !shutting_down_) on_essential_exit(n.code, n.why);
+            continue;
+        }
+        const Worker* w = find_worker(n.worker_id);
+        if (w && on_transition) on_transition(*w, n.from, n.to, n.actions);
+    }
 }
 
 void Supervisor::do_spawn(Worker& w) {
@@ -1188,6 +1220,7 @@ void Supervisor::settle() {
         }
         if (all && count > 0 && on_all_finished) on_all_finished(code);
     }
+    deliver_notices();
     if (waiters_.empty()) return;
     const auto now = sys_.now();
     // A finish callback may add waiters; collect first, then run.
@@ -1285,11 +1318,10 @@ void Supervisor::retire_pred(Worker& w) {
     p.kill_at = sys_.now() + w.pool->cfg->stop_timeout;
 }
 
-void Supervisor::rollback(Worker& w, const std::string& why) {
+void Supervisor::rollback(Worker& w, const std::string& why, State from) {
     auto p = *w.pred;
     w.pred.reset();
     pred_by_pid_.erase(p.pid);
-    disarm(w);
     const pid_t failed = w.last_pid;
     if (!w.cgroup.empty()) release_cgroup(w.cgroup);
     w.pid = p.pid;
@@ -1298,11 +1330,6 @@ void Supervisor::rollback(Worker& w, const std::string& why) {
     w.cgroup = p.cgroup;
     w.started_at = p.started_at;
     by_pid_[p.pid] = &w;
-    w.slot.state = State::running;
-    w.slot.want = fsm::Want::up;
-    w.slot.failed_starts = 0;
-    w.state_since = sys_.now();
-    if (w.pool->policy.watchdog.count() > 0) arm(w, w.pool->policy.watchdog);
     ++w.roll_failures;
     // The FSM's reason speaks of a retry that will not happen; say what the successor did.
     const std::string what = !w.last_error.empty() ? w.last_error
@@ -1310,8 +1337,7 @@ void Supervisor::rollback(Worker& w, const std::string& why) {
                                                    : why;
     w.roll_error =
         "replacement pid " + std::to_string(failed) + " " + what + " before it was ready";
-    w.last_reason = w.roll_error + "; the old process keeps serving";
-    spdlog::warn("{}: {}; pid {} keeps serving", w.name, w.roll_error, p.pid);
+    reinstate(w, from, w.roll_error + "; the old process keeps serving");
 }
 
 // ---- scaling ----

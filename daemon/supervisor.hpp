@@ -152,8 +152,11 @@ class Supervisor {
     // The worker's start waits for its pool's depends_on to run.
     bool start_held(const Worker& w) const;
 
-    // Observers, wired by the daemon.
-    std::function<void(const Worker&, fsm::State from, const fsm::Actions&)> on_transition;
+    // Observers, wired by the daemon. They run after the batch of events that caused them
+    // (settle()), in order, so that none ever sees a batch half applied; a worker removed
+    // meanwhile is skipped.
+    std::function<void(const Worker&, fsm::State from, fsm::State to, const fsm::Actions&)>
+        on_transition;
     // An essential pool's worker went fatal or finished: shut down with this exit code.
     std::function<void(int code, const std::string& why)> on_essential_exit;
     // Every worker of every pool has finished by policy (one-shot jobs): exit with this code.
@@ -194,7 +197,10 @@ class Supervisor {
     Worker* owner_of_pid(pid_t pid);
     void begin_replace(Worker& w);
     void retire_pred(Worker& w);
-    void rollback(Worker& w, const std::string& why);
+    void rollback(Worker& w, const std::string& why, fsm::State from);
+    void reinstate(Worker& w, fsm::State from, std::string reason);
+    void note_transition(Worker& w, fsm::State from, const fsm::Actions& a, fsm::TimePoint now,
+                         pid_t shown);
     void stop_in_order(Worker& w, bool whole_pool, fsm::TimePoint now);
     bool dependents_held(Pool& pool, fsm::TimePoint now);
     bool dependencies_held(Pool& pool, fsm::TimePoint now);
@@ -206,6 +212,7 @@ class Supervisor {
     void kill_orphan(Orphan& o);
     void release_cgroup(const std::string& path);
     void check_finished(const Worker& w, const fsm::Actions& a);
+    void deliver_notices();
     void essential_exit(const Worker& w);
     void stage_shutdown();
     void start_dependents();
@@ -252,6 +259,16 @@ class Supervisor {
     bool shutting_down_ = false;
     bool any_finished_ = false;
     std::unordered_set<std::uint64_t> essential_waiting_;  // finished; kept orphans still run
+    // What the observers are to hear once the batch is over.
+    struct Notice {
+        std::uint64_t worker_id = 0;
+        fsm::State from{}, to{};
+        fsm::Actions actions;
+        bool essential_exit = false;  // else a transition
+        int code = 0;
+        std::string why;
+    };
+    std::deque<Notice> notices_;
     std::uint64_t reaped_ = 0;
     std::uint64_t pid_epoch_ = 0;
     std::size_t start_slice_ = 0;

@@ -2,6 +2,7 @@
 // a fake clock and fake processes (design §5).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,13 +10,14 @@
 
 #include <sys/types.h>
 
+#include "core/proc/proc_id.hpp"
 #include "daemon/cgroup.hpp"
 #include "daemon/spawn.hpp"
 #include "daemon/spawn_crew.hpp"
-#include "daemon/worker.hpp"
-#include "daemon/worker_fsm.hpp"
 
 namespace cow {
+
+using proc::ProcId;
 
 // What the supervisor needs to know of a process it did not start (an adopted orphan).
 struct ProcInfo {
@@ -32,7 +34,7 @@ struct ProcInfo {
 class Sys {
   public:
     virtual ~Sys() = default;
-    virtual fsm::TimePoint now() const = 0;
+    virtual std::chrono::steady_clock::time_point now() const = 0;
     virtual spawn::Result spawn(spawn::Plan& plan) = 0;
     // A batch of spawns, results in plan order; the real one spreads them over the cores.
     virtual std::vector<spawn::Result> spawn_all(const std::vector<spawn::Plan*>& plans) {
@@ -70,7 +72,9 @@ class Sys {
 
 class RealSys final : public Sys {
   public:
-    fsm::TimePoint now() const override { return fsm::Clock::now(); }
+    std::chrono::steady_clock::time_point now() const override {
+        return std::chrono::steady_clock::now();
+    }
     spawn::Result spawn(spawn::Plan& plan) override { return spawn::spawn(plan); }
     std::vector<spawn::Result> spawn_all(const std::vector<spawn::Plan*>& plans) override;
     void kill_group(pid_t leader, int sig) override;

@@ -11,18 +11,14 @@
 #include <sys/types.h>
 
 #include "config/config.hpp"
+#include "core/proc/proc_id.hpp"
 #include "core/wait_status.hpp"
 #include "daemon/listen_sockets.hpp"
 #include "daemon/worker_fsm.hpp"
 
 namespace cow {
 
-// A process named by pid and start time, so that a reused pid is never taken for it.
-struct ProcId {
-    pid_t pid = 0;
-    std::uint64_t starttime = 0;
-    bool operator==(const ProcId&) const = default;
-};
+using proc::ProcId;
 
 struct Pool;
 

@@ -1,6 +1,7 @@
 #include "daemon/worker_fsm.hpp"
 
 #include <algorithm>
+#include <cassert>
 
 #include "core/units.hpp"
 
@@ -8,6 +9,8 @@ namespace cow::fsm {
 namespace {
 
 using config::RestartPolicy;
+
+Actions dispatch(Slot& s, const Event& ev, const Policy& p);
 
 void to(Slot& s, State next) {
     s.state = next;
@@ -23,8 +26,10 @@ Actions begin_start(Slot& s, std::string reason) {
     return a;
 }
 
-Actions begin_stop(Slot& s, const Policy& p, std::string reason) {
+Actions begin_stop(Slot& s, const Policy& p, std::string reason,
+                   StopCause cause = StopCause::requested) {
     to(s, State::stopping);
+    s.stop_cause = cause;
     s.killed = false;
     Actions a;
     a.signal = p.stop_signal;
@@ -106,9 +111,7 @@ Actions on_start(Slot& s, std::string_view who) {
             s.failed_starts = 0;
             s.recent_restarts.clear();
             return begin_start(s, std::string("started by ") + std::string(who));
-        case State::stopping:
-            s.restart_pending = true;
-            return {};
+        case State::stopping:  // the start follows the stop (want)
         case State::starting:
         case State::running:
             return {};
@@ -118,8 +121,8 @@ Actions on_start(Slot& s, std::string_view who) {
 
 Actions on_stop(Slot& s, const Policy& p) {
     s.want = Want::down;
-    s.restart_pending = false;
-    s.watchdog_failing = false;
+    // The operator's stop overrides why it was stopping: the exit is just the end of a stop.
+    s.stop_cause = StopCause::requested;
     switch (s.state) {
         case State::starting:
         case State::running:
@@ -145,13 +148,10 @@ Actions on_restart(Slot& s, const Policy& p) {
         case State::starting:
         case State::running: {
             s.want = Want::up;
-            Actions a = begin_stop(s, p, "restart requested");
-            s.restart_pending = true;
-            return a;
+            return begin_stop(s, p, "restart requested");
         }
         case State::stopping:
             s.want = Want::up;
-            s.restart_pending = true;
             return {};
         default:
             return on_start(s, "restart");
@@ -163,11 +163,9 @@ Actions on_timer(Slot& s, const Policy& p, TimePoint now) {
         case State::starting: {
             if (p.ready_notify) {
                 // No READY=1 in time: stop it, and count the attempt as a failed start.
-                Actions a = begin_stop(
-                    s, p, "no READY=1 within start_timeout " + format_duration(p.start_timeout));
-                s.restart_pending = false;
-                s.start_failing = true;
-                return a;
+                return begin_stop(
+                    s, p, "no READY=1 within start_timeout " + format_duration(p.start_timeout),
+                    StopCause::start_failed);
             }
             return become_running(s, p, "up for start_timeout " + format_duration(p.start_timeout));
         }
@@ -175,9 +173,9 @@ Actions on_timer(Slot& s, const Policy& p, TimePoint now) {
             if (p.watchdog.count() == 0) return {};
             // No WATCHDOG=1 in time: abort it (a core dump shows where it hung), as systemd
             // does; its exit then counts as a crash.
-            Actions a = begin_stop(s, p, "no WATCHDOG=1 within " + format_duration(p.watchdog));
+            Actions a = begin_stop(s, p, "no WATCHDOG=1 within " + format_duration(p.watchdog),
+                                   StopCause::watchdog);
             a.signal = 6;
-            s.watchdog_failing = true;
             return a;
         }
         case State::backoff: {
@@ -217,29 +215,18 @@ Actions on_exited(Slot& s, const Policy& p, const Event& ev) {
             return a;
         }
         case State::stopping: {
-            if (s.watchdog_failing) {
-                s.watchdog_failing = false;
-                if (s.want == Want::up) {
-                    if (!wants_restart(p, ev.exit)) return finish(s, "watchdog: " + what);
-                    if (!admit_restart(s, p, ev.now)) return give_up(s, p, "watchdog: " + what);
-                    Actions a = begin_start(s, "watchdog timeout, then " + what + "; restarting");
-                    a.counted_restart = true;
-                    return a;
-                }
+            const StopCause cause = s.stop_cause;
+            s.stop_cause = StopCause::requested;
+            if (s.want == Want::up && cause == StopCause::watchdog) {
+                if (!wants_restart(p, ev.exit)) return finish(s, "watchdog: " + what);
+                if (!admit_restart(s, p, ev.now)) return give_up(s, p, "watchdog: " + what);
+                Actions a = begin_start(s, "watchdog timeout, then " + what + "; restarting");
+                a.counted_restart = true;
+                return a;
             }
-            if (s.start_failing) {
-                s.start_failing = false;
-                if (s.want == Want::down) {
-                    to(s, State::stopped);
-                    Actions a;
-                    a.cancel_timer = true;
-                    a.reason = what;
-                    return a;
-                }
+            if (s.want == Want::up && cause == StopCause::start_failed)
                 return failed_start(s, p, ev.now, "start failed (no READY=1), then " + what);
-            }
-            if (s.want == Want::up || s.restart_pending) {
-                s.restart_pending = false;
+            if (s.want == Want::up) {
                 s.failed_starts = 0;
                 return begin_start(s, what + "; starting again");
             }
@@ -276,6 +263,18 @@ std::string_view to_string(State s) {
     return "unknown";
 }
 
+std::string_view to_string(StopCause c) {
+    switch (c) {
+        case StopCause::requested:
+            return "requested";
+        case StopCause::start_failed:
+            return "start_failed";
+        case StopCause::watchdog:
+            return "watchdog";
+    }
+    return "unknown";
+}
+
 std::string_view to_string(Want w) {
     return w == Want::up ? "up" : "down";
 }
@@ -304,6 +303,8 @@ std::string_view to_string(EventType e) {
             return "extend";
         case EventType::replace:
             return "replace";
+        case EventType::reinstate:
+            return "reinstate";
     }
     return "unknown";
 }
@@ -321,6 +322,11 @@ Policy policy_from(const config::PoolConfig& pool) {
     return p;
 }
 
+void forget_failures(Slot& s) {
+    s.recent_restarts.clear();
+    s.failed_starts = 0;
+}
+
 Millis backoff_delay(const config::Backoff& b, int n) {
     if (n < 1) n = 1;
     auto d = b.initial;
@@ -329,7 +335,38 @@ Millis backoff_delay(const config::Backoff& b, int n) {
     return std::min(d, b.max);
 }
 
+bool transition_allowed(State from, State to) {
+    using S = State;
+    switch (from) {
+        case S::starting:
+            return to == S::running || to == S::stopping || to == S::backoff || to == S::fatal ||
+                   to == S::exited;
+        case S::running:
+            return to == S::stopping || to == S::starting || to == S::fatal || to == S::exited;
+        case S::backoff:
+            return to == S::starting || to == S::stopped || to == S::running;
+        case S::stopping:
+            return to == S::stopped || to == S::starting || to == S::backoff || to == S::fatal ||
+                   to == S::exited;
+        case S::stopped:
+            return to == S::starting;
+        case S::exited:
+        case S::fatal:
+            return to == S::starting || to == S::stopped || to == S::running;
+    }
+    return false;
+}
+
 Actions step(Slot& s, const Event& ev, const Policy& p) {
+    [[maybe_unused]] const State from = s.state;
+    Actions a = dispatch(s, ev, p);
+    assert(s.state == from || transition_allowed(from, s.state));
+    return a;
+}
+
+namespace {
+
+Actions dispatch(Slot& s, const Event& ev, const Policy& p) {
     switch (ev.type) {
         case EventType::start:
             return on_start(s, "operator");
@@ -389,8 +426,19 @@ Actions step(Slot& s, const Event& ev, const Policy& p) {
             s.want = Want::up;
             return begin_start(s, "replacing it (rolling restart)");
         }
+        case EventType::reinstate: {
+            // The successor failed or was discarded while the process it was to replace still
+            // serves: that process is the slot's again, up as it was before the roll.
+            if (s.state == State::running || s.state == State::stopping ||
+                s.state == State::stopped)
+                return {};
+            s.want = Want::up;
+            return become_running(s, p, "the old process serves again");
+        }
     }
     return {};
 }
+
+}  // namespace
 
 }  // namespace cow::fsm

@@ -43,16 +43,23 @@ struct Policy {
 };
 Policy policy_from(const config::PoolConfig& pool);
 
+// Why a slot is stopping, which decides what its process's exit means. Whether a start
+// follows is `want`'s business alone, and whether KILL was sent is `killed`'s.
+enum class StopCause : std::uint8_t {
+    requested,     // an operator's stop or restart, a scale-down, a shutdown
+    start_failed,  // no READY=1 within start_timeout: the exit counts as a failed start
+    watchdog,      // WATCHDOG=1 stopped coming: the exit counts as a crash
+};
+std::string_view to_string(StopCause c);
+
 // The FSM's memory of one worker slot.
 struct Slot {
     State state = State::stopped;
     Want want = Want::down;
-    bool restart_pending = false;   // a stop is in progress and a start follows it
-    bool killed = false;            // SIGKILL already sent in this stop
-    bool start_failing = false;     // stopping because the start failed (no READY=1 in time)
-    bool watchdog_failing = false;  // stopping because WATCHDOG=1 stopped coming: a crash
-    int failed_starts = 0;          // consecutive; drives the backoff exponent
-    std::deque<TimePoint> recent_restarts;  // automatic restarts within max_restarts.within
+    StopCause stop_cause = StopCause::requested;  // meaningful while stopping
+    bool killed = false;                          // SIGKILL already sent in this stop
+    int failed_starts = 0;                        // consecutive; drives the backoff exponent
+    std::deque<TimePoint> recent_restarts;        // automatic restarts within max_restarts.within
 };
 
 enum class EventType : std::uint8_t {
@@ -67,12 +74,13 @@ enum class EventType : std::uint8_t {
     ping,          // WATCHDOG=1 from the worker
     extend,        // EXTEND_TIMEOUT_USEC= from the worker: more time to start or stop
     replace,       // rolling restart: start a successor while the current process runs on
+    reinstate,     // rolling restart: the successor is gone; the old process is the slot's again
 };
 std::string_view to_string(EventType e);
 inline constexpr EventType kAllEvents[] = {
     EventType::start,        EventType::stop,   EventType::restart, EventType::spawned,
     EventType::spawn_failed, EventType::ready,  EventType::exited,  EventType::timer,
-    EventType::ping,         EventType::extend, EventType::replace};
+    EventType::ping,         EventType::extend, EventType::replace, EventType::reinstate};
 
 struct Event {
     EventType type;
@@ -92,9 +100,17 @@ struct Actions {
     std::string reason;            // why, for the log and for status
 };
 
+// The FSM's graph: the changes of state any event may make. step() asserts that it never makes
+// another (supervisord's _assertInState), and the table test keeps this no wider than needed.
+bool transition_allowed(State from, State to);
+
 // Applies one event. Events that make no sense in the current state change nothing and
 // return empty actions (e.g. a stale timer, or `exited` when no process runs).
 Actions step(Slot& slot, const Event& ev, const Policy& policy);
+
+// A reload changed the pool's config: the failures counted so far belong to the old one, so
+// the backoff exponent and the max_restarts window start over.
+void forget_failures(Slot& slot);
 
 // Delay before the n-th consecutive failed start is retried (n >= 1): initial * 2^(n-1), capped.
 Millis backoff_delay(const config::Backoff& b, int n);

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "core/proc/mem_counters.hpp"
+#include "core/proc/proc_id.hpp"
 #include "core/proc/smaps.hpp"
 #include "core/proc/stat.hpp"
 #include "core/proc/status.hpp"
@@ -36,14 +37,6 @@ struct Read {
     T value{};
 
     bool ok() const { return status == ReadStatus::ok; }
-};
-
-// A pid alone may be reused once the process is reaped; pid + start time may not.
-struct ProcId {
-    pid_t pid = 0;
-    std::uint64_t starttime = 0;
-
-    bool operator==(const ProcId&) const = default;
 };
 
 // The syscalls the reader makes. Tests swap them to inject what a fake root cannot produce:

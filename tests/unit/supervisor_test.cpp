@@ -117,6 +117,39 @@ TEST_F(Fixture, BootSpawnsEveryWorkerWithItsIdentity) {
         EXPECT_EQ(w(i).slot.state, State::running);
 }
 
+// Observers hear of a batch only once it is over: an essential pool's failed spawn is reported
+// when every batch-mate's spawn is on record, never between two of them.
+TEST_F(Fixture, ObserversRunOnlyAfterTheBatch) {
+    auto cfg = std::make_shared<config::Config>(*make_config(6, 0s));
+    cfg->pools[0].essential = true;
+    cfg->pools[0].max_restarts = {0, 60s};
+    sys.fail_calls = {1};
+    sup = std::make_unique<Supervisor>(sys, cfg);
+    int essential_calls = 0, pids_on_record = -1;
+    std::vector<std::pair<State, State>> seen;
+    sup->on_essential_exit = [&](int, const std::string&) {
+        ++essential_calls;
+        pids_on_record = 0;
+        for (int i = 0; i < 6; ++i)
+            pids_on_record += w(i).pid > 0;
+    };
+    sup->on_transition = [&](const Worker&, State from, State to, const fsm::Actions&) {
+        seen.emplace_back(from, to);
+    };
+    sup->set_start_slice(64);
+    sup->boot();
+    sup->drain_starts(64);
+    EXPECT_EQ(essential_calls, 0) << "called inside the batch";
+    EXPECT_TRUE(seen.empty()) << "called inside the batch";
+    sup->settle();
+    EXPECT_EQ(essential_calls, 1);
+    EXPECT_EQ(pids_on_record, 5) << "every spawn but the failed one is on record";
+    // stopped -> starting for all six, starting -> running for five, starting -> fatal once.
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), std::pair{State::stopped, State::starting}), 6);
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), std::pair{State::starting, State::running}), 5);
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), std::pair{State::starting, State::fatal}), 1);
+}
+
 // Startup spawns in batches; one failure of an essential pool shuts everything down while the
 // rest of its batch is not yet on record. Every batch-mate must still be stopped for real:
 // the ones that started get the stop signal, the ones that failed end stopped, none hangs.

@@ -2,6 +2,8 @@
 #include "daemon/worker_fsm.hpp"
 
 #include <map>
+#include <set>
+#include <string_view>
 
 #include <gtest/gtest.h>
 
@@ -36,11 +38,14 @@ Event ev(EventType t, int exit_code = 1) {
     return e;
 }
 
+// What one event does to a slot: the next state and every field of the actions. `flags` holds
+// the boolean fields: S spawn, C cancel_timer, R counted_restart, G gave_up, F finished, and W
+// when there is a reason (every change says why; a no-op says nothing).
 struct Expect {
     State next;
-    bool spawn = false;
-    std::optional<int> signal;
-    std::optional<Millis> arm;
+    const char* flags = "";
+    std::optional<int> signal{};
+    std::optional<Millis> arm{};
 };
 
 using Key = std::pair<State, EventType>;
@@ -50,94 +55,103 @@ const std::map<Key, Expect>& table() {
     using S = State;
     static const std::map<Key, Expect> t = {
         {{S::starting, E::start}, {S::starting}},
-        {{S::starting, E::stop}, {S::stopping, false, 15, 10s}},
-        {{S::starting, E::restart}, {S::stopping, false, 15, 10s}},
-        {{S::starting, E::spawned}, {S::starting, false, {}, 1s}},
-        {{S::starting, E::spawn_failed}, {S::backoff, false, {}, 100ms}},
-        {{S::starting, E::ready}, {S::running}},
-        {{S::starting, E::exited}, {S::backoff, false, {}, 100ms}},
-        {{S::starting, E::timer}, {S::running}},
+        {{S::starting, E::stop}, {S::stopping, "W", 15, 10s}},
+        {{S::starting, E::restart}, {S::stopping, "W", 15, 10s}},
+        {{S::starting, E::spawned}, {S::starting, "", {}, 1s}},
+        {{S::starting, E::spawn_failed}, {S::backoff, "W", {}, 100ms}},
+        {{S::starting, E::ready}, {S::running, "CW"}},
+        {{S::starting, E::exited}, {S::backoff, "W", {}, 100ms}},
+        {{S::starting, E::timer}, {S::running, "CW"}},
+        {{S::starting, E::ping}, {S::starting}},
+        {{S::starting, E::extend}, {S::starting}},  // an extend of 0 is ignored
+        {{S::starting, E::replace}, {S::starting}},
+        {{S::starting, E::reinstate}, {S::running, "CW"}},
 
         {{S::running, E::start}, {S::running}},
-        {{S::running, E::stop}, {S::stopping, false, 15, 10s}},
-        {{S::running, E::restart}, {S::stopping, false, 15, 10s}},
+        {{S::running, E::stop}, {S::stopping, "W", 15, 10s}},
+        {{S::running, E::restart}, {S::stopping, "W", 15, 10s}},
         {{S::running, E::spawned}, {S::running}},
         {{S::running, E::spawn_failed}, {S::running}},
         {{S::running, E::ready}, {S::running}},
-        {{S::running, E::exited}, {S::starting, true}},
-        {{S::running, E::timer}, {S::running}},
+        {{S::running, E::exited}, {S::starting, "SCRW"}},
+        {{S::running, E::timer}, {S::running}},  // no watchdog
+        {{S::running, E::ping}, {S::running}},
+        {{S::running, E::extend}, {S::running}},
+        // Only a running worker is replaced in place (its successor starts beside it).
+        {{S::running, E::replace}, {S::starting, "SCW"}},
+        {{S::running, E::reinstate}, {S::running}},
 
-        {{S::backoff, E::start}, {S::starting, true}},
-        {{S::backoff, E::stop}, {S::stopped}},
-        {{S::backoff, E::restart}, {S::starting, true}},
+        {{S::backoff, E::start}, {S::starting, "SCW"}},
+        {{S::backoff, E::stop}, {S::stopped, "CW"}},
+        {{S::backoff, E::restart}, {S::starting, "SCW"}},
         {{S::backoff, E::spawned}, {S::backoff}},
         {{S::backoff, E::spawn_failed}, {S::backoff}},
         {{S::backoff, E::ready}, {S::backoff}},
         {{S::backoff, E::exited}, {S::backoff}},
-        {{S::backoff, E::timer}, {S::starting, true}},
+        {{S::backoff, E::timer}, {S::starting, "SCRW"}},
+        {{S::backoff, E::ping}, {S::backoff}},
+        {{S::backoff, E::extend}, {S::backoff}},
+        {{S::backoff, E::replace}, {S::backoff}},
+        {{S::backoff, E::reinstate}, {S::running, "CW"}},
 
         {{S::stopping, E::start}, {S::stopping}},
         {{S::stopping, E::stop}, {S::stopping}},
         {{S::stopping, E::restart}, {S::stopping}},
         {{S::stopping, E::spawned}, {S::stopping}},
         // A stop that came between a batched spawn and its failure: nothing is left to stop.
-        {{S::stopping, E::spawn_failed}, {S::stopped}},
+        {{S::stopping, E::spawn_failed}, {S::stopped, "CW"}},
         {{S::stopping, E::ready}, {S::stopping}},
-        {{S::stopping, E::exited}, {S::stopped}},
-        {{S::stopping, E::timer}, {S::stopping, false, 9}},
+        {{S::stopping, E::exited}, {S::stopped, "CW"}},
+        {{S::stopping, E::timer}, {S::stopping, "W", 9}},
+        {{S::stopping, E::ping}, {S::stopping}},
+        {{S::stopping, E::extend}, {S::stopping}},
+        {{S::stopping, E::replace}, {S::stopping}},
+        {{S::stopping, E::reinstate}, {S::stopping}},
 
-        {{S::stopped, E::start}, {S::starting, true}},
+        {{S::stopped, E::start}, {S::starting, "SCW"}},
         {{S::stopped, E::stop}, {S::stopped}},
-        {{S::stopped, E::restart}, {S::starting, true}},
+        {{S::stopped, E::restart}, {S::starting, "SCW"}},
         {{S::stopped, E::spawned}, {S::stopped}},
         {{S::stopped, E::spawn_failed}, {S::stopped}},
         {{S::stopped, E::ready}, {S::stopped}},
         {{S::stopped, E::exited}, {S::stopped}},
         {{S::stopped, E::timer}, {S::stopped}},
+        {{S::stopped, E::ping}, {S::stopped}},
+        {{S::stopped, E::extend}, {S::stopped}},
+        {{S::stopped, E::replace}, {S::stopped}},
+        {{S::stopped, E::reinstate}, {S::stopped}},
 
-        {{S::exited, E::start}, {S::starting, true}},
-        {{S::exited, E::stop}, {S::stopped}},
-        {{S::exited, E::restart}, {S::starting, true}},
+        {{S::exited, E::start}, {S::starting, "SCW"}},
+        {{S::exited, E::stop}, {S::stopped, "CW"}},
+        {{S::exited, E::restart}, {S::starting, "SCW"}},
         {{S::exited, E::spawned}, {S::exited}},
         {{S::exited, E::spawn_failed}, {S::exited}},
         {{S::exited, E::ready}, {S::exited}},
         {{S::exited, E::exited}, {S::exited}},
         {{S::exited, E::timer}, {S::exited}},
+        {{S::exited, E::ping}, {S::exited}},
+        {{S::exited, E::extend}, {S::exited}},
+        {{S::exited, E::replace}, {S::exited}},
+        {{S::exited, E::reinstate}, {S::running, "CW"}},
 
-        {{S::fatal, E::start}, {S::starting, true}},
-        {{S::fatal, E::stop}, {S::stopped}},
-        {{S::fatal, E::restart}, {S::starting, true}},
+        {{S::fatal, E::start}, {S::starting, "SCW"}},
+        {{S::fatal, E::stop}, {S::stopped, "CW"}},
+        {{S::fatal, E::restart}, {S::starting, "SCW"}},
         {{S::fatal, E::spawned}, {S::fatal}},
         {{S::fatal, E::spawn_failed}, {S::fatal}},
         {{S::fatal, E::ready}, {S::fatal}},
         {{S::fatal, E::exited}, {S::fatal}},
         {{S::fatal, E::timer}, {S::fatal}},
-
-        // Without a watchdog, pings change nothing; an extend of 0 is ignored.
-        {{S::starting, E::ping}, {S::starting}},
-        {{S::running, E::ping}, {S::running}},
-        {{S::backoff, E::ping}, {S::backoff}},
-        {{S::stopping, E::ping}, {S::stopping}},
-        {{S::stopped, E::ping}, {S::stopped}},
-        {{S::exited, E::ping}, {S::exited}},
         {{S::fatal, E::ping}, {S::fatal}},
-        {{S::starting, E::extend}, {S::starting}},
-        {{S::running, E::extend}, {S::running}},
-        {{S::backoff, E::extend}, {S::backoff}},
-        {{S::stopping, E::extend}, {S::stopping}},
-        {{S::stopped, E::extend}, {S::stopped}},
-        {{S::exited, E::extend}, {S::exited}},
         {{S::fatal, E::extend}, {S::fatal}},
-        // Only a running worker is replaced in place (its successor starts beside it).
-        {{S::starting, E::replace}, {S::starting}},
-        {{S::running, E::replace}, {S::starting, true}},
-        {{S::backoff, E::replace}, {S::backoff}},
-        {{S::stopping, E::replace}, {S::stopping}},
-        {{S::stopped, E::replace}, {S::stopped}},
-        {{S::exited, E::replace}, {S::exited}},
         {{S::fatal, E::replace}, {S::fatal}},
+        {{S::fatal, E::reinstate}, {S::running, "CW"}},
     };
     return t;
+}
+
+bool has(const char* flags, char f) {
+    return std::string_view(flags).find(f) != std::string_view::npos;
 }
 
 TEST(WorkerFsm, TableCoversEveryStateEventPair) {
@@ -153,11 +167,43 @@ TEST(WorkerFsm, EveryStateEventPairMatchesTheTable) {
             Actions a = step(slot, ev(e), p);
             const Expect& x = table().at({s, e});
             EXPECT_EQ(slot.state, x.next);
-            EXPECT_EQ(a.spawn, x.spawn);
+            EXPECT_EQ(a.spawn, has(x.flags, 'S'));
             EXPECT_EQ(a.signal, x.signal);
             EXPECT_EQ(a.arm, x.arm);
+            EXPECT_EQ(a.cancel_timer, has(x.flags, 'C'));
+            EXPECT_EQ(a.counted_restart, has(x.flags, 'R'));
+            EXPECT_EQ(a.gave_up, has(x.flags, 'G'));
+            EXPECT_EQ(a.finished, has(x.flags, 'F'));
+            EXPECT_EQ(!a.reason.empty(), has(x.flags, 'W')) << a.reason;
+            // Every change of state is one the FSM's own graph allows.
+            if (slot.state != s) {
+                EXPECT_TRUE(transition_allowed(s, slot.state));
+            }
         }
     }
+}
+
+// The graph is no wider than the table needs: every allowed change is made by some event in
+// some policy (the table's base policy, or the policy branches below).
+TEST(WorkerFsm, EveryAllowedTransitionIsReachable) {
+    std::set<std::pair<State, State>> made;
+    for (const auto& [k, x] : table())
+        if (x.next != k.first) made.insert({k.first, x.next});
+    // Reached only under other policies or slot histories (tested below).
+    made.insert({State::starting, State::fatal});     // max_restarts exhausted at start
+    made.insert({State::starting, State::exited});    // restart: never
+    made.insert({State::running, State::fatal});      // max_restarts exhausted
+    made.insert({State::running, State::exited});     // restart: on-failure, exit 0
+    made.insert({State::stopping, State::starting});  // restart requested
+    made.insert({State::stopping, State::backoff});   // no READY=1, want up
+    made.insert({State::stopping, State::fatal});     // watchdog, max_restarts exhausted
+    made.insert({State::stopping, State::exited});    // watchdog under restart: never
+    for (State a : kAllStates)
+        for (State b : kAllStates)
+            if (a != b) {
+                EXPECT_EQ(transition_allowed(a, b), made.count({a, b}) == 1)
+                    << to_string(a) << " -> " << to_string(b);
+            }
 }
 
 // Drives one slot through a sequence, with time moving forward.
@@ -414,6 +460,139 @@ TEST(WorkerFsm, OperatorStartClearsFatal) {
     Actions a = d.send(EventType::start);
     EXPECT_TRUE(a.spawn);
     EXPECT_EQ(d.s.state, State::starting);
+}
+
+// ---- the branches that depend on policy or on why a slot is stopping ----
+
+TEST(WorkerFsm, OnFailureCleanExitBeforeStartTimeoutFinishes) {
+    Driver d;
+    d.p.restart = config::RestartPolicy::on_failure;
+    d.send(EventType::start);
+    d.send(EventType::spawned);
+    Actions a = d.send(EventType::exited, 0);
+    EXPECT_EQ(d.s.state, State::exited);
+    EXPECT_TRUE(a.finished);
+    d.send(EventType::start);
+    d.send(EventType::spawned);
+    Actions b = d.send(EventType::exited, 3);
+    EXPECT_EQ(d.s.state, State::backoff) << "a failure before start_timeout is a failed start";
+    EXPECT_EQ(b.arm, 100ms);
+}
+
+TEST(WorkerFsm, NeverTreatsASpawnFailureAsFatal) {
+    Driver d;
+    d.p.restart = config::RestartPolicy::never;
+    d.send(EventType::start);
+    Actions a = d.send(EventType::spawn_failed);
+    EXPECT_EQ(d.s.state, State::fatal);
+    EXPECT_TRUE(a.gave_up);
+    EXPECT_FALSE(a.arm);
+}
+
+TEST(WorkerFsm, MaxRestartsExhaustedWhileRunningGoesFatal) {
+    Driver d;
+    d.p.max_restarts = {1, 60s};
+    d.send(EventType::start);
+    d.send(EventType::spawned);
+    d.send(EventType::timer);
+    EXPECT_TRUE(d.send(EventType::exited, 1).counted_restart);
+    d.send(EventType::spawned);
+    d.send(EventType::timer);
+    Actions a = d.send(EventType::exited, 1);
+    EXPECT_EQ(d.s.state, State::fatal);
+    EXPECT_TRUE(a.gave_up);
+    EXPECT_FALSE(a.spawn);
+}
+
+TEST(WorkerFsm, WatchdogFailureWithRestartsExhaustedGoesFatal) {
+    Driver d;
+    d.p.watchdog = 2s;
+    d.p.max_restarts = {0, 60s};
+    d.send(EventType::start);
+    d.send(EventType::spawned);
+    d.send(EventType::timer);  // up for start_timeout
+    d.send(EventType::timer);  // no WATCHDOG=1
+    ASSERT_EQ(d.s.state, State::stopping);
+    EXPECT_EQ(d.s.stop_cause, StopCause::watchdog);
+    Actions a = d.send(EventType::exited, std::nullopt, 6);
+    EXPECT_EQ(d.s.state, State::fatal);
+    EXPECT_TRUE(a.gave_up);
+}
+
+TEST(WorkerFsm, AnOperatorStopDuringAFailedStartEndsStopped) {
+    Driver d;
+    d.p.ready_notify = true;
+    d.send(EventType::start);
+    d.send(EventType::spawned);
+    d.send(EventType::timer);  // no READY=1
+    ASSERT_EQ(d.s.stop_cause, StopCause::start_failed);
+    d.send(EventType::stop);
+    EXPECT_EQ(d.s.stop_cause, StopCause::requested);
+    Actions a = d.send(EventType::exited, std::nullopt, 15);
+    EXPECT_EQ(d.s.state, State::stopped);
+    EXPECT_EQ(d.s.failed_starts, 0) << "the stop, not the start, ended it";
+    EXPECT_FALSE(a.arm);
+}
+
+TEST(WorkerFsm, AStartDuringAFailedStartsStopBacksOff) {
+    Driver d;
+    d.p.ready_notify = true;
+    d.send(EventType::start);
+    d.send(EventType::spawned);
+    d.send(EventType::timer);  // no READY=1: stopping, and still wanted up
+    d.send(EventType::start);
+    d.send(EventType::exited, std::nullopt, 15);
+    EXPECT_EQ(d.s.state, State::backoff) << "the failed start still counts";
+    EXPECT_EQ(d.s.failed_starts, 1);
+}
+
+TEST(WorkerFsm, ARestartDuringAWatchdogStopCountsTheCrash) {
+    Driver d;
+    d.p.watchdog = 2s;
+    d.send(EventType::start);
+    d.send(EventType::spawned);
+    d.send(EventType::timer);
+    d.send(EventType::timer);  // no WATCHDOG=1
+    d.send(EventType::restart);
+    Actions a = d.send(EventType::exited, std::nullopt, 6);
+    EXPECT_EQ(d.s.state, State::starting);
+    EXPECT_TRUE(a.counted_restart);
+}
+
+TEST(WorkerFsm, ReinstateMakesTheSlotRunningAgainWithItsWatchdog) {
+    for (State from : {State::starting, State::backoff, State::fatal, State::exited}) {
+        SCOPED_TRACE(std::string(to_string(from)));
+        Driver d;
+        d.p.watchdog = 2s;
+        d.s = slot_in(from);
+        d.s.want = Want::down;
+        d.s.failed_starts = 3;
+        Actions a = d.send(EventType::reinstate);
+        EXPECT_EQ(d.s.state, State::running);
+        EXPECT_EQ(d.s.want, Want::up);
+        EXPECT_EQ(d.s.failed_starts, 0);
+        EXPECT_EQ(a.arm, 2s) << "the old process's watchdog runs again";
+        EXPECT_FALSE(a.spawn);
+        EXPECT_FALSE(a.signal);
+        EXPECT_FALSE(a.counted_restart);
+    }
+}
+
+TEST(WorkerFsm, ForgetFailuresResetsTheBackoffAndTheWindow) {
+    Driver d;
+    d.p.max_restarts = {2, 60s};
+    d.send(EventType::start);
+    d.send(EventType::spawn_failed);
+    d.send(EventType::timer);
+    d.send(EventType::spawn_failed);
+    ASSERT_EQ(d.s.failed_starts, 2);
+    forget_failures(d.s);
+    EXPECT_EQ(d.s.failed_starts, 0);
+    EXPECT_TRUE(d.s.recent_restarts.empty());
+    d.send(EventType::timer);
+    Actions a = d.send(EventType::spawn_failed);
+    EXPECT_EQ(d.s.state, State::backoff) << "the window starts over: not fatal yet";
+    EXPECT_EQ(a.arm, 100ms) << "and so does the backoff exponent";
 }
 
 }  // namespace
