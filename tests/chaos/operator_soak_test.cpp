@@ -819,7 +819,11 @@ class OperatorSoak : public DaemonFixture {
         const int which = pick(rng, 4);
         if (which == 0) {
             rec.desc = "SIGHUP to the daemon (config unchanged)";
+            // Still a reload: a pool scaled since the last one goes back to the file's count.
+            const auto pl = plan(cfg, cfg, &up);
+            t = reload_touch(cfg, pl);
             kill(daemon, SIGHUP);
+            model.apply_reload(cfg, pl);
         } else if (which == 1) {
             rec.desc = "SIGUSR1 to the daemon";
             kill(daemon, SIGUSR1);
