@@ -2,7 +2,7 @@
 // issue 18): one real cowherd, driven through a seeded random sequence of what operators and
 // faults do (reloads with random configs, scale, restarts and rolls, stop and start, signals,
 // kill -9 of workers, of their children and of the daemon, a second daemon on the same config,
-// control-socket garbage, many `logs -f` followers), with invariants checked after every step.
+// control-socket garbage, 200 `logs -f` followers), with invariants checked after every step.
 //
 //   COWHERD_SOAK_SEED=123 COWHERD_SOAK_STEPS=500   replay a run, or run long
 //   COWHERD_SOAK_SKIP=second_daemon,memory         leave step kinds or config features out
@@ -41,6 +41,8 @@ const std::vector<std::pair<std::string, int>> kStepWeights = {
     {"signal", 6},        {"kill_worker", 8}, {"kill_child", 5}, {"kill_daemon", 2},
     {"second_daemon", 3}, {"garbage", 3},     {"followers", 3},  {"daemon_signal", 3},
 };
+// How many `logs -f` followers the daemon serves at once.
+constexpr int kMaxFollowers = 256;
 // Besides the random kinds: every kCheckpointEvery steps and at the end, back to the base
 // config, where fds and RSS must return to their resting values.
 constexpr int kCheckpointEvery = 20;
@@ -96,7 +98,7 @@ class OperatorSoak : public DaemonFixture {
     Features feat;
     Paths paths;
     std::string answer_timeout = "5";  // cowctl --timeout for status, tree and health
-    int max_followers = 100;
+    int max_followers = 200;
 
     // ---- the model: what the daemon should be doing ----
     Model model;
@@ -118,6 +120,8 @@ class OperatorSoak : public DaemonFixture {
     };
     std::vector<Follower> followers;
     std::string followers_err;
+    // Stopped at the start of this step: the daemon may not have seen them go yet.
+    int followers_just_stopped = 0;
 
     // ---- the record ----
     std::vector<StepRecord> records;
@@ -501,6 +505,7 @@ class OperatorSoak : public DaemonFixture {
                 }
                 fl.exited = true;
                 fl.code = -2;  // stopped by us
+                ++followers_just_stopped;
             }
         std::erase_if(followers, [&](const Follower& f) {
             return f.exited && (f.code == -2 || f.code == -3 || all);
@@ -779,7 +784,17 @@ class OperatorSoak : public DaemonFixture {
     template <class Rng>
     Touch step_followers(Rng& rng, StepRecord& rec) {
         Touch t;
-        const int n = chance(rng, 0.5) ? max_followers : 1 + pick(rng, max_followers);
+        int n = chance(rng, 0.5) ? max_followers : 1 + pick(rng, max_followers);
+        // The daemon serves up to 256 followers at once (README) and refuses more: the new
+        // ones stay within what is left of that, counting those it may not have seen go yet.
+        int live = 0;
+        for (const auto& fl : followers)
+            live += !fl.exited;
+        n = std::min(n, kMaxFollowers - live - followers_just_stopped);
+        if (n <= 0) {
+            rec.desc = "(" + std::to_string(live) + " followers still connected: no room)";
+            return t;
+        }
         const int lasts = 1 + pick(rng, 4);
         std::map<std::string, int> per_pool;
         int errfd = open(followers_err.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -810,6 +825,44 @@ class OperatorSoak : public DaemonFixture {
                 return true;
             },
             20s);
+        int connected = 0;
+        for (const auto& fl : followers)
+            connected += !fl.exited;
+        // With them all connected, other clients are still served: health, status, and verbs
+        // that change something (a stop and a start of one worker of a pool nothing depends on).
+        std::string lockout;
+        auto h = ctl_q({"health", "--json"});
+        if (h.code != 0 && h.code != 1)
+            lockout += "; cowctl health exited " + std::to_string(h.code) + ": " + trim(h.err);
+        Status s = status();
+        if (!s.ok) lockout += "; " + s.err;
+        std::vector<const PoolSpec*> leaves;
+        for (const auto& p : cfg.pools)
+            if (p.kind != Kind::crash && !up[p.name].empty() && cfg.dependents(p.name).empty() &&
+                model.deps_up(p))
+                leaves.push_back(&p);
+        std::string verbs;
+        if (!leaves.empty()) {
+            const PoolSpec& p =
+                *leaves[static_cast<std::size_t>(pick(rng, static_cast<int>(leaves.size())))];
+            const int i = pick(rng, static_cast<int>(up[p.name].size()));
+            const std::string target = p.name + "." + std::to_string(i);
+            touch_family(t, p.name);
+            t.workers.insert(target);
+            auto r1 = ctl({"stop", target}, 30s);
+            auto r2 = ctl({"start", target}, 30s);
+            if (r2.code == 0) up[p.name][static_cast<std::size_t>(i)] = true;
+            learn_wants(t, p.name);
+            verbs = ", stop/start " + target + " exit " + std::to_string(r1.code) + "/" +
+                    std::to_string(r2.code);
+            if (r1.code != 0) lockout += "; cowctl stop " + target + ": " + trim(r1.err + r1.out);
+            if (r2.code != 0) lockout += "; cowctl start " + target + ": " + trim(r2.err + r2.out);
+        }
+        rec.outcome = std::to_string(connected) + " connected; health exit " +
+                      std::to_string(h.code) + ", status " + (s.ok ? "ok" : "failed") + verbs;
+        if (!lockout.empty())
+            violation("followers-no-lockout",
+                      "with " + std::to_string(connected) + " followers connected" + lockout);
         return t;
     }
 
@@ -1290,6 +1343,7 @@ class OperatorSoak : public DaemonFixture {
                     r -= w;
                 }
             }
+            followers_just_stopped = 0;
             stop_followers(false);
             reap_strays();
             // A daemon that died just after the previous step settled (a crash on the next
