@@ -22,6 +22,7 @@
 #include "tests/support/soak_checks.hpp"
 #include "tests/support/soak_cowctl.hpp"
 #include "tests/support/soak_io.hpp"
+#include "tests/support/soak_logs.hpp"
 #include "tests/support/soak_model.hpp"
 #include "tests/support/soak_procs.hpp"
 
@@ -34,7 +35,7 @@ namespace {
 
 // Every step kind; COWHERD_SOAK_SKIP and COWHERD_SOAK_ONLY take these names, and the config
 // features of soak_model.hpp (memory, notify, sockets, group, keep, depends_on, crash,
-// daemonize, family, http).
+// daemonize, family, http, chatter).
 const std::vector<std::pair<std::string, int>> kStepWeights = {
     {"reload", 14},       {"hup_reload", 4},  {"scale", 8},      {"restart", 7},
     {"roll", 8},          {"roll_mixed", 9},  {"stop", 6},       {"start", 6},
@@ -99,6 +100,7 @@ class OperatorSoak : public DaemonFixture {
     Paths paths;
     std::string answer_timeout = "5";  // cowctl --timeout for status, tree and health
     int max_followers = 200;
+    ChatterLedger ledger;
 
     // ---- the model: what the daemon should be doing ----
     Model model;
@@ -161,6 +163,7 @@ class OperatorSoak : public DaemonFixture {
         feat.daemonize = !skip.count("daemonize");
         feat.family = !skip.count("family");
         feat.http = !skip.count("http");
+        feat.chatter = !skip.count("chatter");
         if (kSanitized) {
             answer_timeout = "20";
             max_followers = 30;
@@ -172,6 +175,11 @@ class OperatorSoak : public DaemonFixture {
         if (sandbox->path().empty()) feat.group = false;
         paths.bin = COWHERD_BIN_DIR;
         paths.dir = dir.string();
+        paths.logs = (dir / "logs").string();
+        paths.progress = (dir / "chatter").string();
+        fs::create_directories(paths.logs);
+        fs::create_directories(paths.progress);
+        ledger = ChatterLedger(paths.logs, paths.progress);
         followers_err = (dir / "followers.err").string();
     }
 
@@ -216,7 +224,7 @@ class OperatorSoak : public DaemonFixture {
     // ---- the config file and the daemon ----
 
     void write_file(const ConfigSpec& c) {
-        write_config(render_pools(c, paths), "  log_level: info\n");
+        write_config(render_pools(c, paths), "  log_level: info\n  log_dir: " + paths.logs + "\n");
     }
 
     // Starts a daemon on the current config; the model starts over with it.
@@ -232,6 +240,9 @@ class OperatorSoak : public DaemonFixture {
         fd_baseline = rss_baseline = -1;
         checkpoints_seen = 0;
         model.child_lost_on_purpose.clear();
+        // What the predecessor had not yet written when it was killed is lost with it.
+        Proc dp;
+        ledger.new_life(daemon > 0 && read_stat(daemon, dp) ? dp.start : 0);
         return daemon > 0 &&
                WaitFor([&] { return !daemon_alive() || ctl({"version"}).code == 0; }, 20s) &&
                daemon_alive();
@@ -540,6 +551,16 @@ class OperatorSoak : public DaemonFixture {
         reap_strays();
     }
 
+    // The model follows a reload. A changed pool's slots keep their pipes, and what the
+    // daemon reads from them from the first spawn under the new config on goes to the new
+    // config's sink, also what an old process still writes (a rolling one, or the last lines
+    // of a stopped one): the ledger stops expecting those in the old file.
+    void apply_reload(const ConfigSpec& next, const std::map<std::string, Change>& pl) {
+        for (const auto& [name, ch] : pl)
+            if (ch == Change::changed) ledger.supersede(name);
+        model.apply_reload(next, pl);
+    }
+
     // ---- the steps ----
 
     template <class Rng>
@@ -552,13 +573,13 @@ class OperatorSoak : public DaemonFixture {
         write_file(next);
         if (hup) {
             kill(daemon, SIGHUP);
-            model.apply_reload(next, pl);
+            apply_reload(next, pl);
             return t;
         }
         auto r = ctl({"reload"}, 180s);
         rec.outcome = "exit " + std::to_string(r.code);
         if (r.code == 0 || r.err.find("reload applied") != std::string::npos) {
-            model.apply_reload(next, pl);
+            apply_reload(next, pl);
         } else {
             violation("verb-succeeds", "cowctl reload of a valid config failed (exit " +
                                            std::to_string(r.code) + "): " + trim(r.err + r.out));
@@ -876,7 +897,7 @@ class OperatorSoak : public DaemonFixture {
             const auto pl = plan(cfg, cfg, &up);
             t = reload_touch(cfg, pl);
             kill(daemon, SIGHUP);
-            model.apply_reload(cfg, pl);
+            apply_reload(cfg, pl);
         } else if (which == 1) {
             rec.desc = "SIGUSR1 to the daemon";
             kill(daemon, SIGUSR1);
@@ -1091,12 +1112,12 @@ class OperatorSoak : public DaemonFixture {
                 write_file(next);
                 if (action == 1) {
                     kill(daemon, SIGHUP);
-                    model.apply_reload(next, next_plan);
+                    apply_reload(next, next_plan);
                     return "; mid-roll SIGHUP reload:" + reload_what;
                 }
                 auto r = ctl({"reload"}, 180s);
                 if (r.code == 0 || r.err.find("reload applied") != std::string::npos) {
-                    model.apply_reload(next, next_plan);
+                    apply_reload(next, next_plan);
                 } else {
                     violation("reload-mid-roll", "cowctl reload during a rolling restart of " +
                                                      rolling + " failed (exit " +
@@ -1191,6 +1212,8 @@ class OperatorSoak : public DaemonFixture {
             rec.desc = "checkpoint (reload failed)";
             return t;
         }
+        for (const auto& [name, ch] : plan(cfg, base, &up))
+            if (ch == Change::changed) ledger.supersede(name);
         cfg = base;
         auto r2 = ctl({"start", "all"}, 60s);
         for (const auto& p : cfg.pools)
@@ -1408,6 +1431,8 @@ class OperatorSoak : public DaemonFixture {
             Observation after;
             report_findings(settle(after));
             if (daemon_alive()) report_findings(never_findings(before, after, t));
+            if (daemon_alive())
+                report_findings(ledger.rest_findings([&] { return status(); }, 15s));
             if (violations.size() > violations_before) {
                 if (violations.size() >= max_violations) break;
                 if (!heal()) {
@@ -1434,6 +1459,9 @@ class OperatorSoak : public DaemonFixture {
                 if (p.run == paths.dir && p.state != 'Z')
                     violation("no-strays", "pid " + std::to_string(pid) + " (" + p.cmdline +
                                                ") of " + p.pool + " survived the shutdown");
+            // A clean exit drains every pipe: under block, every line a chatter worker wrote is
+            // in its file.
+            if (exit_status == 0) report_findings(ledger.after_exit());
         }
         std::printf("operator soak: seed %llu: %zu steps, %zu violations\n",
                     static_cast<unsigned long long>(seed), records.size(), violations.size());
