@@ -2,7 +2,9 @@
 // issue 18): one real cowherd, driven through a seeded random sequence of what operators and
 // faults do (reloads with random configs, scale, restarts and rolls, stop and start, signals,
 // kill -9 of workers, of their children and of the daemon, a second daemon on the same config,
-// control-socket garbage, 200 `logs -f` followers), with invariants checked after every step.
+// control-socket garbage, 200 `logs -f` followers, a full log disk), with invariants checked
+// after every step, among them that chatter workers' output reaches their files whole, in order
+// and, under log_backpressure: block, complete (soak_logs.hpp).
 //
 //   COWHERD_SOAK_SEED=123 COWHERD_SOAK_STEPS=500   replay a run, or run long
 //   COWHERD_SOAK_SKIP=second_daemon,memory         leave step kinds or config features out
@@ -11,11 +13,15 @@
 //   COWHERD_SOAK_KEEP_GOING=1                      record every violation, heal, go on
 //
 // On failure it prints the seed, every step and each violation with the daemon's log lines of
-// that step. bench/soak.sh runs it for thousands of steps across seeds.
+// that step. bench/soak.sh runs it for thousands of steps across seeds. As root, the log_dir is
+// a small tmpfs that the full_disk step fills; elsewhere that step is left out.
 #include <array>
 #include <cstdlib>
 #include <random>
 #include <set>
+
+#include <sys/mount.h>
+#include <sys/statvfs.h>
 
 #include "tests/e2e/harness.hpp"
 #include "tests/support/soak_cgroup.hpp"
@@ -41,7 +47,11 @@ const std::vector<std::pair<std::string, int>> kStepWeights = {
     {"roll", 8},          {"roll_mixed", 9},  {"stop", 6},       {"start", 6},
     {"signal", 6},        {"kill_worker", 8}, {"kill_child", 5}, {"kill_daemon", 2},
     {"second_daemon", 3}, {"garbage", 3},     {"followers", 3},  {"daemon_signal", 3},
+    {"full_disk", 3},
 };
+// The log_dir's tmpfs: small, so that filling it is quick; grown as the chatter files fill it,
+// so that only the full_disk step ever finds it full.
+constexpr long kDiskMiB = 16;
 // How many `logs -f` followers the daemon serves at once.
 constexpr int kMaxFollowers = 256;
 // Besides the random kinds: every kCheckpointEvery steps and at the end, back to the base
@@ -100,6 +110,11 @@ class OperatorSoak : public DaemonFixture {
     Paths paths;
     std::string answer_timeout = "5";  // cowctl --timeout for status, tree and health
     int max_followers = 200;
+    // The log_dir: a tmpfs of disk_mib when `disk` (root), else a plain directory.
+    bool disk = false;
+    long disk_mib = kDiskMiB;
+    std::string filler_path;
+    int filler = -1;
     ChatterLedger ledger;
 
     // ---- the model: what the daemon should be doing ----
@@ -179,8 +194,14 @@ class OperatorSoak : public DaemonFixture {
         paths.progress = (dir / "chatter").string();
         fs::create_directories(paths.logs);
         fs::create_directories(paths.progress);
+        filler_path = paths.logs + "/filler";
         ledger = ChatterLedger(paths.logs, paths.progress);
         followers_err = (dir / "followers.err").string();
+        // A full disk needs a disk of its own: a tmpfs, which only root may mount. Without one
+        // the chatter pools write to a plain directory and full_disk is left out.
+        if (feat.chatter && ::geteuid() == 0)
+            disk = ::mount("tmpfs", paths.logs.c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
+                           ("size=" + std::to_string(disk_mib) + "m,mode=0755").c_str()) == 0;
     }
 
     void TearDown() override {
@@ -189,11 +210,21 @@ class OperatorSoak : public DaemonFixture {
             kill(p, SIGKILL);
             waitpid(p, nullptr, 0);
         }
+        // The daemon first (it holds files on the tmpfs), then the tmpfs, then the rest.
+        if (daemon > 0 && exit_status < 0) {
+            kill(daemon, SIGTERM);
+            if (!wait_exit(15s)) kill(daemon, SIGKILL);
+            wait_exit(5s);
+        }
+        if (filler >= 0) ::close(filler);
+        if (disk && ::umount2(paths.logs.c_str(), MNT_DETACH) != 0)
+            ADD_FAILURE() << "umount " << paths.logs << ": " << std::strerror(errno);
         DaemonFixture::TearDown();
         sandbox.reset();
     }
 
     bool enabled(const std::string& kind) const {
+        if (kind == "full_disk" && !(disk && feat.chatter)) return false;
         return !skip.count(kind) && (only.empty() || only.count(kind));
     }
 
@@ -887,6 +918,202 @@ class OperatorSoak : public DaemonFixture {
         return t;
     }
 
+    // The chatter pools whose workers run, and their write errors so far.
+    std::map<std::string, std::int64_t> chatter_errors(const Status& s) {
+        std::map<std::string, std::int64_t> errors;
+        for (const auto& p : s.pools)
+            if (const PoolSpec* spec = cfg.find(p.name); spec && spec->kind == Kind::chatter)
+                for (const auto& w : p.workers)
+                    if (w.state == "running") errors[p.name] = p.write_errors;
+        return errors;
+    }
+
+    // A reload that adds a chatter pool (or, with every name taken, turns one into it), and
+    // waits for its workers to run.
+    template <class Rng>
+    Touch add_chatter(Rng& rng, std::string& desc) {
+        ConfigSpec next = cfg;
+        std::vector<std::string> free_names;
+        for (const auto& n : pool_names())
+            if (!next.find(n)) free_names.push_back(n);
+        PoolSpec* p = nullptr;
+        if (!free_names.empty()) {
+            PoolSpec np;
+            np.name = free_names[static_cast<std::size_t>(
+                pick(rng, static_cast<int>(free_names.size())))];
+            next.pools.push_back(np);
+            p = &next.pools.back();
+            desc = "add chatter pool " + np.name;
+        } else {
+            std::vector<PoolSpec*> ps;
+            for (auto& q : next.pools)
+                if (q.kind != Kind::crash) ps.push_back(&q);
+            if (ps.empty()) return {};
+            p = ps[static_cast<std::size_t>(pick(rng, static_cast<int>(ps.size())))];
+            desc = p->name + ".command=chatter";
+        }
+        p->kind = Kind::chatter;
+        p->workers = 1 + pick(rng, 2);
+        p->drop = chance(rng, 0.5);
+        const std::string name = p->name;
+        normalize(next, feat);
+        const auto pl = plan(cfg, next, &up);
+        Touch t = reload_touch(next, pl);
+        write_file(next);
+        auto r = ctl({"reload"}, 180s);
+        desc += " (" + next.find(name)->describe() + ") => exit " + std::to_string(r.code);
+        if (r.code != 0 && r.err.find("reload applied") == std::string::npos) {
+            violation("verb-succeeds", "cowctl reload of a valid config failed (exit " +
+                                           std::to_string(r.code) + "): " + trim(r.err + r.out));
+            write_file(cfg);
+            return t;
+        }
+        apply_reload(next, pl);
+        if (model.deps_up(*cfg.find(name)))
+            WaitFor(
+                [&] {
+                    Status s = status();
+                    const PStat* ps = s.find(name);
+                    if (!ps) return !s.ok;
+                    for (const auto& w : ps->workers)
+                        if (w.state != "running") return false;
+                    return true;
+                },
+                20s);
+        return t;
+    }
+
+    // The log disk fills up (issue 18): a filler file takes what is left of the log_dir's
+    // tmpfs. Once each chatter pool that runs has seen its writes fail, maybe one other
+    // operator action on the full disk, then the filler goes. What must hold is checked at
+    // rest, as after every step: no worker restarted for it (untouched_findings), and the
+    // chatter files' lines whole, in order, complete under block, counted under drop, and
+    // flowing again once there is room (soak_logs.hpp).
+    template <class Rng>
+    Touch step_full_disk(Rng& rng, StepRecord& rec, const Observation& before) {
+        Touch t;
+        const int action = pick(rng, 6);
+        std::map<std::string, std::int64_t> errors = chatter_errors(before.st);
+        std::string added;
+        // A full disk means something only to a pool that writes to it.
+        if (errors.empty()) {
+            t = add_chatter(rng, added);
+            errors = chatter_errors(status());
+        }
+        filler = ::open(filler_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (filler < 0) {
+            rec.desc = std::string("(cannot create the filler: ") + std::strerror(errno) + ")";
+            return t;
+        }
+        // 64 KiB at a time, then 4 KiB: every page of the tmpfs taken. What is left is room in
+        // the last page of each log file, which their next lines soon fill.
+        const std::string block(1 << 16, 'f');
+        long filled = 0;
+        int err = 0;
+        for (std::size_t chunk : {block.size(), std::size_t{4096}})
+            for (ssize_t n; (n = ::write(filler, block.data(), chunk)) > 0;)
+                filled += n;
+        err = errno;
+        rec.desc = (added.empty() ? "" : "reload: " + added + "; then ") +
+                   "the log disk filled up (" + std::to_string(filled >> 10) + " KiB, then " +
+                   std::strerror(err) + ")";
+        if (err != ENOSPC)
+            violation("full-disk-filled", "filling " + filler_path + " stopped with " +
+                                              std::strerror(err) + ", not ENOSPC");
+        // Each chatter pool that runs notices: its writes fail, and are counted.
+        const auto t0 = std::chrono::steady_clock::now();
+        std::set<std::string> quiet;
+        const bool noticed = WaitFor(
+            [&] {
+                Status s = status();
+                if (!s.ok) return !daemon_alive();
+                quiet.clear();
+                for (const auto& [name, n] : errors) {
+                    const PStat* p = s.find(name);
+                    if (p && p->write_errors <= n) quiet.insert(name);
+                }
+                return quiet.empty();
+            },
+            20s, 50ms);
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - t0)
+                            .count();
+        if (errors.empty())
+            rec.desc += "; no chatter pool runs";
+        else if (noticed)
+            rec.desc += "; write errors counted after " + std::to_string(ms) + " ms";
+        else if (daemon_alive()) {
+            std::string names;
+            for (const auto& n : quiet)
+                names += (names.empty() ? "" : ", ") + n;
+            violation("log-write-errors-counted",
+                      "20 s on a full log disk, and no write error counted for " + names);
+        }
+        // One other thing while the disk is full.
+        StepRecord sub{step_no, "", "", ""};
+        Touch st;
+        switch (action) {
+            case 1:
+                st = step_reload(rng, sub, false);
+                sub.desc = "reload:" + sub.desc;
+                break;
+            case 2: {
+                // A chatter worker killed, so that its successor writes to the pipe it left
+                // with lines the disk did not take.
+                const Status now = status();
+                std::vector<const WStat*> live;
+                for (const auto& p : now.pools)
+                    if (errors.count(p.name))
+                        for (const auto& w : p.workers)
+                            if (w.pid && w.state == "running") live.push_back(&w);
+                if (live.empty()) break;
+                const WStat* w =
+                    live[static_cast<std::size_t>(pick(rng, static_cast<int>(live.size())))];
+                sub.desc = "kill -9 " + w->name + " (pid " + std::to_string(w->pid) + ")";
+                st.workers.insert(w->name);
+                kill(w->pid, SIGKILL);
+                break;
+            }
+            case 3:
+                st = step_restart(rng, sub);
+                break;
+            case 4:
+                st = step_scale(rng, sub);
+                break;
+            case 5:
+                st = step_stop_start(rng, sub, true);
+                break;
+            default:
+                break;
+        }
+        t.all |= st.all;
+        t.pools.insert(st.pools.begin(), st.pools.end());
+        t.workers.insert(st.workers.begin(), st.workers.end());
+        t.pids.insert(st.pids.begin(), st.pids.end());
+        if (!sub.desc.empty())
+            rec.desc += "; then " + sub.desc + (sub.outcome.empty() ? "" : " => " + sub.outcome);
+        // Room again.
+        ::close(filler);
+        filler = -1;
+        ::unlink(filler_path.c_str());
+        rec.desc += "; then the filler deleted";
+        return t;
+    }
+
+    // The chatter files grow all along: once they take half the tmpfs, it doubles, so that
+    // only full_disk finds it full.
+    void grow_disk() {
+        struct statvfs v {};
+        if (!disk || filler >= 0 || ::statvfs(paths.logs.c_str(), &v) != 0) return;
+        if ((v.f_blocks - v.f_bfree) * 2 < v.f_blocks) return;
+        disk_mib *= 2;
+        if (::mount("tmpfs", paths.logs.c_str(), "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV,
+                    ("size=" + std::to_string(disk_mib) + "m,mode=0755").c_str()) != 0)
+            ADD_FAILURE() << "cannot grow the log tmpfs to " << disk_mib
+                          << " MiB: " << std::strerror(errno);
+        std::printf("  (the log tmpfs grows to %ld MiB)\n", disk_mib);
+    }
+
     template <class Rng>
     Touch step_daemon_signal(Rng& rng, StepRecord& rec) {
         Touch t;
@@ -1369,6 +1596,7 @@ class OperatorSoak : public DaemonFixture {
             followers_just_stopped = 0;
             stop_followers(false);
             reap_strays();
+            grow_disk();
             // A daemon that died just after the previous step settled (a crash on the next
             // timer, say) is that step's violation.
             if (!daemon_alive()) {
@@ -1421,6 +1649,8 @@ class OperatorSoak : public DaemonFixture {
                 t = step_followers(rng, rec);
             else if (kind == "daemon_signal")
                 t = step_daemon_signal(rng, rec);
+            else if (kind == "full_disk")
+                t = step_full_disk(rng, rec, before);
             else if (kind == "checkpoint")
                 t = step_checkpoint(rec);
             records.push_back(rec);
