@@ -38,6 +38,9 @@ struct WStat {
 struct PStat {
     std::string name;
     std::vector<WStat> workers;
+    // Its `log` counters, for this daemon's life (a pool removed and added again goes on
+    // counting): lines dropped, and failed writes to its files (retries included).
+    std::int64_t dropped_lines = 0, write_errors = 0;
 };
 struct Status {
     bool ok = false;
@@ -86,6 +89,13 @@ inline Status parse_status(const test::RunResult& r) {
         auto& po = pv.as_object();
         PStat p;
         p.name = str(po["name"]);
+        if (auto* lv = po.if_contains("log"); lv && lv->is_object()) {
+            auto& lo = lv->as_object();
+            if (auto* d = lo.if_contains("dropped_lines")) p.dropped_lines = num(*d);
+            for (const char* k : {"stdout_write_errors", "stderr_write_errors"})
+                if (auto* e = lo.if_contains(k))
+                    p.write_errors += std::max<std::int64_t>(0, num(*e));
+        }
         for (auto& wv : po["workers"].as_array()) {
             auto& wo = wv.as_object();
             WStat w;

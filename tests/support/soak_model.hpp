@@ -22,6 +22,7 @@ enum class Kind {
     notifier,   // notifier ready-after: READY=1 a second after start (under ready: notify)
     http,       // cow-http on the pool's socket (always has sockets)
     crash,      // sh that exits 1 after half a second, for ever (pool "crash" only)
+    chatter,    // chatter: a numbered line every 10 ms, to a file per worker (see soak_logs.hpp)
 };
 
 inline const char* kind_name(Kind k) {
@@ -38,6 +39,8 @@ inline const char* kind_name(Kind k) {
             return "http";
         case Kind::crash:
             return "crash";
+        case Kind::chatter:
+            return "chatter";
     }
     return "?";
 }
@@ -51,13 +54,14 @@ struct PoolSpec {
     bool sockets = false;           // a unix socket under the run's directory (http always)
     bool group = false;             // kill_mode: group (else auto)
     bool keep = false;              // orphans: keep (else kill)
+    bool drop = false;              // log_backpressure: drop (else block; chatter only)
     std::vector<std::string> deps;  // depends_on, sorted
 
     // Everything but `workers`: a difference here makes a reload restart the pool.
     std::string identity() const {
         std::string s = std::string(kind_name(kind)) + (memory ? " mem" : "") +
                         (notify ? " notify" : "") + (sockets ? " sockets" : "") +
-                        (group ? " group" : "") + (keep ? " keep" : "");
+                        (group ? " group" : "") + (keep ? " keep" : "") + (drop ? " drop" : "");
         for (const auto& d : deps)
             s += " dep:" + d;
         return s;
@@ -134,13 +138,20 @@ struct ConfigSpec {
 // COWHERD_SOAK_SKIP (see the test).
 struct Features {
     bool memory = true, notify = true, sockets = true, group = true, keep = true, depends_on = true,
-         crash = true, daemonize = true, family = true, http = true;
+         crash = true, daemonize = true, family = true, http = true, chatter = true;
 };
 
 struct Paths {
-    std::string bin;  // COWHERD_BIN_DIR
-    std::string dir;  // the run's directory: sockets, and the SOAK_RUN tag
+    std::string bin;       // COWHERD_BIN_DIR
+    std::string dir;       // the run's directory: sockets, and the SOAK_RUN tag
+    std::string logs;      // daemon.log_dir, where chatter pools write
+    std::string progress;  // where chatter workers say what they wrote
 };
+
+// Where a chatter worker of `pool` keeps its progress: PREFIX.<pid>.<start>.
+inline std::string progress_prefix(const PoolSpec& p, const Paths& paths) {
+    return paths.progress + "/" + p.name + "." + (p.drop ? "drop" : "block");
+}
 
 inline std::string command_of(const PoolSpec& p, const Paths& paths) {
     switch (p.kind) {
@@ -158,6 +169,8 @@ inline std::string command_of(const PoolSpec& p, const Paths& paths) {
             return "[\"" + paths.bin + "/cow-http\"]";
         case Kind::crash:
             return "[/bin/sh, -c, \"sleep 0.5; exit 1\"]";
+        case Kind::chatter:
+            return "[\"" + paths.bin + "/chatter\", \"10\", \"" + progress_prefix(p, paths) + "\"]";
     }
     return "";
 }
@@ -181,6 +194,10 @@ inline std::string render_pools(const ConfigSpec& c, const Paths& paths) {
         if (p.group) y += "    kill_mode: group\n";
         if (p.keep) y += "    orphans: keep\n";
         if (p.memory) y += "    memory: {max_private: 1GiB, check_every: 100ms}\n";
+        if (p.kind == Kind::chatter) {
+            y += "    stdout: {sink: file, per_worker: true, max_size: 0}\n";
+            y += std::string("    log_backpressure: ") + (p.drop ? "drop" : "block") + "\n";
+        }
         if (p.notify) y += "    ready: notify\n";
         if (p.sockets)
             y += "    sockets: [{name: s, listen: \"unix:" + paths.dir + "/" + p.name +
@@ -222,6 +239,7 @@ inline void normalize(ConfigSpec& c, const Features& f) {
         if (p.kind == Kind::http) p.sockets = true;
         if (p.kind != Kind::notifier && p.kind != Kind::http) p.notify = false;
         if (p.kind == Kind::crash) p.deps.clear();
+        if (p.kind != Kind::chatter) p.drop = false;
         if (!f.memory) p.memory = false;
         if (!f.notify) p.notify = false;
         if (!f.sockets && p.kind != Kind::http) p.sockets = false;
@@ -249,6 +267,9 @@ Kind random_kind(Rng& rng, const Features& f) {
     if (f.family) ks.push_back(Kind::family);
     if (f.daemonize) ks.push_back(Kind::daemonize);
     if (f.http) ks.push_back(Kind::http);
+    // Rare: its output is checked line by line after every step, and one or two such pools
+    // at a time are enough for that.
+    if (f.chatter && chance(rng, 0.1)) return Kind::chatter;
     return ks[static_cast<std::size_t>(pick(rng, static_cast<int>(ks.size())))];
 }
 
@@ -259,6 +280,7 @@ void randomize_settings(PoolSpec& p, Rng& rng) {
     p.sockets = chance(rng, 0.3);
     p.group = chance(rng, 0.3);
     p.keep = chance(rng, 0.3);
+    p.drop = chance(rng, 0.5);
 }
 
 // A pool `p` may depend on: steady, of a lower rank (so never a cycle); "" when none.
@@ -341,6 +363,7 @@ ConfigSpec mutate(const ConfigSpec& cur, Rng& rng, const Features& f, std::strin
                 if (f.sockets && p->kind != Kind::http) keys.emplace_back("sockets", &p->sockets);
                 if (f.group) keys.emplace_back("kill_mode", &p->group);
                 if (f.keep) keys.emplace_back("orphans", &p->keep);
+                if (p->kind == Kind::chatter) keys.emplace_back("log_backpressure", &p->drop);
                 if (keys.empty()) continue;
                 auto& [key, flag] =
                     keys[static_cast<std::size_t>(pick(rng, static_cast<int>(keys.size())))];
@@ -380,7 +403,7 @@ ConfigSpec mutate(const ConfigSpec& cur, Rng& rng, const Features& f, std::strin
 // The config every daemon of a run starts from, and the one checkpoints return to: one pool of
 // each steady kind, readiness on, so that the daemon opens its notify socket at start, and a
 // memory limit past the first pool, so that the daemon starts with a memory check that a reload
-// can move or remove.
+// can move or remove; and a chatter pool, so that captured output is checked all along.
 template <class Rng>
 ConfigSpec base_config(Rng& rng, const Features& f) {
     ConfigSpec c;
@@ -391,7 +414,9 @@ ConfigSpec base_config(Rng& rng, const Features& f) {
                .workers = 1,
                .memory = true};
     c.pools = {a, b, d};
-    (void)rng;
+    if (f.chatter)
+        c.pools.push_back(
+            {.name = "p3", .kind = Kind::chatter, .workers = 1, .drop = chance(rng, 0.5)});
     normalize(c, f);
     return c;
 }

@@ -55,9 +55,9 @@ inline bool read_stat(pid_t pid, Proc& p) {
     p.pid = pid;
     p.state = s[rp + 2];
     // After ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime
-    // stime cutime cstime priority nice threads itrealvalue starttime (the 20th).
+    // stime cutime cstime priority nice threads itrealvalue starttime (the 20th): skip 19.
     std::size_t pos = rp + 2;
-    for (int field = 1; field <= 20; ++field) {
+    for (int field = 1; field < 20; ++field) {
         std::size_t end = s.find(' ', pos);
         if (end == std::string::npos) return false;
         if (field == 2) p.ppid = static_cast<pid_t>(std::stol(s.substr(pos, end - pos)));
