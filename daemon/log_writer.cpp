@@ -96,6 +96,18 @@ int LogWriter::file_target(const std::string& path, std::uint64_t max_size, int 
     return id;
 }
 
+void LogWriter::release(int target) {
+    if (target == kStdout) return;
+    {
+        std::lock_guard lock(mu_);
+        Item item;
+        item.target = target;
+        item.release = true;
+        queue_.push_back(std::move(item));
+    }
+    cv_.notify_one();
+}
+
 LogWriter::File& LogWriter::file_of(int target) {
     if (target == kStdout) return stdout_;
     return *files_[static_cast<std::size_t>(target - 1)];  // under mu_: file_target may grow it
@@ -136,7 +148,7 @@ bool LogWriter::write(Dest d, std::string bytes) {
         // (Not onto a buffer item: its buffer's bytes go after its data.)
         Item* last = queue_.empty() ? nullptr : &queue_.back();
         if (last && last->target == d.target && last->account == d.account &&
-            last->keep == d.keep && !last->buf && last->data.size() < 65536)
+            last->keep == d.keep && !last->buf && !last->release && last->data.size() < 65536)
             last->data.append(bytes);
         else
             queue_.push_back(Item{d.target, std::move(bytes), {}, 0, 0, d.account, d.keep});
@@ -290,6 +302,14 @@ void LogWriter::loop() {
 }
 
 void LogWriter::handle(File& f, Item& item) {
+    if (item.release) {
+        // A file still failing keeps its fd and its retries: its held lines come first.
+        if (&f != &stdout_ && f.held.empty() && f.fd >= 0) {
+            ::close(f.fd);
+            f.fd = -1;
+        }
+        return;
+    }
     const bool holds = item.keep && &f != &stdout_;
     if (!f.held.empty()) {
         hold(f, std::move(item));  // behind lines that wait for this file, in order

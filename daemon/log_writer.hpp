@@ -48,6 +48,9 @@ class LogWriter {
     // A file sink, created (with its directory) on first write. Returns its target id; the
     // same path always gives the same id.
     int file_target(const std::string& path, std::uint64_t max_size, int keep);
+    // Nothing writes to the target any more (its pool or worker is gone): its file is closed
+    // once what was queued before is written; a later write opens it again.
+    void release(int target);
 
     // Where a write goes, whose it is, and what a write error does to it.
     struct Dest {
@@ -126,6 +129,7 @@ class LogWriter {
         std::uint32_t account = 0;
         bool keep = true;
         bool mid_line = false;  // a short write left the start of its first line in the file
+        bool release = false;   // not a write: close the file (release())
         std::size_t cost() const { return data.size() + buf.capacity; }
         std::size_t size() const { return data.size() + len; }
     };

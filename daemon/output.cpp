@@ -181,7 +181,27 @@ void Output::worker_removed(Worker& w) {
     Capture& c = *it->second;
     c.removed = true;
     const bool open = (c.out && !c.out->eof) || (c.err && !c.err->eof);
-    if (!open) captures_.erase(it);  // else erased at its last EOF
+    if (!open) erase_capture(w.id);  // else erased at its last EOF
+}
+
+// A removed slot's capture is gone once its last line was handed to the writer. The files it
+// wrote to are closed (after those lines) unless another capture still writes there: a
+// per-worker file of a slot scaled away, or the pool file of a pool removed by reload.
+void Output::erase_capture(std::uint64_t id) {
+    auto it = captures_.find(id);
+    if (it == captures_.end()) return;
+    std::vector<int> targets;
+    for (const Stream* s : {it->second->out.get(), it->second->err.get()})
+        if (s) targets.push_back(target_of(*s));
+    captures_.erase(it);
+    for (int t : targets) {
+        if (t == LogWriter::kStdout) continue;
+        bool used = false;
+        for (const auto& [cid, c] : captures_)
+            for (const Stream* s : {c->out.get(), c->err.get()})
+                used = used || (s && target_of(*s) == t);
+        if (!used) writer_.release(t);
+    }
 }
 
 void Output::arm(Stream& s) {
@@ -249,8 +269,7 @@ void Output::pump(Stream& s) {
         Capture& c = *s.cap;
         if (c.removed && (!c.out || c.out->eof) && (!c.err || c.err->eof)) {
             std::erase(paused_, &s);
-            const std::uint64_t id = c.worker_id;  // not a reference into what is erased
-            captures_.erase(id);
+            erase_capture(c.worker_id);
         }
         return;
     }

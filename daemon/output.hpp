@@ -89,6 +89,7 @@ class Output : public OutputHooks {
     void resume_all();
     // The sink target of a stream under its pool's config now.
     int target_of(const Stream& s);
+    void erase_capture(std::uint64_t worker_id);
     // Where the writer reports the lines lost and the errors of a write: pool and stream.
     std::uint32_t account_of(const std::string& pool);
     void on_write_event(const LogWriter::Event& ev);

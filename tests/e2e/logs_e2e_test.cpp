@@ -420,3 +420,36 @@ TEST_F(Logs, FollowSeesNewLinesWithin100ms) {
 }
 
 }  // namespace
+
+namespace {
+
+// Found by the operator soak: the daemon kept every log file it had written open for its
+// whole life, also once its pool was removed or its worker scaled away.
+TEST_F(Logs, FilesOfARemovedPoolAndAScaledAwayWorkerAreClosed) {
+    const std::string talker =
+        "    command: [sh, -c, 'echo hello; exec sleep 100000']\n"
+        "    stdout: {sink: file, per_worker: true}\n";
+    start("  keep:\n" + talker + "    workers: 2\n  gone:\n" + talker, daemon_section());
+    const std::string dir_logs = logdir();
+    auto open_on = [&](const std::string& name) {
+        int n = 0;
+        for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(daemon) + "/fd")) {
+            std::error_code ec;
+            n += fs::read_symlink(e.path(), ec) == fs::path(dir_logs) / name;
+        }
+        return n;
+    };
+    ASSERT_TRUE(WaitFor([&] {
+        return open_on("keep.0.out") == 1 && open_on("keep.1.out") == 1 &&
+               open_on("gone.0.out") == 1;
+    })) << slurp(log);
+    write_config("  keep:\n" + talker + "    workers: 1\n", daemon_section());
+    auto r = ctl({"reload"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(WaitFor([&] { return open_on("gone.0.out") == 0 && open_on("keep.1.out") == 0; }))
+        << "gone.0.out: " << open_on("gone.0.out") << ", keep.1.out: " << open_on("keep.1.out");
+    EXPECT_EQ(open_on("keep.0.out"), 1);
+    EXPECT_EQ(slurp(dir_logs + "/gone.0.out"), "hello\n") << "its lines were written first";
+}
+
+}  // namespace

@@ -60,6 +60,36 @@ TEST(LogWriter, TargetsAddedWhileWritingLoseNothing) {
     EXPECT_EQ(w.write_errors(), 0u);
 }
 
+// How many of this process's fds are open on `path`.
+int fds_on(const fs::path& path) {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+        std::error_code ec;
+        n += fs::read_symlink(e.path(), ec) == path;
+    }
+    return n;
+}
+
+// A pool removed by reload, or a worker scaled away, leaves files nobody writes to: they are
+// closed once their lines are written, and opened again if something writes there later.
+TEST(LogWriter, AReleasedFileIsClosedAfterItsLinesAndReopenedByTheNextWrite) {
+    TempDir d;
+    boost::asio::io_context io;
+    LogWriter w(io);
+    const fs::path path = d.path / "gone.out";
+    const int t = w.file_target(path.string(), 0, 0);
+    for (int i = 0; i < 1000; ++i)
+        w.write_anyway(t, "line " + std::to_string(i) + "\n");
+    w.release(t);
+    w.flush();
+    EXPECT_EQ(lines_in(path), 1000u) << "every line queued before the release is written";
+    EXPECT_EQ(fds_on(path), 0);
+    w.write_anyway(t, "again\n");
+    w.flush();
+    EXPECT_EQ(lines_in(path), 1001u);
+    EXPECT_EQ(fds_on(path), 1);
+}
+
 TEST(LogWriter, RotatesByRenamingAndKeepsEveryLine) {
     TempDir d;
     boost::asio::io_context io;
