@@ -401,8 +401,9 @@ void cmd_scale(CommandContext& ctx, const Peer&, proto::Request& req,
             if (!p) return true;
             for (const auto& w : p->workers) {
                 if (w->retiring) return false;  // still stopping
-                // A worker the operator stopped stays so; every other one is to come up.
-                if (w->slot.want != fsm::Want::up) continue;
+                // A worker the operator stopped stays so, and one held for depends_on waits
+                // for its dependencies; every other one is to come up.
+                if (w->slot.want != fsm::Want::up || sup.start_held(*w)) continue;
                 switch (settled(sup, *w, fsm::EventType::start, w->generation)) {
                     case Settled::done:
                         continue;

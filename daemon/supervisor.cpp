@@ -109,9 +109,12 @@ void Supervisor::build_spawn_template(Pool& pool) {
     for (const auto& [k, v] : pc.env)
         pool.env.push_back(k + "=" + v);
     pool.env.push_back("COWHERD_POOL=" + pc.name);
-    // Socket activation (sd_listen_fds): fds 3.. in config order, with their names.
+    // Socket activation (sd_listen_fds): fds 3.. in config order, with their names. A pool
+    // that a reload left without sockets lets go of its old ones (its workers hold copies).
     if (auto it = setup_.sockets.find(pc.name); it != setup_.sockets.end())
         pool.sockets = it->second;
+    else
+        pool.sockets.clear();
     if (!pool.sockets.empty()) {
         std::string names;
         for (const auto& sc : pc.sockets)
@@ -398,8 +401,7 @@ bool Supervisor::dependencies_held(Pool& pool, fsm::TimePoint now) {
 }
 
 bool Supervisor::start_held(const Worker& w) const {
-    const auto& ids = w.pool->start_after_deps;
-    return w.pool->waiting_for_deps || std::find(ids.begin(), ids.end(), w.id) != ids.end();
+    return held_for_deps(w);
 }
 
 // Stopping a pool stops what depends on it first, each dependent after its own dependents;
@@ -1360,6 +1362,14 @@ int Supervisor::scale(Pool& pool, int size) {
         if (!w) w = &add_worker(pool, i);
         if (w->retiring || i >= old) {
             w->retiring = false;
+            // New workers follow depends_on like the rest: while a dependency is not up they
+            // wait for it (with the pool, if the whole pool waits), and start_dependents
+            // releases them.
+            if (pool.waiting_for_deps) continue;
+            if (!deps_up(pool)) {
+                hold_start(*w);
+                continue;
+            }
             apply(*w, Event{EventType::start, now, {}});
         }
     }

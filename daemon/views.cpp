@@ -25,7 +25,9 @@ json::object worker(const Worker& w, fsm::TimePoint now) {
     // A crashed worker whose leftovers are being stopped before its replacement starts.
     o["state"] = w.draining && w.slot.state != fsm::State::stopping ? "stopping"
                                                                     : fsm::to_string(w.slot.state);
-    o["want"] = fsm::to_string(w.slot.want);
+    // A start held for depends_on is wanted up, whatever its last stop left in the slot.
+    const bool held = held_for_deps(w);
+    o["want"] = held ? "up" : fsm::to_string(w.slot.want);
     o["restarts"] = w.restarts;
     o["uptime_ms"] = w.alive() ? std::chrono::duration_cast<Millis>(now - w.started_at).count() : 0;
     o["state_ms"] = std::chrono::duration_cast<Millis>(now - w.state_since).count();
@@ -52,7 +54,8 @@ json::object worker(const Worker& w, fsm::TimePoint now) {
         o["error"] = w.last_error;
     else
         o["error"] = nullptr;
-    o["reason"] = w.last_reason;
+    o["reason"] =
+        held && w.slot.state != fsm::State::running ? "waiting for depends_on" : w.last_reason;
     o["recycles"] = w.recycles;
     if (!w.status_text.empty()) o["status_text"] = w.status_text;
     if (w.said_stopping) o["said_stopping"] = true;

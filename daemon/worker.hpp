@@ -1,6 +1,7 @@
 // A pool and its worker slots, and the orphans its workers leave: the supervisor's records.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -127,5 +128,12 @@ struct Orphan {
     std::optional<fsm::TimePoint> kill_at;
     fsm::TimePoint adopted_at{};
 };
+
+// The worker's start waits for its pool's depends_on to run: at boot or reload (the whole pool),
+// or an operator's start, restart or scale held until the dependencies are up.
+inline bool held_for_deps(const Worker& w) {
+    const auto& ids = w.pool->start_after_deps;
+    return w.pool->waiting_for_deps || std::find(ids.begin(), ids.end(), w.id) != ids.end();
+}
 
 }  // namespace cow

@@ -1,8 +1,13 @@
 // Rolling restarts mixed with what else happens on a real host: other pools crashing, reloads
 // and SIGHUPs arriving mid-roll, health probes, and an operator calling a roll off.
+#include <cerrno>
+#include <cstring>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "tests/e2e/harness.hpp"
 
@@ -177,6 +182,36 @@ TEST_F(Rolls, WideningAListenerByReloadSaysHowAndChangesNothing) {
     EXPECT_NE(r.err.find("cannot change address in place"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("nothing changed"), std::string::npos) << r.err;
     EXPECT_EQ(pid0("web"), before);
+}
+
+}  // namespace
+
+namespace {
+
+// Found by the operator soak: a reload that took `sockets` away from a pool kept its listener
+// open in the daemon and passed it to the new workers (LISTEN_FDS=1).
+TEST_F(Rolls, AReloadThatRemovesAPoolsSocketsClosesItsListener) {
+    const std::string path = (dir / "web.sock").string();
+    const std::string out = (dir / "fds").string();
+    const std::string cmd =
+        "    command: [sh, -c, 'echo \"${LISTEN_FDS:-none}\" >> " + out + "; exec sleep 100000']\n";
+    start("  web:\n" + cmd + "    sockets: [{name: s, listen: \"unix:" + path + "\"}]\n");
+    ASSERT_TRUE(WaitFor([&] { return slurp(out) == "1\n"; })) << slurp(log);
+    write_config("  web:\n" + cmd);
+    auto r = ctl({"reload"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    ASSERT_TRUE(WaitFor([&] { return slurp(out) == "1\nnone\n"; })) << slurp(out) << slurp(log);
+    // The old worker is gone with its copy, and the daemon kept none: nobody listens.
+    ASSERT_TRUE(WaitFor([&] {
+        int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+        const bool refused = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 &&
+                             (errno == ECONNREFUSED || errno == ENOENT);
+        ::close(fd);
+        return refused;
+    })) << "a listener is still open";
 }
 
 }  // namespace

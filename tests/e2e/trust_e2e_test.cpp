@@ -270,6 +270,29 @@ TEST_P(Trust, DependsOnHoldsForStartAndStop) {
     EXPECT_EQ(count_state("", "running"), 3);
 }
 
+// Found by the operator soak: `scale` (and a reload that grows a pool) started new workers
+// while a dependency was stopped, and a worker held for depends_on read `want down`.
+TEST_P(Trust, ScaleHoldsNewWorkersUntilTheirDependenciesRun) {
+    start("  db:\n    command: [sleep, \"100000\"]\n" + mode() +
+          "  app:\n    command: [sleep, \"100000\"]\n    depends_on: [db]\n" + mode());
+    ASSERT_TRUE(WaitFor([&] { return count_state("", "running") == 2; }));
+    ASSERT_EQ(ctl({"stop", "db"}).code, 0);
+    auto r = ctl({"scale", "app", "2"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    auto app1 = [&] {
+        for (auto& w : workers("app"))
+            if (w["name"].as_string() == "app.1") return w;
+        return boost::json::object{};
+    };
+    EXPECT_EQ(app1()["state"].as_string(), "stopped");
+    EXPECT_EQ(app1()["want"].as_string(), "up");
+    EXPECT_EQ(app1()["reason"].as_string(), "waiting for depends_on");
+    // Once the dependency runs, the held worker starts; the one the stop reached stays down.
+    ASSERT_EQ(ctl({"start", "db"}).code, 0);
+    EXPECT_TRUE(WaitFor([&] { return app1()["state"].as_string() == "running"; })) << slurp(log);
+    EXPECT_EQ(count_state("app", "stopped"), 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(KillModes, Trust, ::testing::Values("auto", "group"),
                          [](const auto& info) { return info.param; });
 
