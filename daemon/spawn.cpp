@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <climits>
 #include <cstring>
 
 #include <fcntl.h>
@@ -104,6 +105,10 @@ detail::ChildPlan flatten(Plan& plan, int err_fd) {
     for (int fd : plan.pass_fds)
         top = std::max(top, fd);
     c.fd_limit = top + 1;
+    rlimit nofile{};
+    c.fd_bound = ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < INT_MAX
+                     ? static_cast<int>(nofile.rlim_cur)
+                     : INT_MAX;
 
     c.cgroup_procs = plan.cgroup_procs;
     c.cwd = plan.cwd;

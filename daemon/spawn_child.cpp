@@ -69,8 +69,8 @@ long ptr(const void* p) {
 void unshare_fds(const ChildPlan& p) {
     if (kShareFiles == 0) return;
     if (sys(SYS_close_range, p.fd_limit, ~0U, CLOSE_RANGE_UNSHARE) == 0) return;
-    if (sys(SYS_unshare, CLONE_FILES) < 0)  // kernels before 5.9: copy them all
-        fail(p.err_fd, Stage::fds, errno);
+    // Before Linux 5.9 there is no close_range: copy the whole table; close_the_rest empties it.
+    if (sys(SYS_unshare, CLONE_FILES) < 0) fail(p.err_fd, Stage::fds, errno);
 }
 
 // Default dispositions first, while every signal is still blocked: a handler of the daemon must
@@ -133,12 +133,25 @@ int wire_fds(const ChildPlan& p) {
     return err_fd;
 }
 
+// Closes [from, to]. close_range is Linux 5.9+; without it (ENOSYS, or EPERM from a seccomp
+// filter that predates it) each fd is closed in turn up to the soft RLIMIT_NOFILE the parent
+// read: no fd can be opened at or above it, and cowherd never lowers it. That costs a system
+// call per possible fd, on such kernels only. close is not retried: Linux frees the fd even
+// when close reports EINTR.
+void close_fds(const ChildPlan& p, int err_fd, unsigned from, unsigned to) {
+    if (from > to) return;
+    if (sys(SYS_close_range, from, to, 0) == 0) return;
+    if (errno != ENOSYS && errno != EPERM) fail(err_fd, Stage::fds, errno);
+    const unsigned end = to < static_cast<unsigned>(p.fd_bound) ? to + 1 : p.fd_bound;
+    for (unsigned fd = from; fd < end; ++fd)
+        syscall(SYS_close, fd);
+}
+
 // Closes everything but what wire_fds placed and the error pipe, which closes itself on exec.
 void close_the_rest(const ChildPlan& p, int err_fd) {
-    const int floor = 3 + p.npass;
-    if (err_fd > floor && sys(SYS_close_range, floor, err_fd - 1, 0) < 0)
-        fail(err_fd, Stage::fds, errno);
-    if (sys(SYS_close_range, err_fd + 1, ~0U, 0) < 0) fail(err_fd, Stage::fds, errno);
+    const unsigned floor = 3 + static_cast<unsigned>(p.npass);
+    if (static_cast<unsigned>(err_fd) > floor) close_fds(p, err_fd, floor, err_fd - 1);
+    close_fds(p, err_fd, err_fd + 1, ~0U);
 }
 
 void set_rlimits(const ChildPlan& p, int err_fd) {

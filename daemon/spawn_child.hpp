@@ -12,9 +12,10 @@ namespace cow::spawn::detail {
 // gets no Plan, so no container code (with its asserts, allocator and sanitizer hooks) can run
 // between clone and exec, and what the child touches can be checked by reading this struct.
 struct ChildPlan {
-    int err_fd = -1;              // write end of the close-on-exec error pipe
-    int fd_limit = 0;             // one above every fd kept: only those below are copied from ours
-    int stdio[3] = {-1, -1, -1};  // -1: keep the daemon's
+    int err_fd = -1;   // write end of the close-on-exec error pipe
+    int fd_limit = 0;  // one above every fd kept: only those below are copied from ours
+    int fd_bound = 0;  // the soft RLIMIT_NOFILE: where closing fd by fd stops (no close_range)
+    int stdio[3] = {-1, -1, -1};    // -1: keep the daemon's
     const int* pass_fds = nullptr;  // become 3, 4, ...
     int npass = 0;
     int* lifted = nullptr;  // 3 + npass slots of scratch
