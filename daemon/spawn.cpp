@@ -70,6 +70,30 @@ std::string describe_failure(const Plan& plan, Stage stage, int err) {
     return what + ": " + std::strerror(err);
 }
 
+// Both ends of the close-on-exec pipe the child reports a failure on, closed on every path out
+// of spawn(): a failed spawn must not cost the daemon an fd.
+struct ErrorPipe {
+    int read_end = -1, write_end = -1;
+    ErrorPipe() = default;
+    ErrorPipe(const ErrorPipe&) = delete;
+    ErrorPipe& operator=(const ErrorPipe&) = delete;
+    ~ErrorPipe() {
+        close_write();
+        if (read_end >= 0) ::close(read_end);
+    }
+    bool open() {
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) < 0) return false;
+        read_end = fds[0];
+        write_end = fds[1];
+        return true;
+    }
+    void close_write() {
+        if (write_end >= 0) ::close(write_end);
+        write_end = -1;
+    }
+};
+
 // Blocks every signal for its scope and then restores the mask it found, on every path: the
 // child must not take a signal before it has reset the daemon's handlers, and the daemon's
 // thread must get its own mask back whatever happened to the child.
@@ -252,19 +276,18 @@ Result spawn(Plan& plan, int stack_slot) {
     }
     make_ready(plan);  // allocates nothing when already done
 
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+    ErrorPipe pipe;
+    if (!pipe.open()) {
         r.stage = Stage::pipe;
         r.err = errno;
         r.message = "create the spawn error pipe: " + std::string(std::strerror(r.err));
         return r;
     }
-    detail::ChildPlan child = flatten(plan, pipefd[1]);
+    detail::ChildPlan child = flatten(plan, pipe.write_end);
     int clone_errno = 0;
     const pid_t pid = clone_child(child, plan.cgroup_fd, stack, clone_errno);
-    close(pipefd[1]);  // now only the child holds it, until it execs or exits
+    pipe.close_write();  // now only the child holds it, until it execs or exits
     if (pid < 0) {
-        close(pipefd[0]);
         r.stage = Stage::clone;
         r.err = clone_errno;
         r.message = "clone: " + std::string(std::strerror(clone_errno));
@@ -274,9 +297,8 @@ Result spawn(Plan& plan, int stack_slot) {
     ChildError ce{};
     ssize_t n;
     do {
-        n = read(pipefd[0], &ce, sizeof ce);
+        n = read(pipe.read_end, &ce, sizeof ce);
     } while (n < 0 && errno == EINTR);
-    close(pipefd[0]);
     if (n == static_cast<ssize_t>(sizeof ce)) {
         r.stage = static_cast<Stage>(ce.stage);
         r.err = ce.err;

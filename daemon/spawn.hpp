@@ -94,6 +94,8 @@ struct Result {
 // Threads that may spawn at once, each with its own stack slot (0 .. kStackSlots-1); a slot
 // must be used by one thread at a time. The loop thread uses slot 0.
 inline constexpr int kStackSlots = 4;
+// Whatever the outcome, the calling thread's signal mask is as it was and the parent holds the
+// same fds as before; only a child's pid (Result::pid) is left for the caller to reap.
 Result spawn(Plan& plan, int stack_slot = 0);
 // Does spawn()'s allocations ahead (argv/envp terminators, the child's scratch and C strings),
 // so that a helper thread's spawn allocates nothing and never grows a malloc arena of its own.
