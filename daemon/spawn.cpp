@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
+#include <climits>
 #include <cstring>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -25,7 +28,7 @@ namespace {
 constexpr std::size_t kStackSize = 256 * 1024;
 
 // A child shares our fd table (CLONE_FILES) until its first syscall, which gives it a private
-// copy of the fds below Plan::fd_limit only. Without this, every spawn copied and then closed
+// copy of the fds below ChildPlan::fd_limit only. Without this, every spawn copied and then closed
 // all of the daemon's fds, two capture pipes per worker: O(workers) per spawn, 0.24 ms each at
 // 1000 workers (perf: filp_flush, dnotify_flush in close_range). The daemon's long-lived fds
 // therefore live at kHighFds and above (park_high), and what a child needs stays below.
@@ -65,6 +68,118 @@ std::string describe_failure(const Plan& plan, Stage stage, int err) {
             break;
     }
     return what + ": " + std::strerror(err);
+}
+
+// Both ends of the close-on-exec pipe the child reports a failure on, closed on every path out
+// of spawn(): a failed spawn must not cost the daemon an fd.
+struct ErrorPipe {
+    int read_end = -1, write_end = -1;
+    ErrorPipe() = default;
+    ErrorPipe(const ErrorPipe&) = delete;
+    ErrorPipe& operator=(const ErrorPipe&) = delete;
+    ~ErrorPipe() {
+        close_write();
+        if (read_end >= 0) ::close(read_end);
+    }
+    bool open() {
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) < 0) return false;
+        read_end = fds[0];
+        write_end = fds[1];
+        return true;
+    }
+    void close_write() {
+        if (write_end >= 0) ::close(write_end);
+        write_end = -1;
+    }
+};
+
+// Blocks every signal for its scope and then restores the mask it found, on every path: the
+// child must not take a signal before it has reset the daemon's handlers, and the daemon's
+// thread must get its own mask back whatever happened to the child.
+class SignalsBlocked {
+  public:
+    SignalsBlocked() {
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old_);
+    }
+    ~SignalsBlocked() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+    SignalsBlocked(const SignalsBlocked&) = delete;
+    SignalsBlocked& operator=(const SignalsBlocked&) = delete;
+
+  private:
+    sigset_t old_;
+};
+
+// The child's view of a ready plan (make_ready): plain values and pointers into the plan,
+// which the caller keeps unchanged until spawn() returns.
+detail::ChildPlan flatten(Plan& plan, int err_fd) {
+    detail::ChildPlan c;
+    c.err_fd = err_fd;
+    c.stdio[0] = plan.stdin_fd;
+    c.stdio[1] = plan.stdout_fd;
+    c.stdio[2] = plan.stderr_fd;
+    c.pass_fds = plan.pass_fds.data();
+    c.npass = static_cast<int>(plan.pass_fds.size());
+    c.lifted = plan.scratch.data();
+    int top = err_fd;
+    for (int fd : c.stdio)
+        top = std::max(top, fd);
+    for (int fd : plan.pass_fds)
+        top = std::max(top, fd);
+    c.fd_limit = top + 1;
+    rlimit nofile{};
+    c.fd_bound = ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < INT_MAX
+                     ? static_cast<int>(nofile.rlim_cur)
+                     : INT_MAX;
+
+    c.cgroup_procs = plan.cgroup_procs;
+    c.cwd = plan.cwd;
+    c.rlimits = plan.rlimits.data();
+    c.nrlimits = static_cast<int>(plan.rlimits.size());
+    c.umask = plan.umask;
+    if (plan.set_oom_score_adj) {
+        auto [end, ec] = std::to_chars(c.oom_score_adj, c.oom_score_adj + sizeof c.oom_score_adj,
+                                       plan.oom_score_adj);
+        if (ec == std::errc()) c.oom_score_adj_len = static_cast<int>(end - c.oom_score_adj);
+    }
+    c.set_ids = plan.set_ids;
+    c.uid = plan.uid;
+    c.gid = plan.gid;
+    c.groups = plan.groups.data();
+    c.ngroups = static_cast<int>(plan.groups.size());
+    c.no_new_privs = plan.no_new_privs;
+
+    if (plan.listen_pid_slot) c.listen_pid_digits = plan.listen_pid_slot + plan.listen_pid_prefix;
+    c.exec_paths = plan.exec_cstrs.data();
+    c.nexec_paths = static_cast<int>(plan.exec_cstrs.size());
+    c.argv = plan.argv.data();
+    c.envp = plan.envp.data();
+    return c;
+}
+
+// Starts child_main on `stack`, born in the cgroup of cgroup_fd when the kernel can (5.7+), else
+// with clone() and the child's own cgroup.procs write. Returns the pid, or -1 with `err` set.
+pid_t clone_child(detail::ChildPlan& child, int cgroup_fd, char* stack, int& err) {
+    const SignalsBlocked blocked;
+    if (cgroup_fd >= 0 && clone3_works.load(std::memory_order_relaxed)) {
+        const char* cgroup_procs = child.cgroup_procs;
+        child.cgroup_procs = nullptr;
+        long rc = detail::clone3_into_cgroup(detail::child_main, &child, stack - kStackSize,
+                                             kStackSize, cgroup_fd);
+        if (rc >= 0) return static_cast<pid_t>(rc);
+        if (rc != -ENOSYS && rc != -E2BIG && rc != -EINVAL && rc != -EPERM) {
+            err = static_cast<int>(-rc);
+            return -1;
+        }
+        clone3_works.store(false, std::memory_order_relaxed);
+        child.cgroup_procs = cgroup_procs;
+    }
+    pid_t pid =
+        clone(detail::child_main, stack, detail::kShareVm | detail::kShareFiles | SIGCHLD, &child);
+    if (pid < 0) err = errno;
+    return pid;
 }
 
 }  // namespace
@@ -145,6 +260,9 @@ void make_ready(Plan& plan) {
     if (plan.argv.empty() || plan.argv.back() != nullptr) plan.argv.push_back(nullptr);
     if (plan.envp.empty() || plan.envp.back() != nullptr) plan.envp.push_back(nullptr);
     plan.scratch.assign(3 + plan.pass_fds.size(), -1);
+    plan.exec_cstrs.clear();  // keeps its capacity: a second call allocates nothing
+    for (const std::string& path : plan.exec_paths)
+        plan.exec_cstrs.push_back(path.c_str());
 }
 
 Result spawn(Plan& plan, int stack_slot) {
@@ -158,56 +276,18 @@ Result spawn(Plan& plan, int stack_slot) {
     }
     make_ready(plan);  // allocates nothing when already done
 
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+    ErrorPipe pipe;
+    if (!pipe.open()) {
         r.stage = Stage::pipe;
         r.err = errno;
         r.message = "create the spawn error pipe: " + std::string(std::strerror(r.err));
         return r;
     }
-    detail::ChildArgs args{&plan, pipefd[1]};
-    int top = pipefd[1];
-    for (int fd : {plan.stdin_fd, plan.stdout_fd, plan.stderr_fd})
-        top = std::max(top, fd);
-    for (int fd : plan.pass_fds)
-        top = std::max(top, fd);
-    plan.fd_limit = top + 1;
-
-    // Every signal stays blocked from before clone until the child has reset its dispositions;
-    // the parent restores its mask on every path.
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid_t pid = -1;
+    detail::ChildPlan child = flatten(plan, pipe.write_end);
     int clone_errno = 0;
-    // Born in its cgroup when the kernel can (5.7+); else clone() and a cgroup.procs write.
-    if (plan.cgroup_fd >= 0 && clone3_works.load(std::memory_order_relaxed)) {
-        const char* saved = plan.cgroup_procs;
-        plan.cgroup_procs = nullptr;
-        long rc = detail::clone3_into_cgroup(detail::child_main, &args, stack - kStackSize,
-                                             kStackSize, plan.cgroup_fd);
-        if (rc >= 0) {
-            pid = static_cast<pid_t>(rc);
-        } else if (rc == -ENOSYS || rc == -E2BIG || rc == -EINVAL || rc == -EPERM) {
-            clone3_works.store(false, std::memory_order_relaxed);
-            plan.cgroup_procs = saved;
-        } else {
-            clone_errno = static_cast<int>(-rc);
-            plan.cgroup_procs = saved;
-            pid = -2;  // a real failure: report it below
-        }
-    }
-    if (pid == -1) {
-        pid = clone(detail::child_main, stack, detail::kShareVm | detail::kShareFiles | SIGCHLD,
-                    &args);
-        clone_errno = errno;
-    }
-    if (pid == -2) pid = -1;
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    close(pipefd[1]);
-
+    const pid_t pid = clone_child(child, plan.cgroup_fd, stack, clone_errno);
+    pipe.close_write();  // now only the child holds it, until it execs or exits
     if (pid < 0) {
-        close(pipefd[0]);
         r.stage = Stage::clone;
         r.err = clone_errno;
         r.message = "clone: " + std::string(std::strerror(clone_errno));
@@ -217,9 +297,8 @@ Result spawn(Plan& plan, int stack_slot) {
     ChildError ce{};
     ssize_t n;
     do {
-        n = read(pipefd[0], &ce, sizeof ce);
+        n = read(pipe.read_end, &ce, sizeof ce);
     } while (n < 0 && errno == EINTR);
-    close(pipefd[0]);
     if (n == static_cast<ssize_t>(sizeof ce)) {
         r.stage = static_cast<Stage>(ce.stage);
         r.err = ce.err;

@@ -1,5 +1,6 @@
-// Fork-exec by the hard rules of design §3.1. The parent flattens everything into a Plan
-// before cloning; the child (spawn_child.cpp) only makes raw, async-signal-safe syscalls.
+// Fork-exec by the hard rules of design §3.1. The parent flattens a Plan into plain arrays and
+// pointers before cloning; the child (spawn_child.cpp) reads only those and only makes raw,
+// async-signal-safe syscalls.
 //
 // We clone with CLONE_VM|CLONE_VFORK, as posix_spawn does, rather than fork: fork copies the
 // daemon's page tables, so its cost grows with the daemon's size (bench/spawn_methods measures
@@ -76,10 +77,10 @@ struct Plan {
     int oom_score_adj = 0;
     bool set_oom_score_adj = false;
 
-    // Filled by spawn(): scratch space the child uses without allocating.
-    std::vector<int> scratch;
-    // Filled by spawn(): one above every fd the child keeps; it copies only the fds below.
-    int fd_limit = 0;
+    // Filled by make_ready(): storage the child's flat view points into, so that the child
+    // neither allocates nor reads a container.
+    std::vector<int> scratch;             // where the child lifts fds it is about to place
+    std::vector<const char*> exec_cstrs;  // exec_paths as C strings
 };
 
 struct Result {
@@ -93,9 +94,11 @@ struct Result {
 // Threads that may spawn at once, each with its own stack slot (0 .. kStackSlots-1); a slot
 // must be used by one thread at a time. The loop thread uses slot 0.
 inline constexpr int kStackSlots = 4;
+// Whatever the outcome, the calling thread's signal mask is as it was and the parent holds the
+// same fds as before; only a child's pid (Result::pid) is left for the caller to reap.
 Result spawn(Plan& plan, int stack_slot = 0);
-// Does spawn()'s allocations ahead (argv/envp terminators, the child's scratch), so that a
-// helper thread's spawn allocates nothing and never grows a malloc arena of its own.
+// Does spawn()'s allocations ahead (argv/envp terminators, the child's scratch and C strings),
+// so that a helper thread's spawn allocates nothing and never grows a malloc arena of its own.
 void make_ready(Plan& plan);
 
 // Moves a long-lived fd out of the low range that every spawn copies (see spawn.cpp), closing

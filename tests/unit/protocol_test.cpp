@@ -67,13 +67,35 @@ TEST(Protocol, MalformedRequestsGiveTypedErrors) {
     }
 }
 
-TEST(Protocol, OversizeAndDeepInputAreRefused) {
+TEST(Protocol, OversizeInputIsRefused) {
     std::string big(kMaxRequestBytes + 1, ' ');
     EXPECT_EQ(std::get<DecodeError>(decode_request(big)).code, ErrorCode::too_large);
-    std::string deep = R"({"id":1,"v":1,"cmd":"status","args":{"a":)" + std::string(10000, '[') +
-                       std::string(10000, ']') + "}}";
-    auto d = decode_request(deep.substr(0, kMaxRequestBytes));
+}
+
+// A request whose deepest value sits at `depth`, counting the request object as 1: "args" is
+// 2, and the arrays inside it take it further.
+static std::string request_nested_to(std::size_t depth) {
+    const std::size_t arrays = depth - 2;
+    return R"({"id":1,"v":1,"cmd":"status","args":{"a":)" + std::string(arrays, '[') +
+           std::string(arrays, ']') + "}}";
+}
+
+// One level past our cap, and so far within every other limit (the byte limit, Boost.JSON's
+// own default depth) that only our cap can be what refuses it.
+TEST(Protocol, InputDeeperThanOurCapIsRefused) {
+    ASSERT_LT(kMaxJsonDepth + 1, json::parse_options{}.max_depth);
+    const auto at_cap = decode_request(request_nested_to(kMaxJsonDepth));
+    ASSERT_TRUE(std::holds_alternative<Request>(at_cap)) << std::get<DecodeError>(at_cap).message;
+
+    const std::string deep = request_nested_to(kMaxJsonDepth + 1);
+    ASSERT_LT(deep.size(), kMaxRequestBytes);
+    const auto d = decode_request(deep);
+    ASSERT_TRUE(std::holds_alternative<DecodeError>(d))
+        << "accepted at depth " << kMaxJsonDepth + 1;
     EXPECT_EQ(std::get<DecodeError>(d).code, ErrorCode::bad_request);
+    const std::string too_deep = json::make_error_code(json::error::too_deep).message();
+    EXPECT_NE(std::get<DecodeError>(d).message.find(too_deep), std::string::npos)
+        << std::get<DecodeError>(d).message;
 }
 
 TEST(Protocol, ErrorCodesRoundTrip) {
