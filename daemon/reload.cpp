@@ -32,6 +32,7 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
     };
     const auto now = sys_.now();
     std::vector<std::vector<Worker*>> restarts;
+    std::vector<std::pair<Pool*, std::vector<Worker*>>> roll_later;
     for (const auto& change : plan.pools) {
         if (change.kind == Kind::removed) continue;
         const config::PoolConfig& pc = *cfg_->find_pool(change.name);
@@ -90,12 +91,10 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
                 if (w->slot.want == fsm::Want::up) up.push_back(w);
             spdlog::info("reload: pool {} changed ({}): {} {} workers", pc.name, keys,
                          roll ? "rolling restart of" : "restarting", up.size());
-            if (roll && !up.empty()) {
-                start_roll(*pool, up, 1, cb);
-                ++rolls;
-            } else {
+            if (roll && !up.empty())
+                roll_later.emplace_back(pool.get(), std::move(up));
+            else
                 restarts.push_back(std::move(up));
-            }
         }
         order.push_back(std::move(pool));
     }
@@ -111,6 +110,16 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
         order.push_back(std::move(p));
     }
     pools_ = std::move(order);
+    // A roll needs its pool's dependencies up: the successors start beside the old processes.
+    // A pool changed onto a dependency that is not up restarts like any other, held below.
+    for (auto& [pool, ws] : roll_later) {
+        if (deps_up(*pool)) {
+            start_roll(*pool, ws, 1, cb);
+            ++rolls;
+        } else {
+            restarts.push_back(std::move(ws));
+        }
+    }
     // Restarts go once every pool is back in place: depends_on must see the whole new config
     // (a pool restarted onto a new dependency waits for it like any start).
     // A reload never starts a pool the operator stopped: a pool changed onto a dependency

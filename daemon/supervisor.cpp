@@ -159,6 +159,7 @@ void Supervisor::start_pool(Pool& p, const char* why) {
     const auto now = sys_.now();
     if (why) spdlog::info("pool {}: {}", p.name(), why);
     for (auto& w : p.workers) {
+        if (w->retiring) continue;  // scaled away while the pool waited
         if (start_slice_ > 0) {
             start_queue_.push_back(w->id);
             w->last_reason = "queued to start";
@@ -210,7 +211,7 @@ void Supervisor::start_dependents() {
             auto ids = std::move(pool->start_after_deps);
             pool->start_after_deps.clear();
             for (auto id : ids)
-                if (Worker* w = find_worker(id); w && w->pool == pool.get())
+                if (Worker* w = find_worker(id); w && w->pool == pool.get() && !w->retiring)
                     apply(*w, Event{EventType::start, now, {}});
         }
         // Operator stops that waited for the pools that depend on this one to be down.
@@ -1352,6 +1353,7 @@ int Supervisor::scale(Pool& pool, int size) {
     for (auto& w : pool.workers) {
         if (w->index < size || w->retiring) continue;
         w->retiring = true;
+        std::erase(pool.start_after_deps, w->id);  // a held start goes with it
         apply(*w, Event{EventType::stop, now, {}});
     }
     // Up: new indexes (or ones still retiring from an earlier scale down, revived).

@@ -287,10 +287,36 @@ TEST_P(Trust, ScaleHoldsNewWorkersUntilTheirDependenciesRun) {
     EXPECT_EQ(app1()["state"].as_string(), "stopped");
     EXPECT_EQ(app1()["want"].as_string(), "up");
     EXPECT_EQ(app1()["reason"].as_string(), "waiting for depends_on");
+    // A held worker scaled away again is gone for good: the dependency does not revive it.
+    ASSERT_EQ(ctl({"scale", "app", "3"}).code, 0);
+    ASSERT_EQ(ctl({"scale", "app", "2"}).code, 0);
+    ASSERT_TRUE(WaitFor([&] { return workers("app").size() == 2; }));
     // Once the dependency runs, the held worker starts; the one the stop reached stays down.
     ASSERT_EQ(ctl({"start", "db"}).code, 0);
     EXPECT_TRUE(WaitFor([&] { return app1()["state"].as_string() == "running"; })) << slurp(log);
     EXPECT_EQ(count_state("app", "stopped"), 1);
+    EXPECT_EQ(workers("app").size(), 2u);
+}
+
+// Found by the operator soak: a reload that gave a rolling pool (sockets) a dependency that
+// was not up rolled it anyway, so it ran without its dependency.
+TEST_P(Trust, AReloadOntoADependencyThatIsDownHoldsARollingPool) {
+    const std::string sock =
+        "    sockets: [{name: s, listen: \"unix:" + (dir / "web.sock").string() + "\"}]\n";
+    const std::string db = "  db:\n    command: [sleep, \"100000\"]\n    workers: 2\n" + mode();
+    start(db + "  web:\n    command: [sleep, \"100000\"]\n" + sock + mode());
+    ASSERT_TRUE(WaitFor([&] { return count_state("", "running") == 3; }));
+    ASSERT_EQ(ctl({"stop", "db.1"}).code, 0);
+    write_config(db + "  web:\n    command: [sleep, \"100000\"]\n" + sock +
+                 "    depends_on: [db]\n" + mode());
+    auto r = ctl({"reload"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "stopped") == 1; })) << slurp(log);
+    auto web = workers("web");
+    EXPECT_EQ(web[0]["want"].as_string(), "up");
+    EXPECT_EQ(web[0]["reason"].as_string(), "waiting for depends_on");
+    ASSERT_EQ(ctl({"start", "db.1"}).code, 0);
+    EXPECT_TRUE(WaitFor([&] { return count_state("web", "running") == 1; })) << slurp(log);
 }
 
 INSTANTIATE_TEST_SUITE_P(KillModes, Trust, ::testing::Values("auto", "group"),
