@@ -129,7 +129,14 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
             command(ws, fsm::EventType::restart);
             continue;
         }
-        for (Worker* w : ws) {
+        // What depends on the pool cannot run without it (systemd's Requires=): it stops
+        // with it and comes back once it runs again.
+        std::vector<Worker*> down = ws;
+        for (Pool* d : dependents_of(*ws.front()->pool))
+            for (auto& dw : d->workers)
+                if (!dw->retiring && (dw->slot.want == fsm::Want::up || held_for_deps(*dw)))
+                    down.push_back(dw.get());
+        for (Worker* w : down) {
             apply(*w, fsm::Event{fsm::EventType::stop, now, {}});
             hold_start(*w);
         }

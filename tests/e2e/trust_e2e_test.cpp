@@ -304,19 +304,26 @@ TEST_P(Trust, AReloadOntoADependencyThatIsDownHoldsARollingPool) {
     const std::string sock =
         "    sockets: [{name: s, listen: \"unix:" + (dir / "web.sock").string() + "\"}]\n";
     const std::string db = "  db:\n    command: [sleep, \"100000\"]\n    workers: 2\n" + mode();
-    start(db + "  web:\n    command: [sleep, \"100000\"]\n" + sock + mode());
-    ASSERT_TRUE(WaitFor([&] { return count_state("", "running") == 3; }));
+    // front needs web: it goes down with web and comes back with it.
+    const std::string front =
+        "  front:\n    command: [sleep, \"100000\"]\n    depends_on: [web]\n" + mode();
+    start(db + "  web:\n    command: [sleep, \"100000\"]\n" + sock + mode() + front);
+    ASSERT_TRUE(WaitFor([&] { return count_state("", "running") == 4; }));
     ASSERT_EQ(ctl({"stop", "db.1"}).code, 0);
     write_config(db + "  web:\n    command: [sleep, \"100000\"]\n" + sock +
-                 "    depends_on: [db]\n" + mode());
+                 "    depends_on: [db]\n" + mode() + front);
     auto r = ctl({"reload"});
     EXPECT_EQ(r.code, 0) << r.err;
-    ASSERT_TRUE(WaitFor([&] { return count_state("web", "stopped") == 1; })) << slurp(log);
-    auto web = workers("web");
-    EXPECT_EQ(web[0]["want"].as_string(), "up");
-    EXPECT_EQ(web[0]["reason"].as_string(), "waiting for depends_on");
+    ASSERT_TRUE(WaitFor([&] {
+        return count_state("web", "stopped") == 1 && count_state("front", "stopped") == 1;
+    })) << slurp(log);
+    for (const char* pool : {"web", "front"}) {
+        auto w = workers(pool);
+        EXPECT_EQ(w[0]["want"].as_string(), "up") << pool;
+        EXPECT_EQ(w[0]["reason"].as_string(), "waiting for depends_on") << pool;
+    }
     ASSERT_EQ(ctl({"start", "db.1"}).code, 0);
-    EXPECT_TRUE(WaitFor([&] { return count_state("web", "running") == 1; })) << slurp(log);
+    EXPECT_TRUE(WaitFor([&] { return count_state("", "running") == 4; })) << slurp(log);
 }
 
 INSTANTIATE_TEST_SUITE_P(KillModes, Trust, ::testing::Values("auto", "group"),
