@@ -670,10 +670,14 @@ class OperatorSoak : public DaemonFixture {
         std::vector<std::string> args{"restart", target};
         if (p->rolls()) args.push_back("--all-at-once");
         rec.desc = "restart " + target + (p->rolls() ? " --all-at-once" : "");
-        if (target == name)
+        if (target == name) {
             touch_family(t, name);
-        else
+        } else {
+            // A worker's restart starts what its pool depends on, as a pool's does.
             t.workers.insert(target);
+            for (const auto& d : cfg.dependencies(name))
+                t.pools.insert(d);
+        }
         const bool deps_ok = model.deps_up(*p);
         auto r = ctl(args, 60s);
         rec.outcome = "exit " + std::to_string(r.code);
