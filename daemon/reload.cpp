@@ -33,6 +33,7 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
     const auto now = sys_.now();
     std::vector<std::vector<Worker*>> restarts;
     std::vector<std::pair<Pool*, std::vector<Worker*>>> roll_later;
+    std::vector<std::pair<Pool*, int>> resize_later;
     for (const auto& change : plan.pools) {
         if (change.kind == Kind::removed) continue;
         const config::PoolConfig& pc = *cfg_->find_pool(change.name);
@@ -80,7 +81,8 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
         }
         pool->use_cgroup = sys_.cgroups() != nullptr && pc.kill_mode != config::KillMode::group;
         build_spawn_template(*pool);
-        if (change.old_workers != change.new_workers) scale(*pool, pc.workers);
+        if (change.old_workers != change.new_workers)
+            resize_later.emplace_back(pool.get(), pc.workers);
         if (change.kind == Kind::changed) {
             std::string keys;
             for (const auto& k : change.keys)
@@ -110,6 +112,10 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
         order.push_back(std::move(p));
     }
     pools_ = std::move(order);
+    // Resizes, rolls and restarts go once every pool is back in place: the workers they
+    // start must see the new config's depends_on, and every pool in it.
+    for (auto [pool, size] : resize_later)
+        scale(*pool, size);
     // A roll needs its pool's dependencies up: the successors start beside the old processes.
     // A pool changed onto a dependency that is not up restarts like any other, held below.
     for (auto& [pool, ws] : roll_later) {

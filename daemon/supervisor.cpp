@@ -351,6 +351,7 @@ void Supervisor::command(const std::vector<Worker*>& targets, EventType ev) {
     // Starting (or restarting) a pool starts what it depends on first, each dependency after
     // its own; its own workers start once those are up (start_dependents releases them).
     for (Worker* w : targets) {
+        if (w->retiring) continue;  // scaled away and on its way out: nothing revives it
         w->pool->stop_after_dependents.clear();
         if (!dependencies_held(*w->pool, now)) {
             w->pool->waiting_for_deps = false;

@@ -298,6 +298,27 @@ TEST_P(Trust, ScaleHoldsNewWorkersUntilTheirDependenciesRun) {
     EXPECT_EQ(workers("app").size(), 2u);
 }
 
+// Found by the operator soak (seed 309): a reload that grew a pool scaled it before the new
+// config was in place, so its new workers did not see their stopped dependency.
+TEST_P(Trust, AReloadThatGrowsAPoolHoldsItsNewWorkersForDependencies) {
+    const std::string db = "  db:\n    command: [sleep, \"100000\"]\n" + mode();
+    auto app = [&](int n) {
+        return "  app:\n    command: [sleep, \"100000\"]\n    depends_on: [db]\n    workers: " +
+               std::to_string(n) + "\n" + mode();
+    };
+    start(db + app(1));
+    ASSERT_TRUE(WaitFor([&] { return count_state("", "running") == 2; }));
+    ASSERT_EQ(ctl({"stop", "db"}).code, 0);
+    write_config(db + app(2));
+    auto r = ctl({"reload"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    ASSERT_TRUE(WaitFor([&] { return workers("app").size() == 2; }));
+    EXPECT_EQ(count_state("app", "running"), 0) << slurp(log);
+    ASSERT_EQ(ctl({"start", "db"}).code, 0);
+    // The new worker was held and starts now; app.0, stopped by the operator's stop, stays so.
+    EXPECT_TRUE(WaitFor([&] { return count_state("app", "running") == 1; })) << slurp(log);
+}
+
 // Found by the operator soak: a reload that gave a rolling pool (sockets) a dependency that
 // was not up rolled it anyway, so it ran without its dependency.
 TEST_P(Trust, AReloadOntoADependencyThatIsDownHoldsARollingPool) {
