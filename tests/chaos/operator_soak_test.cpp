@@ -690,6 +690,7 @@ class OperatorSoak : public DaemonFixture {
                 std::fill(v.begin(), v.end(), true);
             else
                 v[static_cast<std::size_t>(std::stoi(target.substr(name.size() + 1)))] = true;
+            model.started(target);
         }
         learn_wants(t, name);
         return t;
@@ -720,6 +721,10 @@ class OperatorSoak : public DaemonFixture {
                 std::fill(v.begin(), v.end(), !stop);
             else
                 v[static_cast<std::size_t>(std::stoi(target.substr(name.size() + 1)))] = !stop;
+            if (!stop)
+                model.started(target);
+            else if (target != name)
+                model.solo_stopped.insert(target);
         }
         learn_wants(t, name);
         return t;

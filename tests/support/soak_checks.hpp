@@ -192,7 +192,7 @@ inline std::vector<Finding> rest_findings(const Observation& o, const Model& m, 
             const PStat* ds = o.st.find(d);
             if (!ds) continue;
             for (const auto& dw : ds->workers)
-                if (dw.state != "running") {
+                if (dw.state != "running" && !m.solo_stopped.count(dw.name)) {
                     add("depends-on",
                         spec.name + " runs while its dependency " + dw.name + " is " + dw.state);
                     break;

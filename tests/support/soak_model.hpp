@@ -474,6 +474,15 @@ struct Model {
     std::set<std::string> kept_ever;
     // Worker main pids whose daemonized child the soak killed itself.
     std::set<pid_t> child_lost_on_purpose;
+    // Workers the operator stopped one by one ("stop p0.1"): that leaves the pools depending
+    // on theirs running (config/README, depends_on), until the worker or its pool is started.
+    std::set<std::string> solo_stopped;
+
+    void started(const std::string& target) {
+        std::erase_if(solo_stopped, [&](const std::string& w) {
+            return w == target || w.rfind(target + ".", 0) == 0;
+        });
+    }
 
     void note_keep() {
         for (const auto& p : cfg.pools)
@@ -484,6 +493,7 @@ struct Model {
     void reset() {
         note_keep();
         up.clear();
+        solo_stopped.clear();
         for (const auto& p : cfg.pools)
             up[p.name] = std::vector<bool>(static_cast<std::size_t>(p.workers), true);
     }
