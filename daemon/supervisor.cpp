@@ -857,8 +857,11 @@ std::vector<std::pair<pid_t, std::string>> Supervisor::uncontained() const {
         if (w->cgroup.empty()) out.emplace_back(pid, w->name);
     for (const auto& [pid, w] : pred_by_pid_)
         if (w->pred && w->pred->cgroup.empty()) out.emplace_back(pid, w->name + " (replaced)");
+    // An orphan of a kill_mode: group pool sits in the daemon's own cgroup, which no successor
+    // searches: only a worker cgroup of ours contains it.
     for (const auto& [pid, o] : orphans_)
-        if (o.cgroup.empty()) out.emplace_back(pid, o.from + " orphan");
+        if (o.cgroup.empty() || !cgroup_owner_.count(o.cgroup))
+            out.emplace_back(pid, o.from + " orphan");
     return out;
 }
 

@@ -113,6 +113,29 @@ TEST_P(Trust, ADaemonizedChildOfALiveWorkerIsKeptAndAttributed) {
     EXPECT_TRUE(WaitFor([&] { return !alive(grandchild); }));
 }
 
+// Found by the operator soak (seed 407): a kept orphan of a kill_mode: group pool was taken for
+// contained (it sits in the daemon's own cgroup), so it was not recorded, and a successor of a
+// SIGKILLed daemon never stopped it.
+TEST_P(Trust, ASuccessorStopsTheKeptOrphansOfAKilledDaemon) {
+    const std::string pid_file = (dir / "svc.pid").string();
+    const std::string pools = "  s:\n    command: [sh, -c, '(setsid sh -c \"echo \\$\\$ > " +
+                              pid_file + "; exec sleep 100000\" &); exec sleep 100000']\n" + mode();
+    start(pools);
+    ASSERT_TRUE(WaitFor([&] { return !pids_in(pid_file).empty(); }));
+    const pid_t svc = pids_in(pid_file).front();
+    ASSERT_TRUE(WaitFor([&] {
+        ctl({"tree"});
+        return log_count("adopted pid " + std::to_string(svc)) > 0;
+    })) << slurp(log);
+    if (cgroups_unusable() && std::string(GetParam()) != "group")
+        GTEST_SKIP() << "cgroups are not usable here";
+    ASSERT_EQ(kill(daemon, SIGKILL), 0);
+    ASSERT_TRUE(wait_exit(std::chrono::seconds(5)));
+    exit_status = -1;
+    start(pools);
+    EXPECT_TRUE(WaitFor([&] { return !alive(svc); })) << "the kept orphan outlived its daemon";
+}
+
 // The usual shell way: the subshell between them is reaped by the shell at once, so nothing
 // but what the daemon inherited links it to its worker.
 TEST_P(Trust, AShellDaemonizedServiceOfALiveWorkerIsKeptAndAttributed) {
