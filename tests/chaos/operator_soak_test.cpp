@@ -1165,7 +1165,8 @@ class OperatorSoak : public DaemonFixture {
             rec.desc = "(no pool rolls)";
             return t;
         }
-        const PoolSpec& pool =
+        // A copy: the mid-roll step may reload, which reorders and rewrites cfg.pools.
+        const PoolSpec pool =
             *rollable[static_cast<std::size_t>(pick(rng, static_cast<int>(rollable.size())))];
         const std::string name = pool.name;
         std::vector<std::string> args{"restart", name};
