@@ -240,7 +240,16 @@ void LogWriter::loop() {
             auto wake = Clock::now() + std::chrono::seconds(1);
             for (const File* f : holding_)
                 wake = std::min(wake, f->retry_at);
-            cv_.wait_until(lock, wake, [this] { return stop_ || reopen_ || !queue_.empty(); });
+            auto ready = [this] { return stop_ || reopen_ || !queue_.empty(); };
+            // The once-a-second look for moved files is only for open files: a daemon with
+            // none (console sinks) sleeps until there is work, with no idle wakeups.
+            bool any_open = !holding_.empty();
+            for (const File* f : seen_)
+                any_open = any_open || f->fd >= 0;
+            if (any_open)
+                cv_.wait_until(lock, wake, ready);
+            else
+                cv_.wait(lock, ready);
             if (queue_.empty()) {
                 busy_ = false;
                 idle_cv_.notify_all();
