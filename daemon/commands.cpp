@@ -82,6 +82,28 @@ Settled settled(const Supervisor& sup, const Worker& w, fsm::EventType ev,
     return Settled::not_yet;
 }
 
+// (worker id, generation when the verb was sent) of each target a verb waits for.
+using Sent = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+
+// True once every target has settled, or one has failed (its sentence in `failure`). A target
+// removed meanwhile has nothing left to wait for.
+bool all_settled(const Supervisor& sup, const Sent& sent, fsm::EventType ev, std::string& failure) {
+    for (auto [id, generation] : sent) {
+        const Worker* w = sup.find_worker(id);
+        if (!w) continue;
+        switch (settled(sup, *w, ev, generation)) {
+            case Settled::done:
+                continue;
+            case Settled::failed:
+                failure = why_failed(*w);
+                return true;
+            case Settled::not_yet:
+                return false;
+        }
+    }
+    return true;
+}
+
 // start, stop and restart answer once the targets have settled, unless "wait": false.
 void lifecycle(CommandContext& ctx, proto::Request& req, std::shared_ptr<Responder>& resp,
                fsm::EventType ev) {
@@ -91,11 +113,7 @@ void lifecycle(CommandContext& ctx, proto::Request& req, std::shared_ptr<Respond
         resp->error(ErrorCode::shutting_down, "the daemon is shutting down");
         return;
     }
-    struct Target {
-        std::uint64_t id;
-        std::uint64_t generation;
-    };
-    std::vector<Target> ts;
+    Sent ts;
     std::vector<std::uint64_t> ids;
     Millis longest{0};
     for (Worker* w : *targets) {
@@ -127,22 +145,7 @@ void lifecycle(CommandContext& ctx, proto::Request& req, std::shared_ptr<Respond
 
     Supervisor& sup = ctx.sup;
     auto failure = std::make_shared<std::string>();
-    auto done = [&sup, ts, ev, failure]() {
-        for (const auto& t : ts) {
-            Worker* w = sup.find_worker(t.id);
-            if (!w) continue;  // removed meanwhile: nothing left to wait for
-            switch (settled(sup, *w, ev, t.generation)) {
-                case Settled::done:
-                    continue;
-                case Settled::failed:
-                    *failure = why_failed(*w);
-                    return true;
-                case Settled::not_yet:
-                    return false;
-            }
-        }
-        return true;
-    };
+    auto done = [&sup, ts, ev, failure] { return all_settled(sup, ts, ev, *failure); };
     CommandContext* c = &ctx;
     sup.add_waiter(Supervisor::Waiter{
         std::move(done), sup.now() + timeout, [c, resp, ids, failure, timeout](bool timed_out) {
@@ -323,7 +326,7 @@ void cmd_restart(CommandContext& ctx, const Peer&, proto::Request& req,
             Supervisor::RollCallbacks{[resp](const json::object& p) { resp->item(p); }, part_done});
     }
     if (!plain.empty()) {
-        std::vector<std::pair<std::uint64_t, std::uint64_t>> gens;
+        Sent gens;
         Millis longest{0};
         for (Worker* w : plain) {
             gens.emplace_back(w->id, w->generation);
@@ -333,30 +336,17 @@ void cmd_restart(CommandContext& ctx, const Peer&, proto::Request& req,
         ctx.sup.command(plain, fsm::EventType::restart);
         Supervisor& sup = ctx.sup;
         auto failure = std::make_shared<std::string>();
-        sup.add_waiter(
-            Supervisor::Waiter{[&sup, gens, failure] {
-                                   for (auto [id, gen] : gens) {
-                                       Worker* w = sup.find_worker(id);
-                                       if (!w) continue;
-                                       switch (settled(sup, *w, fsm::EventType::restart, gen)) {
-                                           case Settled::done:
-                                               continue;
-                                           case Settled::failed:
-                                               *failure = why_failed(*w);
-                                               return true;
-                                           case Settled::not_yet:
-                                               return false;
-                                       }
-                                   }
-                                   return true;
-                               },
-                               sup.now() + longest + Millis(5000),
-                               [part_done, failure](bool timed_out) {
-                                   if (timed_out)
-                                       part_done(false, "not settled in time");
-                                   else
-                                       part_done(failure->empty(), *failure);
-                               }});
+        sup.add_waiter(Supervisor::Waiter{[&sup, gens, failure] {
+                                              return all_settled(sup, gens, fsm::EventType::restart,
+                                                                 *failure);
+                                          },
+                                          sup.now() + longest + Millis(5000),
+                                          [part_done, failure](bool timed_out) {
+                                              if (timed_out)
+                                                  part_done(false, "not settled in time");
+                                              else
+                                                  part_done(failure->empty(), *failure);
+                                          }});
     }
 }
 
