@@ -2,7 +2,6 @@
 // by pool, what happens. Unchanged pools are not touched, not even signalled.
 #include <spdlog/spdlog.h>
 
-#include "daemon/rolling.hpp"
 #include "daemon/supervisor.hpp"
 
 namespace cow {
@@ -22,7 +21,7 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
                 cancel_roll(*p, "superseded by a reload of " + change.name);
     }
     cfg_ = std::move(next);
-    setup_.sockets = std::move(sockets);
+    launcher_.setup().sockets = std::move(sockets);
     int rolls = 0;
     std::vector<std::unique_ptr<Pool>> order;
     auto take = [&](const std::string& name) -> std::unique_ptr<Pool> {
@@ -43,7 +42,7 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
             pool->cfg = pcp;
             pool->policy = fsm::policy_from(pc);
             pool->use_cgroup = sys_.cgroups() != nullptr && pc.kill_mode != config::KillMode::group;
-            build_spawn_template(*pool);
+            launcher_.build_template(*pool);
             for (int i = 0; i < pc.workers; ++i)
                 add_worker(*pool, i);
             if (pc.autostart) {
@@ -80,7 +79,7 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
             }
         }
         pool->use_cgroup = sys_.cgroups() != nullptr && pc.kill_mode != config::KillMode::group;
-        build_spawn_template(*pool);
+        launcher_.build_template(*pool);
         if (change.old_workers != change.new_workers)
             resize_later.emplace_back(pool.get(), pc.workers);
         if (change.kind == Kind::changed) {

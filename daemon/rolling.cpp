@@ -1,22 +1,27 @@
-// Rolling restarts (Supervisor::start_roll): successors first, old processes after, a batch
-// at a time; a successor that fails stops the roll and the old process keeps serving.
 #include "daemon/rolling.hpp"
 
-#include <deque>
-#include <map>
+#include <algorithm>
+#include <csignal>
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/supervisor.hpp"
+
 namespace cow {
 
-bool Supervisor::rolling(const Pool& pool) const {
+using fsm::Event;
+using fsm::EventType;
+using fsm::State;
+
+Rollout::~Rollout() = default;
+
+bool Rollout::rolling(const Pool& pool) const {
     for (const auto& r : rolls_)
         if (r->pool == &pool) return true;
     return false;
 }
 
-void Supervisor::start_roll(Pool& pool, const std::vector<Worker*>& workers, int batch,
-                            RollCallbacks cb) {
+void Rollout::start(Pool& pool, const std::vector<Worker*>& workers, int batch, RollCallbacks cb) {
     auto r = std::make_unique<Roll>();
     r->pool = &pool;
     for (Worker* w : workers)
@@ -27,16 +32,16 @@ void Supervisor::start_roll(Pool& pool, const std::vector<Worker*>& workers, int
     spdlog::info("pool {}: rolling restart of {} workers, {} at a time", pool.name(), r->total,
                  r->batch);
     rolls_.push_back(std::move(r));
-    advance_rolls();
+    advance();
 }
 
-int Supervisor::cancel_roll(Pool& pool, const std::string& why) {
+int Rollout::cancel(Pool& pool, const std::string& why) {
     int kept = 0;
     for (auto& r : rolls_) {
         if (r->pool != &pool) continue;
         r->queue.clear();
         for (auto& [id, f] : r->inflight) {
-            Worker* w = find_worker(id);
+            Worker* w = sup_.find_worker(id);
             if (!w || !w->pred || w->pred->signaled) continue;  // done, or not ours to undo
             discard_successor(*w, why);
             ++kept;
@@ -44,18 +49,19 @@ int Supervisor::cancel_roll(Pool& pool, const std::string& why) {
         r->inflight.clear();
         if (r->failed.empty()) r->failed = why;
     }
-    advance_rolls();
+    advance();
     return kept;
 }
 
 // The successor goes (it was never serving) and the old process, still serving, is the
 // slot's process again, as if the roll had not reached it.
-void Supervisor::discard_successor(Worker& w, const std::string& why) {
-    auto p = *w.pred;
+void Rollout::discard_successor(Worker& w, const std::string& why) {
+    const pid_t old = w.pred->pid;
     if (w.alive()) {
         Orphan o;
         o.pid = w.pid;
-        if (auto info = sys_.proc_info(w.pid)) o.starttime = info->starttime, o.comm = info->comm;
+        if (auto info = sup_.sys_.proc_info(w.pid))
+            o.starttime = info->starttime, o.comm = info->comm;
         o.from = w.name;
         o.worker_id = w.id;
         o.generation = w.generation;
@@ -63,34 +69,37 @@ void Supervisor::discard_successor(Worker& w, const std::string& why) {
         o.own_cgroup = !w.cgroup.empty();
         o.group_leader = true;  // spawned into a session of its own
         o.grace = w.pool->cfg->stop_timeout;
-        o.adopted_at = sys_.now();
-        by_pid_.erase(w.pid);
+        o.adopted_at = sup_.now();
+        sup_.lineage_.drop_main(w.pid);
         spdlog::info("{}: {}; stopping replacement pid {}, pid {} keeps serving", w.name, why,
-                     w.pid, p.pid);
-        auto& rec = orphans_[w.pid] = std::move(o);
-        ++pid_epoch_;
-        terminate_orphan(rec, rec.grace);
+                     w.pid, old);
+        auto& rec = sup_.lineage_.keep(std::move(o));
+        sup_.lineage_.terminate(rec, rec.grace);
     } else if (!w.cgroup.empty()) {
-        release_cgroup(w.cgroup);
+        sup_.lineage_.release_cgroup(w.cgroup);
     }
+    restore_pred(w);
+    sup_.reinstate(w, w.slot.state, why + "; the old process keeps serving");
+}
+
+void Rollout::restore_pred(Worker& w) {
+    auto p = *w.pred;
     w.pred.reset();
-    pred_by_pid_.erase(p.pid);
     w.pid = p.pid;
     w.last_pid = p.pid;
     w.generation = p.generation;
     w.cgroup = p.cgroup;
     w.started_at = p.started_at;
-    by_pid_[p.pid] = &w;
-    reinstate(w, w.slot.state, why + "; the old process keeps serving");
+    sup_.lineage_.from_predecessor(p.pid, w);
 }
 
-void Supervisor::advance_rolls() {
+void Rollout::advance() {
     for (auto it = rolls_.begin(); it != rolls_.end();) {
         Roll& r = **it;
         // Workers scaled away (or removed) meanwhile leave the roll, and its total with them,
         // so that progress never counts toward a total that can no longer be reached.
         for (auto q = r.queue.begin(); q != r.queue.end();) {
-            Worker* w = find_worker(*q);
+            Worker* w = sup_.find_worker(*q);
             if (w && !w->retiring) {
                 ++q;
                 continue;
@@ -99,7 +108,7 @@ void Supervisor::advance_rolls() {
             --r.total;
         }
         for (auto f = r.inflight.begin(); f != r.inflight.end();) {
-            Worker* w = find_worker(f->first);
+            Worker* w = sup_.find_worker(f->first);
             bool finished = false;
             if (!w) {
                 finished = true;  // scaled away meanwhile
@@ -132,14 +141,14 @@ void Supervisor::advance_rolls() {
             }
             f = finished ? r.inflight.erase(f) : std::next(f);
         }
-        while (r.failed.empty() && !shutting_down_ &&
+        while (r.failed.empty() && !sup_.shutting_down() &&
                static_cast<int>(r.inflight.size()) < r.batch && !r.queue.empty()) {
-            Worker* w = find_worker(r.queue.front());
+            Worker* w = sup_.find_worker(r.queue.front());
             r.queue.pop_front();
             r.inflight[w->id] = Roll::InFlight{w->generation, w->roll_failures, w->pid};
             begin_replace(*w);
         }
-        if (shutting_down_ && r.failed.empty()) r.failed = "the daemon is shutting down";
+        if (sup_.shutting_down() && r.failed.empty()) r.failed = "the daemon is shutting down";
         const bool over = (r.queue.empty() || !r.failed.empty()) && r.inflight.empty();
         if (!over) {
             ++it;
@@ -157,6 +166,53 @@ void Supervisor::advance_rolls() {
                          total, why);
         if (done) done(why.empty(), why.empty() ? "" : why);
     }
+}
+
+void Rollout::begin_replace(Worker& w) {
+    if (w.slot.state != State::running || !w.alive() || w.pred) {
+        sup_.apply(w, Event{EventType::restart, sup_.now(), {}});
+        return;
+    }
+    Worker::Predecessor p;
+    p.pid = w.pid;
+    p.generation = w.generation;
+    p.cgroup = w.cgroup;
+    p.started_at = w.started_at;
+    sup_.lineage_.to_predecessor(w.pid, w);
+    w.pred = p;
+    w.pid = 0;
+    w.cgroup.clear();
+    w.status_text.clear();
+    w.said_stopping = false;
+    sup_.apply(w, Event{EventType::replace, sup_.now(), {}});
+}
+
+void Rollout::retire_pred(Worker& w) {
+    auto& p = *w.pred;
+    const int sig = w.pool->cfg->stop_signal;
+    spdlog::info("{} pid {} replaces pid {}; stopping the old one", w.name, w.pid, p.pid);
+    Sys& sys = sup_.sys_;
+    for (int s : {sig, SIGCONT}) {
+        // Unreaped, so its group is still its own; its cgroup is its generation's alone.
+        sys.kill_group(p.pid, s);
+        if (!p.cgroup.empty() && sys.cgroups()) sys.cgroups()->signal(p.cgroup, s);
+    }
+    p.signaled = true;
+    p.kill_at = sup_.now() + w.pool->cfg->stop_timeout;
+}
+
+void Rollout::rollback(Worker& w, const std::string& why, State from) {
+    const pid_t failed = w.last_pid;
+    if (!w.cgroup.empty()) sup_.lineage_.release_cgroup(w.cgroup);
+    restore_pred(w);
+    ++w.roll_failures;
+    // The FSM's reason speaks of a retry that will not happen; say what the successor did.
+    const std::string what = !w.last_error.empty() ? w.last_error
+                             : w.last_exit         ? describe(*w.last_exit)
+                                                   : why;
+    w.roll_error =
+        "replacement pid " + std::to_string(failed) + " " + what + " before it was ready";
+    sup_.reinstate(w, from, w.roll_error + "; the old process keeps serving");
 }
 
 }  // namespace cow

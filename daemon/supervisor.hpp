@@ -1,6 +1,12 @@
-// The supervisor: pools, the pid -> worker table, adopted orphans, timers, and the converge
-// loop that feeds the worker FSM and carries out its actions. Single-threaded: everything runs
-// on the loop.
+// The supervisor coordinates: it owns the pools and their worker slots, and is the only place
+// that feeds events to the worker FSM (apply) and carries out the actions it returns. What it
+// coordinates lives in units of their own: the Lineage (who owns each pid, orphans), the
+// Launcher (spawn plans and batches), the Rollout (rolling restarts), the TimerQueue, and
+// pool_graph (depends_on queries); the ordering by depends_on is in ordering.cpp, reload in
+// reload.cpp. Single-threaded: everything runs on the loop.
+// supervisor.cpp runs to about 700 lines because apply(), reaping with its crash drain, and
+// settle() each carry out one decision across several units; cut further, one transition's
+// effects would be spread over files.
 #pragma once
 
 #include <deque>
@@ -21,21 +27,17 @@
 
 #include "config/config.hpp"
 #include "config/plan.hpp"
+#include "daemon/launcher.hpp"
+#include "daemon/lineage.hpp"
 #include "daemon/notify.hpp"
+#include "daemon/pool_graph.hpp"
+#include "daemon/rolling.hpp"
 #include "daemon/sys.hpp"
+#include "daemon/timer_queue.hpp"
 #include "daemon/worker.hpp"
 #include "daemon/worker_fsm.hpp"
 
 namespace cow {
-
-// What the daemon prepared before the supervisor starts any worker.
-class OutputHooks;
-
-struct SupervisorSetup {
-    std::string notify_address;     // NOTIFY_SOCKET for pools with ready: notify
-    OutputHooks* output = nullptr;  // worker stdout/stderr capture; null: inherit ours
-    std::map<std::string, ListenSockets> sockets;  // per pool name, bound already
-};
 
 class Supervisor {
   public:
@@ -54,11 +56,10 @@ class Supervisor {
     bool starts_queued() const { return !start_queue_.empty(); }
 
     // Resolves "all", "web" or "web.2" to workers; the error names what was not found.
-    struct TargetError {
-        std::string code;  // "no_such_pool" | "no_such_worker" | "invalid_argument"
-        std::string message;
-    };
-    std::variant<std::vector<Worker*>, TargetError> resolve(std::string_view target);
+    using TargetError = pool_graph::TargetError;
+    std::variant<std::vector<Worker*>, TargetError> resolve(std::string_view target) {
+        return pool_graph::resolve(pools_, target);
+    }
 
     // Operator events: start, stop, restart.
     void command(const std::vector<Worker*>& targets, fsm::EventType ev);
@@ -73,12 +74,9 @@ class Supervisor {
     // that must come up (running: ready or start_timeout) before the old process is
     // stopped, `batch` at a time. A successor that fails stops the roll, and the old
     // process keeps serving. Workers that are not running are simply restarted.
-    struct RollCallbacks {
-        std::function<void(const boost::json::object& progress)> on_progress;
-        std::function<void(bool ok, const std::string& why)> on_done;
-    };
-    bool rolling(const Pool& pool) const;  // a roll of this pool is in progress
-    bool rolling_any() const { return !rolls_.empty(); }
+    using RollCallbacks = cow::RollCallbacks;
+    bool rolling(const Pool& pool) const { return rollout_->rolling(pool); }
+    bool rolling_any() const { return rollout_->any(); }
     void start_roll(Pool& pool, const std::vector<Worker*>& workers, int batch, RollCallbacks cb);
     // Stops a roll of the pool: replacements not yet ready are stopped and the old processes
     // they were to replace keep serving; the roll's on_done gets `why`. Returns how many old
@@ -121,7 +119,7 @@ class Supervisor {
     void settle();  // starts dependents, stages shutdown, runs satisfied or expired waiters
 
     const std::vector<std::unique_ptr<Pool>>& pools() const { return pools_; }
-    const std::map<pid_t, Orphan>& orphans() const { return orphans_; }
+    const std::map<pid_t, Orphan>& orphans() const { return lineage_.orphans(); }
     const config::Config& config() const { return *cfg_; }
     Sys& sys() { return sys_; }
     fsm::TimePoint now() const { return sys_.now(); }
@@ -129,26 +127,30 @@ class Supervisor {
         auto it = by_id_.find(id);
         return it == by_id_.end() ? nullptr : it->second;
     }
-    std::uint64_t reaped() const { return reaped_; }
+    std::uint64_t reaped() const { return lineage_.reaped_count(); }
     // Bumped whenever a process joins or leaves the pid table.
-    std::uint64_t pid_epoch() const { return pid_epoch_; }
+    std::uint64_t pid_epoch() const { return lineage_.epoch(); }
     // Processes of ours that no worker cgroup holds (kill_mode: group, or no cgroups): what a
     // successor could not find if we were SIGKILLed. pid and the name to log.
-    std::vector<std::pair<pid_t, std::string>> uncontained()
-        const;  // every child reaped, of any kind
-    std::size_t live_processes() const { return by_pid_.size() + orphans_.size(); }
-    void set_stdin(int fd) { stdin_fd_ = fd; }  // /dev/null, opened once by the daemon
-    void set_notify_address(std::string a) { setup_.notify_address = std::move(a); }
+    std::vector<std::pair<pid_t, std::string>> uncontained() const {
+        return lineage_.uncontained();
+    }
+    std::size_t live_processes() const { return lineage_.live_processes(); }
+    void set_stdin(int fd) { launcher_.set_stdin(fd); }  // /dev/null, opened once by the daemon
+    void set_notify_address(std::string a) { launcher_.setup().notify_address = std::move(a); }
     // Orphans traced back to this worker slot, of any generation, are still running.
-    bool has_orphans(const Worker& w) const;
-    // True when every worker of the pool runs (a pool of 0 counts as up).
-    static bool pool_up(const Pool& p);
-    // A worker of the pool still has a process, or is stopping.
-    static bool pool_busy(const Pool& p);
-    Pool* find_pool(std::string_view name) const;
-    std::vector<Pool*> dependencies_of(const Pool& pool) const;  // transitively
-    std::vector<Pool*> dependents_of(const Pool& pool) const;    // transitively
-    bool deps_up(const Pool& pool) const;
+    bool has_orphans(const Worker& w) const { return lineage_.has_orphans(w); }
+    // The depends_on graph (pool_graph.hpp), over this supervisor's pools.
+    static bool pool_up(const Pool& p) { return pool_graph::up(p); }
+    static bool pool_busy(const Pool& p) { return pool_graph::busy(p); }
+    Pool* find_pool(std::string_view name) const { return pool_graph::find(pools_, name); }
+    std::vector<Pool*> dependencies_of(const Pool& pool) const {
+        return pool_graph::dependencies_of(pools_, pool);
+    }
+    std::vector<Pool*> dependents_of(const Pool& pool) const {
+        return pool_graph::dependents_of(pools_, pool);
+    }
+    bool deps_up(const Pool& pool) const { return pool_graph::deps_up(pools_, pool); }
     // The worker's start waits for its pool's depends_on to run.
     bool start_held(const Worker& w) const;
 
@@ -163,41 +165,21 @@ class Supervisor {
     std::function<void(int code)> on_all_finished;
 
   private:
+    friend class Rollout;  // drives one worker's replacement through apply() and reinstate()
+
     Pool& add_pool(std::shared_ptr<const config::PoolConfig> pc);
-    void build_spawn_template(Pool& pool);
     Worker& add_worker(Pool& pool, int index);
     void start_pool(Pool& p, const char* why);
 
     void apply(Worker& w, const fsm::Event& ev);
     void do_spawn(Worker& w);
-    // A spawn prepared on the loop thread; during drain_starts they go to Sys::spawn_all in
-    // batches, otherwise one at a time.
-    struct PendingSpawn {
-        Worker* w = nullptr;
-        spawn::Plan plan;
-        std::string cg_path, cg_procs;  // the plan points into cg_procs: never moved
-        fsm::TimePoint now{};
-    };
-    static constexpr std::size_t kSpawnBatch = 8;
-    std::unique_ptr<PendingSpawn> prepare_spawn(Worker& w);
-    // Puts a spawn's result on record (pid, cgroup, output); the caller applies the event.
-    bool record_spawn(PendingSpawn& pending, const spawn::Result& r);
     void flush_spawns();
     void signal_tree(Worker& w, int sig);
     bool tree_gone(const Worker& w);
     void remember_swept(Worker& w, std::vector<ProcId> found);
-    bool still_there(const ProcId& id);
-    void arm(Worker& w, Millis after);
-    void disarm(Worker& w);
+    void arm(Worker& w, Millis after) { timers_.arm(w, sys_.now() + after); }
 
     void adopt_orphans();
-    // The pid is one of ours already: a worker's main process, a predecessor under
-    // replacement, an adopted orphan or a failed spawn.
-    bool known_child(pid_t pid) const;
-    Worker* owner_of_pid(pid_t pid);
-    void begin_replace(Worker& w);
-    void retire_pred(Worker& w);
-    void rollback(Worker& w, const std::string& why, fsm::State from);
     void reinstate(Worker& w, fsm::State from, std::string reason);
     void note_transition(Worker& w, fsm::State from, const fsm::Actions& a, fsm::TimePoint now,
                          pid_t shown);
@@ -205,57 +187,28 @@ class Supervisor {
     bool dependents_held(Pool& pool, fsm::TimePoint now);
     bool dependencies_held(Pool& pool, fsm::TimePoint now);
     void hold_start(Worker& w);
-    void discard_successor(Worker& w, const std::string& why);
-    void advance_rolls();
     void remove_retired();
-    void terminate_orphan(Orphan& o, Millis grace);
+    void terminate_orphan(Orphan& o, Millis grace) { lineage_.terminate(o, grace); }
     void kill_orphan(Orphan& o);
-    void release_cgroup(const std::string& path);
     void check_finished(const Worker& w, const fsm::Actions& a);
     void deliver_notices();
     void essential_exit(const Worker& w);
     void stage_shutdown();
     void start_dependents();
-
-    struct TimerEntry {
-        fsm::TimePoint at;
-        std::uint64_t worker_id;
-        std::uint64_t seq;
-        bool operator>(const TimerEntry& o) const { return at > o.at; }
-    };
-    struct Owner {
-        std::uint64_t worker_id = 0;
-        std::uint64_t generation = 0;
-        std::string name;
-    };
-    std::optional<Owner> owner_of(const ProcInfo& info) const;
-    void remember_dead_leader(pid_t pid, const Owner& owner);
+    void finish_drain(Worker& w, fsm::TimePoint now);
 
     Sys& sys_;
     std::shared_ptr<const config::Config> cfg_;
     std::vector<std::unique_ptr<Pool>> pools_;
-    std::unordered_map<pid_t, Worker*> by_pid_;
-    std::unordered_map<pid_t, Worker*> pred_by_pid_;  // processes being replaced
     std::unordered_map<std::uint64_t, Worker*> by_id_;
-    std::unordered_set<pid_t> failed_spawns_;  // children that died before exec; reap silently
-    std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
+    Lineage lineage_;
+    Launcher launcher_;
+    std::unique_ptr<Rollout> rollout_;
+    TimerQueue timers_;
     std::vector<Waiter> waiters_;
-    std::map<pid_t, Orphan> orphans_;
-    // Leaders reaped recently, and every live or draining generation cgroup: how orphans are
-    // traced back to the worker they came from.
-    std::unordered_map<pid_t, Owner> dead_leaders_;
-    std::deque<pid_t> dead_leader_order_;
-    std::unordered_map<std::string, Owner> cgroup_owner_;
-    std::unordered_set<std::string> dead_cgroups_;      // rmdir once empty
-    std::vector<Owner> batch_deaths_;                   // deaths in the current reap batch
     std::unordered_set<std::uint64_t> crash_draining_;  // workers whose crash leftovers go first
-    bool adopt_due_ = false;                            // a descendant died: look for new children
     bool adopted_this_turn_ = false;                    // children scanned since the last settle()
     std::uint64_t next_worker_id_ = 1;
-    const pid_t self_pid_ = ::getpid();
-    SupervisorSetup setup_;
-    struct Roll;
-    std::vector<std::unique_ptr<Roll>> rolls_;
     bool shutting_down_ = false;
     bool any_finished_ = false;
     std::unordered_set<std::uint64_t> essential_waiting_;  // finished; kept orphans still run
@@ -269,14 +222,9 @@ class Supervisor {
         std::string why;
     };
     std::deque<Notice> notices_;
-    std::uint64_t reaped_ = 0;
-    std::uint64_t pid_epoch_ = 0;
     std::size_t start_slice_ = 0;
     std::deque<std::uint64_t> start_queue_;
-    bool batching_ = false;
-    std::vector<std::unique_ptr<PendingSpawn>> pending_;
-    int stdin_fd_ = -1;
-    std::string cgroup_tag_;  // in every worker cgroup's name: unique to this daemon
+    static constexpr std::size_t kSpawnBatch = 8;
 };
 
 }  // namespace cow
