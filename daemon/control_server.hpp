@@ -2,6 +2,8 @@
 // It owns connections, bounds (request size, clients, followers, idle time, output queue),
 // peer credential checks and the lock that keeps a second daemon off the same socket. What a
 // verb does lives in commands.cpp.
+// control_server.cpp is about 600 lines: a connection's admission, budgets, reading and writing
+// are one lifecycle, and each limit is enforced where that lifecycle moves.
 #pragma once
 
 #include <chrono>

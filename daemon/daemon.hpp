@@ -1,5 +1,7 @@
 // The daemon: owns the io_context and wires signals, reaper, supervisor, timers and the
 // control server together, in a fixed startup and shutdown order.
+// daemon.cpp is about 600 lines because startup and shutdown are each one ordered sequence, kept
+// in one file so that the order reads top to bottom.
 #pragma once
 
 #include <memory>

@@ -8,6 +8,8 @@
 // streams that write to it until a retry (on a bounded, growing timer) gets through; under
 // drop its lines are lost and reported back, so that the drop counter stays exact. A file
 // only ever holds whole lines (see unwind()).
+// log_writer.cpp is about 600 lines: rotation, write retries and back-pressure all turn on the one
+// queue and its lock, and are kept beside it.
 #pragma once
 
 #include <chrono>
