@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "core/protocol.hpp"
+#include "daemon/item_stream.hpp"
 
 namespace cow {
 
@@ -41,17 +42,18 @@ struct SocketAccess {
 class Connection;
 
 // Answers one request: any number of item() lines, then exactly one ok() or error().
-class Responder {
+// A follower's stream too (ItemStream), for output capture.
+class Responder final : public ItemStream {
   public:
     Responder(std::weak_ptr<Connection> conn, std::int64_t id) : conn_(std::move(conn)), id_(id) {}
-    ~Responder();
+    ~Responder() override;
     void item(boost::json::value v);
     void ok(boost::json::value result);
     // A result serialized elsewhere (on the reader thread), so the loop only writes it.
     void ok_raw(std::string result_json);
-    void error(proto::ErrorCode code, std::string_view message);
-    bool done() const { return done_; }
-    bool connected() const;  // false once the client went away
+    void error(proto::ErrorCode code, std::string_view message) override;
+    bool done() const override { return done_; }
+    bool connected() const override;
     std::int64_t id() const { return id_; }
 
     // `logs -f`: this request becomes a stream that lasts until the client goes, moving its
@@ -60,11 +62,9 @@ class Responder {
     // connection.
     std::string start_stream();
     // Whether `bytes` more fit in a stream's queue of unsent lines (ControlLimits).
-    bool can_stream(std::size_t bytes) const;
-    // Runs f once everything queued has been written (never, if the client goes first).
-    void when_drained(std::function<void()> f);
-    // An item already serialized, so one line can go to many followers at the cost of one.
-    void item_raw(std::string_view item_json);
+    bool can_stream(std::size_t bytes) const override;
+    void when_drained(std::function<void()> f) override;
+    void item_raw(std::string_view item_json) override;
 
   private:
     std::weak_ptr<Connection> conn_;

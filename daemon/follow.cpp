@@ -5,7 +5,7 @@
 #include <boost/json.hpp>
 
 #include "core/utf8.hpp"
-#include "daemon/control_server.hpp"
+#include "daemon/item_stream.hpp"
 
 namespace cow {
 namespace json = boost::json;
@@ -13,7 +13,7 @@ namespace json = boost::json;
 struct Followers::Follower : std::enable_shared_from_this<Follower> {
     FollowTarget target;
     int stream = -1;  // -1 both, 0 stdout, 1 stderr
-    std::shared_ptr<Responder> resp;
+    std::shared_ptr<ItemStream> resp;
     // Skipping: the queue was full; it stays so until the queue has drained, so that the
     // follower sees one gap with its count rather than lines picked at random.
     bool skipping = false;
@@ -70,7 +70,7 @@ void Followers::purge() {
     std::erase_if(list_, [](const std::shared_ptr<Follower>& f) { return !f->live(); });
 }
 
-void Followers::add(FollowTarget target, int stream, std::shared_ptr<Responder> resp) {
+void Followers::add(FollowTarget target, int stream, std::shared_ptr<ItemStream> resp) {
     // Followers that went away are dropped here too, so a quiet pool's never pile up.
     purge();
     auto f = std::make_shared<Follower>();

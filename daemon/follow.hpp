@@ -17,7 +17,7 @@
 
 namespace cow {
 
-class Responder;
+class ItemStream;
 
 struct FollowTarget {
     std::string pool;    // empty: every pool
@@ -32,7 +32,7 @@ class Followers {
 
     ~Followers();
 
-    void add(FollowTarget target, int stream, std::shared_ptr<Responder> resp);
+    void add(FollowTarget target, int stream, std::shared_ptr<ItemStream> resp);
     Match match(const std::string& pool, const std::string& worker, bool err);
     // One line to every follower in m (serialized once for all of them).
     static void send(const Match& m, std::int64_t ts_ms, const std::string& worker, pid_t pid,

@@ -14,19 +14,9 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <sys/types.h>
 
+#include "daemon/notify_message.hpp"
+
 namespace cow {
-
-struct NotifyMessage {
-    bool ready = false;
-    bool stopping = false;
-    bool watchdog = false;
-    bool reloading = false;
-    std::optional<std::string> status;
-    std::optional<std::uint64_t> extend_usec;
-};
-
-// Parses "KEY=VALUE\n..." (sd_notify's format). Unknown keys are ignored, as systemd does.
-NotifyMessage parse_notify(std::string_view datagram);
 
 class NotifyServer {
   public:

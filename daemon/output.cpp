@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "core/utf8.hpp"
-#include "daemon/control_server.hpp"
+#include "daemon/item_stream.hpp"
 #include "daemon/spawn.hpp"
 
 namespace cow {
@@ -518,7 +518,7 @@ std::vector<std::pair<const Worker*, LogLine>> Output::tail(const std::vector<Wo
     return out;
 }
 
-void Output::follow(FollowTarget target, int stream, std::shared_ptr<Responder> resp) {
+void Output::follow(FollowTarget target, int stream, std::shared_ptr<ItemStream> resp) {
     followers_.add(std::move(target), stream, std::move(resp));
 }
 

@@ -30,7 +30,7 @@
 
 namespace cow {
 
-class Responder;
+class ItemStream;
 
 struct LogLine {
     std::int64_t ts_ms;  // wall clock, for display only
@@ -69,7 +69,7 @@ class Output : public OutputHooks {
                                                         std::int64_t since_ms) const;
     // `logs -f`: every new line of the target (as it is at each line: workers added later
     // included) goes to resp as an item until the client or the target goes away.
-    void follow(FollowTarget target, int stream, std::shared_ptr<Responder> resp);
+    void follow(FollowTarget target, int stream, std::shared_ptr<ItemStream> resp);
     static boost::json::object line_json(const Worker& w, const LogLine& l);
 
     const std::map<std::string, PoolLogStats>& stats() const { return stats_; }

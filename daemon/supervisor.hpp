@@ -29,7 +29,7 @@
 #include "config/plan.hpp"
 #include "daemon/launcher.hpp"
 #include "daemon/lineage.hpp"
-#include "daemon/notify.hpp"
+#include "daemon/notify_message.hpp"
 #include "daemon/pool_graph.hpp"
 #include "daemon/rolling.hpp"
 #include "daemon/sys.hpp"
