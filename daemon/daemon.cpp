@@ -10,10 +10,10 @@
 
 #include "config/plan.hpp"
 #include "core/signal_names.hpp"
-#include "daemon/leftovers.hpp"
-#include "daemon/memory_view.hpp"
-#include "daemon/metrics_text.hpp"
-#include "daemon/reaper.hpp"
+#include "daemon/control/metrics_text.hpp"
+#include "daemon/memory/memory_view.hpp"
+#include "daemon/os/leftovers.hpp"
+#include "daemon/os/reaper.hpp"
 
 namespace cow {
 
@@ -216,7 +216,7 @@ void Daemon::boot_when_clear(fsm::TimePoint deadline) {
 }
 
 // Without cgroups, a successor can only find our workers through this record (see
-// daemon/leftovers.hpp); it is rewritten, atomically, whenever the set of processes changes.
+// daemon/os/leftovers.hpp); it is rewritten, atomically, whenever the set of processes changes.
 void Daemon::record_workers() {
     if (sup_->pid_epoch() == recorded_epoch_) return;
     recorded_epoch_ = sup_->pid_epoch();

@@ -14,20 +14,20 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "config/config.hpp"
-#include "daemon/background.hpp"
-#include "daemon/commands.hpp"
-#include "daemon/control_server.hpp"
-#include "daemon/leftovers.hpp"
-#include "daemon/log_writer.hpp"
-#include "daemon/memory_sampler.hpp"
-#include "daemon/metrics.hpp"
-#include "daemon/notify.hpp"
-#include "daemon/output.hpp"
-#include "daemon/recycler.hpp"
-#include "daemon/sd_notify.hpp"
-#include "daemon/signals.hpp"
-#include "daemon/supervisor.hpp"
-#include "daemon/sys.hpp"
+#include "daemon/control/commands.hpp"
+#include "daemon/control/control_server.hpp"
+#include "daemon/control/metrics.hpp"
+#include "daemon/logs/log_writer.hpp"
+#include "daemon/logs/output.hpp"
+#include "daemon/memory/memory_sampler.hpp"
+#include "daemon/memory/recycler.hpp"
+#include "daemon/os/background.hpp"
+#include "daemon/os/leftovers.hpp"
+#include "daemon/os/notify.hpp"
+#include "daemon/os/sd_notify.hpp"
+#include "daemon/os/signals.hpp"
+#include "daemon/os/sys.hpp"
+#include "daemon/supervise/supervisor.hpp"
 
 namespace cow {
 
@@ -88,7 +88,7 @@ class Daemon {
     std::vector<std::string> leftover_cgroups_;
     std::vector<ProcId> leftover_procs_;
     boost::asio::steady_timer boot_timer_{io_};
-    // The record of our processes outside cgroups (daemon/leftovers.hpp).
+    // The record of our processes outside cgroups (daemon/os/leftovers.hpp).
     std::string workers_file_;
     std::uint64_t recorded_epoch_ = 0;
     std::vector<leftovers::Record> recorded_;

@@ -11,8 +11,8 @@
 #include "config/config.hpp"
 #include "config/summary.hpp"
 #include "daemon/daemon.hpp"
-#include "daemon/log_setup.hpp"
-#include "daemon/log_writer.hpp"
+#include "daemon/logs/log_setup.hpp"
+#include "daemon/logs/log_writer.hpp"
 
 namespace {
 

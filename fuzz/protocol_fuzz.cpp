@@ -6,9 +6,9 @@
 #include <string_view>
 
 #include "core/protocol.hpp"
-#include "daemon/commands.hpp"
-#include "daemon/log_writer.hpp"
-#include "daemon/output.hpp"
+#include "daemon/control/commands.hpp"
+#include "daemon/logs/log_writer.hpp"
+#include "daemon/logs/output.hpp"
 
 namespace {
 

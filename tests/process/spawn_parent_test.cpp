@@ -14,8 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "daemon/spawn.hpp"
-#include "daemon/spawn_crew.hpp"
+#include "daemon/os/spawn_crew.hpp"
+#include "daemon/spawn/spawn.hpp"
 #include "tests/support/wait_for.hpp"
 
 using namespace cow;

@@ -1,6 +1,6 @@
 // Real fork-exec through spawn(): errors come back through the pipe with their stage and
 // errno; the child starts clean (fds, signal mask and dispositions, session).
-#include "daemon/spawn.hpp"
+#include "daemon/spawn/spawn.hpp"
 
 #include <algorithm>
 #include <cstddef>
@@ -22,8 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "daemon/reaper.hpp"
-#include "daemon/spawn_crew.hpp"
+#include "daemon/os/reaper.hpp"
+#include "daemon/os/spawn_crew.hpp"
 #include "tests/support/wait_for.hpp"
 
 using namespace cow;

@@ -11,8 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "daemon/control_server.hpp"
-#include "daemon/follow.hpp"
+#include "daemon/control/control_server.hpp"
+#include "daemon/logs/follow.hpp"
 #include "tests/support/wait_for.hpp"
 
 using namespace cow;

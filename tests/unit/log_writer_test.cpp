@@ -1,7 +1,7 @@
 // The log writer thread: targets added from the loop while it writes (a race once lost
 // whole files), rotation by rename, the capacity signal, read buffers queued whole, and
 // write errors (a full disk: held under block, counted under drop, no line ever torn).
-#include "daemon/log_writer.hpp"
+#include "daemon/logs/log_writer.hpp"
 
 #include <atomic>
 #include <climits>

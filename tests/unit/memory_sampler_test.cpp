@@ -1,7 +1,7 @@
 // The memory sampler over a fake /proc: what is gone is skipped, never reported as zero; the
 // copy-on-write baseline is the fork for forked processes, else the first sample; orphans
 // show under their worker; totals add PSS, never RSS twice.
-#include "daemon/memory_sampler.hpp"
+#include "daemon/memory/memory_sampler.hpp"
 
 #include <filesystem>
 #include <fstream>

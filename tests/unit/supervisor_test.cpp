@@ -1,5 +1,5 @@
 // The supervisor's converge loop over a fake Sys and a manual clock: no real processes.
-#include "daemon/supervisor.hpp"
+#include "daemon/supervise/supervisor.hpp"
 
 #include <map>
 #include <set>

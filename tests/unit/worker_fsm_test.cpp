@@ -1,5 +1,5 @@
 // The worker FSM: every (state, event) pair from a table, then the policies over sequences.
-#include "daemon/worker_fsm.hpp"
+#include "daemon/supervise/worker_fsm.hpp"
 
 #include <map>
 #include <set>

@@ -1,0 +1,94 @@
+#include "daemon/control/views.hpp"
+
+#include <unordered_set>
+
+#include "core/signal_names.hpp"
+
+namespace cow::views {
+namespace json = boost::json;
+
+std::int64_t epoch_ms(fsm::TimePoint t, fsm::TimePoint now_steady) {
+    auto wall_now = std::chrono::system_clock::now();
+    auto wall =
+        wall_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(now_steady - t);
+    return std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
+}
+
+json::object worker(const Worker& w, fsm::TimePoint now) {
+    json::object o;
+    o["name"] = w.name;
+    o["index"] = w.index;
+    if (w.alive())
+        o["pid"] = w.pid;
+    else
+        o["pid"] = nullptr;
+    // A crashed worker whose leftovers are being stopped before its replacement starts.
+    o["state"] = w.draining && w.slot.state != fsm::State::stopping ? "stopping"
+                                                                    : fsm::to_string(w.slot.state);
+    // A start held for depends_on is wanted up, whatever its last stop left in the slot.
+    const bool held = held_for_deps(w);
+    o["want"] = held ? "up" : fsm::to_string(w.slot.want);
+    o["restarts"] = w.restarts;
+    o["uptime_ms"] = w.alive() ? std::chrono::duration_cast<Millis>(now - w.started_at).count() : 0;
+    o["state_ms"] = std::chrono::duration_cast<Millis>(now - w.state_since).count();
+    o["generation"] = w.generation;
+    if (w.last_exit) {
+        json::object e;
+        if (w.last_exit->code)
+            e["code"] = *w.last_exit->code;
+        else
+            e["code"] = nullptr;
+        if (w.last_exit->signal) {
+            e["signal"] = *w.last_exit->signal;
+            e["signal_name"] = signal_name(*w.last_exit->signal);
+        } else {
+            e["signal"] = nullptr;
+        }
+        e["at_ms"] = epoch_ms(w.last_exit_at, now);
+        e["pid"] = w.last_exit_pid;
+        o["last_exit"] = std::move(e);
+    } else {
+        o["last_exit"] = nullptr;
+    }
+    if (!w.last_error.empty())
+        o["error"] = w.last_error;
+    else
+        o["error"] = nullptr;
+    o["reason"] =
+        held && w.slot.state != fsm::State::running ? "waiting for depends_on" : w.last_reason;
+    o["recycles"] = w.recycles;
+    if (!w.status_text.empty()) o["status_text"] = w.status_text;
+    if (w.said_stopping) o["said_stopping"] = true;
+    if (!w.roll_error.empty()) o["roll_error"] = w.roll_error;
+    if (w.pred) o["replacing_pid"] = w.pred->pid;
+    if (w.retiring) o["retiring"] = true;
+    if (!w.recycle_reason.empty())
+        o["recycled"] = w.recycle_reason;
+    else
+        o["recycled"] = nullptr;
+    return o;
+}
+
+json::object status(const Supervisor& sup, const std::vector<Worker*>* only) {
+    const auto now = sup.now();
+    std::unordered_set<const Worker*> wanted;
+    if (only) wanted.insert(only->begin(), only->end());
+    json::array pools;
+    for (const auto& p : sup.pools()) {
+        json::array ws;
+        ws.reserve(only ? 0 : p->workers.size());
+        for (const auto& w : p->workers)
+            if (!only || wanted.count(w.get())) ws.push_back(worker(*w, now));
+        if (only && ws.empty()) continue;
+        json::object po;
+        po["name"] = p->name();
+        po["size"] = p->workers.size();
+        po["workers"] = std::move(ws);
+        pools.push_back(std::move(po));
+    }
+    json::object out;
+    out["pools"] = std::move(pools);
+    return out;
+}
+
+}  // namespace cow::views

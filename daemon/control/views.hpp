@@ -1,0 +1,20 @@
+// JSON views of the supervisor's state: the shapes of design §1, which are a contract.
+#pragma once
+
+#include <chrono>
+
+#include <boost/json.hpp>
+
+#include "daemon/supervise/supervisor.hpp"
+
+namespace cow::views {
+
+// Converts a steady-clock instant to Unix epoch milliseconds for display.
+std::int64_t epoch_ms(fsm::TimePoint t, fsm::TimePoint now_steady);
+
+boost::json::object worker(const Worker& w, fsm::TimePoint now);
+// {"pools":[{"name":..,"workers":[..]}]}; `only`, when given, limits it to those workers
+// (and the pools that hold them).
+boost::json::object status(const Supervisor& sup, const std::vector<Worker*>* only);
+
+}  // namespace cow::views

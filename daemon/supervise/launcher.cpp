@@ -1,0 +1,229 @@
+#include "daemon/supervise/launcher.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "daemon/supervise/output_hooks.hpp"
+
+extern char** environ;
+
+namespace cow {
+
+Launcher::Launcher(Sys& sys, Lineage& lineage, SupervisorSetup setup)
+    : sys_(sys), lineage_(lineage), setup_(std::move(setup)) {
+    // This daemon's cgroup names are its own: a successor never reuses the name of a cgroup
+    // whose leftovers a predecessor's death left behind, so no new worker is born among them.
+    char tag[32];
+    std::snprintf(
+        tag, sizeof tag, "%llx",
+        static_cast<unsigned long long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(sys_.now().time_since_epoch())
+                .count()));
+    cgroup_tag_ = tag;
+}
+
+Launcher::~Launcher() = default;
+
+void Launcher::build_template(Pool& pool) {
+    const auto& pc = *pool.cfg;
+    pool.argv = pc.command;
+    // The daemon's environment, overlaid with the pool's env and our own variables. Variables
+    // the daemon sets per worker are dropped from the inherited part.
+    auto overridden = [&](std::string_view entry) {
+        auto eq = entry.find('=');
+        std::string_view key = entry.substr(0, eq);
+        if (key == "COWHERD_POOL" || key == "COWHERD_WORKER" || key == "NOTIFY_SOCKET" ||
+            key == "COWHERD_SOCKET" || key.starts_with("LISTEN_"))
+            return true;
+        for (const auto& [k, v] : pc.env)
+            if (k == key) return true;
+        return false;
+    };
+    pool.env.clear();
+    auto removed = [&](std::string_view entry) {
+        std::string_view key = entry.substr(0, entry.find('='));
+        // A worker running as another user gets that user's HOME/USER/LOGNAME/SHELL.
+        if (pc.identity.set && !pc.identity.user.empty() &&
+            (key == "HOME" || key == "USER" || key == "LOGNAME" || key == "SHELL"))
+            return true;
+        return std::find(pc.env_remove.begin(), pc.env_remove.end(), key) != pc.env_remove.end();
+    };
+    if (!pc.clear_env) {
+        for (char** e = environ; e && *e; ++e)
+            if (!overridden(*e) && !removed(*e)) pool.env.emplace_back(*e);
+    } else {
+        bool has_path = false;
+        for (const auto& [k, v] : pc.env)
+            has_path |= k == "PATH";
+        if (!has_path)
+            pool.env.emplace_back(
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    }
+    if (pc.identity.set && !pc.identity.user.empty()) {
+        // The user's own, unless the pool's env sets them (which then wins, once).
+        const auto& id = pc.identity;
+        auto add = [&](const char* key, const std::string& value) {
+            for (const auto& [k, v] : pc.env)
+                if (k == key) return;
+            if (!value.empty()) pool.env.push_back(std::string(key) + "=" + value);
+        };
+        add("HOME", id.home);
+        add("USER", id.user);
+        add("LOGNAME", id.user);
+        add("SHELL", id.shell);
+    }
+    for (const auto& [k, v] : pc.env)
+        pool.env.push_back(k + "=" + v);
+    pool.env.push_back("COWHERD_POOL=" + pc.name);
+    // Socket activation (sd_listen_fds): fds 3.. in config order, with their names. A pool
+    // that a reload left without sockets lets go of its old ones (its workers hold copies).
+    if (auto it = setup_.sockets.find(pc.name); it != setup_.sockets.end())
+        pool.sockets = it->second;
+    else
+        pool.sockets.clear();
+    if (!pool.sockets.empty()) {
+        std::string names;
+        for (const auto& sc : pc.sockets)
+            names += (names.empty() ? "" : ":") + sc.name;
+        pool.env.push_back("LISTEN_FDS=" + std::to_string(pool.sockets.size()));
+        pool.env.push_back("LISTEN_FDNAMES=" + names);
+    }
+    if (pc.ready == config::Ready::notify && !setup_.notify_address.empty()) {
+        pool.env.push_back("NOTIFY_SOCKET=" + setup_.notify_address);
+        if (pc.watchdog.count() > 0)
+            pool.env.push_back("WATCHDOG_USEC=" + std::to_string(pc.watchdog.count() * 1000));
+    }
+
+    std::string path_env;
+    for (const auto& e : pool.env)
+        if (e.starts_with("PATH=")) path_env = e.substr(5);
+    pool.exec_paths = spawn::exec_candidates(pc.command.at(0), path_env);
+}
+
+std::optional<Launcher::Launched> Launcher::launch(Worker& w) {
+    auto p = prepare(w);
+    if (batching_) {
+        pending_.push_back(std::move(p));
+        return std::nullopt;
+    }
+    spawn::Result r = sys_.spawn(p->plan);
+    return Launched{&w, record(*p, r), p->now};
+}
+
+std::vector<Launcher::Launched> Launcher::flush() {
+    batching_ = false;
+    std::vector<Launched> out;
+    if (pending_.empty()) return out;
+    std::vector<spawn::Plan*> plans;
+    plans.reserve(pending_.size());
+    for (auto& p : pending_)
+        plans.push_back(&p->plan);
+    auto results = sys_.spawn_all(plans);
+    auto batch = std::move(pending_);
+    pending_.clear();
+    out.reserve(batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i)
+        out.push_back(Launched{batch[i]->w, record(*batch[i], results.at(i)), batch[i]->now});
+    return out;
+}
+
+std::unique_ptr<Launcher::Pending> Launcher::prepare(Worker& w) {
+    Pool& pool = *w.pool;
+    auto pending = std::make_unique<Pending>();
+    pending->w = &w;
+    spawn::Plan& plan = pending->plan;
+    plan.exec_paths = pool.exec_paths;
+    plan.display_path = pool.argv.at(0);
+    plan.argv.reserve(pool.argv.size() + 1);
+    for (auto& a : pool.argv)
+        plan.argv.push_back(a.data());
+    plan.envp.reserve(pool.env.size() + 2);
+    for (auto& e : pool.env)
+        plan.envp.push_back(e.data());
+    plan.envp.push_back(w.env_worker.data());
+    if (!pool.cfg->cwd.empty()) plan.cwd = pool.cfg->cwd.c_str();
+    // Identity and limits, resolved when the config was loaded.
+    const auto& pc = *pool.cfg;
+    if (pc.identity.set) {
+        plan.set_ids = true;
+        plan.uid = pc.identity.uid;
+        plan.gid = pc.identity.gid;
+        plan.groups = pc.identity.groups;
+    }
+    for (const auto& rl : pc.rlimits)
+        plan.rlimits.push_back({rl.resource, rl.soft, rl.hard});
+    if (pc.umask) plan.umask = static_cast<int>(*pc.umask);
+    plan.no_new_privs = pc.no_new_privs;
+    if (pc.oom_score_adj) {
+        plan.set_oom_score_adj = true;
+        plan.oom_score_adj = *pc.oom_score_adj;
+    }
+    if (stdin_fd_ >= 0) plan.stdin_fd = stdin_fd_;
+    if (!pool.sockets.empty()) {
+        for (const auto& s : pool.sockets)
+            plan.pass_fds.push_back(s->fd());
+        // The child writes its own pid here (LISTEN_PID must name the process that reads it).
+        plan.envp.push_back(w.listen_pid_env.data());
+        plan.listen_pid_slot = w.listen_pid_env.data();
+        plan.listen_pid_prefix = 11;
+    }
+
+    // Each generation gets its own cgroup, so the orphans of one never mix with the next.
+    std::string& cg_path = pending->cg_path;
+    std::string& cg_procs = pending->cg_procs;
+    if (pool.use_cgroup) {
+        int err = 0;
+        cg_path = sys_.cgroups()->create(
+            w.name + "-" + cgroup_tag_ + "g" + std::to_string(w.generation + 1), err);
+        if (cg_path.empty()) {
+            spdlog::warn("{}: cannot create its cgroup ({}); starting it without one", w.name,
+                         std::strerror(err));
+        } else {
+            cg_procs = cg_path + "/cgroup.procs";
+            plan.cgroup_procs = cg_procs.c_str();
+            plan.cgroup_fd = ::open(cg_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+    }
+
+    if (setup_.output) {
+        auto [out, err] = setup_.output->before_spawn(w);
+        plan.stdout_fd = out;
+        plan.stderr_fd = err;
+    }
+    pending->now = sys_.now();
+    return pending;
+}
+
+bool Launcher::record(Pending& pending, const spawn::Result& r) {
+    Worker& w = *pending.w;
+    spawn::Plan& plan = pending.plan;
+    const std::string& cg_path = pending.cg_path;
+    const auto now = pending.now;
+    if (setup_.output) setup_.output->after_spawn(w, r.ok ? r.pid : 0);
+    if (plan.cgroup_fd >= 0) ::close(plan.cgroup_fd);
+    plan.cgroup_fd = -1;
+    if (!r.ok) {
+        if (r.pid > 0) lineage_.add_failed_spawn(r.pid);
+        if (!cg_path.empty()) lineage_.release_cgroup(cg_path);
+        w.last_error = r.message;
+        spdlog::error("{} spawn failed: {}", w.name, r.message);
+        return false;
+    }
+    w.pid = r.pid;
+    w.last_pid = r.pid;
+    ++w.generation;
+    w.started_at = now;
+    w.last_error.clear();
+    w.cgroup = cg_path;
+    if (!cg_path.empty()) lineage_.own_cgroup(cg_path, Lineage::Owner{w.id, w.generation, w.name});
+    lineage_.add_main(r.pid, w);
+    spdlog::debug("{} spawned pid {} (generation {})", w.name, r.pid, w.generation);
+    return true;
+}
+
+}  // namespace cow

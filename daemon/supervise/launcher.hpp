@@ -1,0 +1,77 @@
+// Launcher: turns a worker slot into a spawn. It builds each pool's template once per config
+// (argv, environment, sockets, exec candidates), fills a flat spawn::Plan per spawn, gives the
+// generation a cgroup of its own, hands batches to the spawn crew, and puts each result on
+// record (the pid in the Lineage, the cgroup's owner, the output capture). It decides nothing
+// about the lifecycle: the Supervisor applies the spawned / spawn_failed events it returns.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/os/listen_sockets.hpp"
+#include "daemon/os/sys.hpp"
+#include "daemon/spawn/spawn.hpp"
+#include "daemon/supervise/lineage.hpp"
+#include "daemon/supervise/worker.hpp"
+
+namespace cow {
+
+class OutputHooks;
+
+// What the daemon prepared before the supervisor starts any worker.
+struct SupervisorSetup {
+    std::string notify_address;     // NOTIFY_SOCKET for pools with ready: notify
+    OutputHooks* output = nullptr;  // worker stdout/stderr capture; null: inherit ours
+    std::map<std::string, ListenSockets> sockets;  // per pool name, bound already
+};
+
+class Launcher {
+  public:
+    Launcher(Sys& sys, Lineage& lineage, SupervisorSetup setup);
+    ~Launcher();
+
+    SupervisorSetup& setup() { return setup_; }
+    void set_stdin(int fd) { stdin_fd_ = fd; }
+
+    // Rebuilt whenever the pool's config (or the daemon's sockets) change.
+    void build_template(Pool& pool);
+
+    struct Launched {
+        Worker* w = nullptr;
+        bool ok = false;
+        fsm::TimePoint at{};  // when it was prepared: the time its event carries
+    };
+    // Spawns now, or queues the spawn while a batch is open (nullopt).
+    std::optional<Launched> launch(Worker& w);
+    // Spawns go into a batch until flush(), so that spawn_all spreads them over the cores.
+    void open_batch() { batching_ = true; }
+    std::size_t queued() const { return pending_.size(); }
+    // Every result of the batch is on record before the caller applies any event: an event
+    // may stop the others (an essential pool's failure shuts down), and a stop must find
+    // their processes.
+    std::vector<Launched> flush();
+
+  private:
+    struct Pending {
+        Worker* w = nullptr;
+        spawn::Plan plan;
+        std::string cg_path, cg_procs;  // the plan points into cg_procs: never moved
+        fsm::TimePoint now{};
+    };
+    std::unique_ptr<Pending> prepare(Worker& w);
+    bool record(Pending& pending, const spawn::Result& r);
+
+    Sys& sys_;
+    Lineage& lineage_;
+    SupervisorSetup setup_;
+    int stdin_fd_ = -1;
+    std::string cgroup_tag_;  // in every worker cgroup's name: unique to this daemon
+    bool batching_ = false;
+    std::vector<std::unique_ptr<Pending>> pending_;
+};
+
+}  // namespace cow
