@@ -9,35 +9,13 @@
 #include "daemon/control/commands.hpp"
 #include "daemon/logs/log_writer.hpp"
 #include "daemon/logs/output.hpp"
+#include "tests/support/fake_sys.hpp"
 
 namespace {
 
-class FakeSys final : public cow::Sys {
-  public:
-    cow::fsm::TimePoint now() const override {
-        return cow::fsm::TimePoint{} + std::chrono::hours(1);
-    }
-    cow::spawn::Result spawn(cow::spawn::Plan&) override {
-        cow::spawn::Result r;
-        r.pid = next_++;
-        r.ok = true;
-        return r;
-    }
-    void kill_group(pid_t, int) override {}
-    void kill_child(pid_t, int) override {}
-    std::vector<cow::ProcId> kill_descendants(pid_t, int) override { return {}; }
-    std::vector<pid_t> children() override { return {}; }
-    std::optional<cow::ProcInfo> proc_info(pid_t) override { return std::nullopt; }
-    cow::cgroup::Cgroups* cgroups() override { return nullptr; }
-    void kill_all_but_self() override {}
-
-  private:
-    pid_t next_ = 1'000'000;  // never a real pid of ours
-};
-
 struct World {
     boost::asio::io_context io;
-    FakeSys sys;
+    cow::test::FakeSys sys;
     std::shared_ptr<const cow::config::Config> cfg;
     std::unique_ptr<cow::Supervisor> sup;
     cow::Background bg{io};
@@ -46,6 +24,8 @@ struct World {
     std::unique_ptr<cow::Output> output;
     std::unique_ptr<cow::CommandContext> ctx;
     World() {
+        sys.record = false;
+        sys.next_pid = 1'000'000;  // never a real pid of ours
         auto r = cow::config::load_text(
             "pools:\n  web: {command: [x], workers: 3}\n  db: {command: [y]}\n", "f.yaml", "/");
         cfg = r.config;

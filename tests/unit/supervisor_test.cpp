@@ -1,11 +1,10 @@
 // The supervisor's converge loop over a fake Sys and a manual clock: no real processes.
 #include "daemon/supervise/supervisor.hpp"
 
-#include <map>
-#include <set>
-
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+
+#include "tests/support/fake_sys.hpp"
 
 using namespace cow;
 using namespace std::chrono_literals;
@@ -13,53 +12,7 @@ using fsm::State;
 
 namespace {
 
-class FakeSys : public Sys {
-  public:
-    fsm::TimePoint t = fsm::TimePoint{} + 1h;
-    pid_t next_pid = 1000;
-    std::string fail_with;     // when set, spawns fail with this message
-    std::set<int> fail_calls;  // these spawn calls (0, 1, ...) fail
-    int calls = 0;
-    std::vector<std::vector<std::string>> spawned_env;
-    std::vector<std::pair<pid_t, int>> kills;
-
-    fsm::TimePoint now() const override { return t; }
-    spawn::Result spawn(spawn::Plan& plan) override {
-        spawn::Result r;
-        r.pid = next_pid++;
-        if (!fail_with.empty() || fail_calls.count(calls++)) {
-            r.message = fail_with.empty() ? "exec /x: No such file or directory" : fail_with;
-            r.stage = spawn::Stage::exec;
-            return r;
-        }
-        r.ok = true;
-        std::vector<std::string> env;
-        for (char* e : plan.envp)
-            if (e) env.emplace_back(e);
-        spawned_env.push_back(env);
-        return r;
-    }
-    void kill_group(pid_t leader, int sig) override { kills.emplace_back(leader, sig); }
-    void kill_child(pid_t pid, int sig) override { kills.emplace_back(pid, sig); }
-    std::vector<ProcId> tree;  // what a descendant sweep finds
-    std::vector<ProcId> kill_descendants(pid_t, int) override { return tree; }
-    std::vector<pid_t> extra_children;  // adopted orphans the test pretends exist
-    std::map<pid_t, ProcInfo> infos;
-    std::vector<pid_t> children() override { return extra_children; }
-    std::optional<ProcInfo> proc_info(pid_t pid) override {
-        auto it = infos.find(pid);
-        if (it == infos.end()) return std::nullopt;
-        return it->second;
-    }
-    cgroup::Cgroups* cgroups() override { return nullptr; }
-    void kill_all_but_self() override {}
-    int kills_of(pid_t pid, int sig) const {
-        int n = 0;
-        for (auto& [p, s] : kills)
-            n += (p == pid && s == sig);
-        return n;
-    }
-};
+using test::FakeSys;
 
 std::shared_ptr<const config::Config> make_config(int workers, Millis start_timeout = 1s) {
     auto cfg = std::make_shared<config::Config>();
