@@ -34,11 +34,11 @@ install-debs:
 	fi
 
 build: deps
-	cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release -DCOWHERD_WERROR=ON >/dev/null
 	cmake --build $(RELEASE) -j $(JOBS)
 
 asan: deps
-	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DCOWHERD_SANITIZE=ON >/dev/null
+	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DCOWHERD_SANITIZE=ON -DCOWHERD_WERROR=ON >/dev/null
 	cmake --build $(ASAN) -j $(JOBS) --target unit_tests process_tests e2e_tests chaos_tests
 
 run: build
@@ -88,7 +88,7 @@ TSAN := build/tsan
 # design; the Release tier checks those.
 TSAN_SKIP := Security.HostileClientsNeverStallOthers|Chaos.KillStormLeavesEightRunning
 test-tsan: test-deps
-	cmake -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=Debug -DCOWHERD_TSAN=ON >/dev/null
+	cmake -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=Debug -DCOWHERD_TSAN=ON -DCOWHERD_WERROR=ON >/dev/null
 	cmake --build $(TSAN) -j $(JOBS)
 	cd $(TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	    ctest --output-on-failure -j $(JOBS) -L 'unit|process|e2e' -E '$(TSAN_SKIP)' --timeout 600

@@ -1,7 +1,6 @@
 #include "core/escape.hpp"
 
 #include <cstdint>
-#include <cstdio>
 
 namespace cow {
 namespace {
@@ -67,10 +66,12 @@ std::size_t decode(std::string_view s, std::size_t i, std::uint32_t& cp) {
     return len;
 }
 
-void append_hex(std::string& out, const char* format, std::uint32_t value) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, format, static_cast<unsigned>(value));
-    out += buf;
+// `prefix` then `digits` lowercase hex digits of value: \x41, \u00e9, \U0001f600.
+void append_hex(std::string& out, const char* prefix, int digits, std::uint32_t value) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out += prefix;
+    for (int shift = 4 * (digits - 1); shift >= 0; shift -= 4)
+        out += kHex[(value >> shift) & 0xF];
 }
 
 }  // namespace
@@ -96,17 +97,17 @@ std::string escape_invisible(std::string_view text, Newlines newlines) {
             else if (c == '\t')
                 out += "\\t";
             else
-                append_hex(out, "\\x%02x", c);
+                append_hex(out, "\\x", 2, c);
             ++i;
             continue;
         }
         std::uint32_t cp = 0;
         const std::size_t len = decode(text, i, cp);
         if (len == 0) {
-            append_hex(out, "\\x%02x", c);
+            append_hex(out, "\\x", 2, c);
             ++i;
         } else if (invisible(cp)) {
-            append_hex(out, cp > 0xFFFF ? "\\U%08x" : "\\u%04x", cp);
+            append_hex(out, cp > 0xFFFF ? "\\U" : "\\u", cp > 0xFFFF ? 8 : 4, cp);
             i += len;
         } else {
             out.append(text.substr(i, len));

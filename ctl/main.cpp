@@ -365,8 +365,8 @@ int main(int argc, char** argv) {
         "health", "exit 0 if every essential pool (or, with none, every autostart pool) runs");
     health->callback([&] {
         action = [&] {
-            int rc = run(o, "health", {}, [](const json::value& v) { return render_health(v); });
-            if (rc != kOk) return rc;
+            int code = run(o, "health", {}, [](const json::value& v) { return render_health(v); });
+            if (code != kOk) return code;
             // run() printed the verdict; the exit code carries it for probes.
             return last_healthy ? kOk : kFailed;
         };

@@ -64,8 +64,8 @@ void Recycler::arm(const WatchPtr& w) {
     w->timer.expires_after(w->every);
     w->timer.async_wait(
         [this, weak = std::weak_ptr<Watch>(w)](const boost::system::error_code& ec) {
-            auto w = weak.lock();
-            if (!ec && w && current(w)) check(w);
+            auto watch = weak.lock();
+            if (!ec && watch && current(watch)) check(watch);
         });
 }
 

@@ -371,6 +371,6 @@ TEST_P(Trust, AReloadOntoADependencyThatIsDownHoldsARollingPool) {
 }
 
 INSTANTIATE_TEST_SUITE_P(KillModes, Trust, ::testing::Values("auto", "group"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& p) { return p.param; });
 
 }  // namespace

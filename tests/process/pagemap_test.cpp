@@ -532,7 +532,7 @@ TEST_P(DeepPool, AttributesCopyOnWriteSharing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Pagemap, DeepPool, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "Thp" : "Small"; });
+                         [](const auto& p) { return p.param ? "Thp" : "Small"; });
 
 TEST(DeepPoolErrors, ExitedMemberIsGone) {
     if (!deep_possible()) GTEST_SKIP() << "needs root and /proc/kpagecount";

@@ -107,9 +107,9 @@ TEST_P(ProcTree, SnapshotOfEverything) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Roots, ProcTree, ::testing::Values(kRoot, kRootNoChildren),
-                         [](const auto& info) {
-                             return info.index == 0 ? std::string("ChildrenFiles")
-                                                    : std::string("StatScan");
+                         [](const auto& p) {
+                             return p.index == 0 ? std::string("ChildrenFiles")
+                                                 : std::string("StatScan");
                          });
 
 }  // namespace
