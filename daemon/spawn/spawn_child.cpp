@@ -183,8 +183,9 @@ void drop_privileges(const ChildPlan& p, int err_fd) {
     if (sys(SYS_setgroups, p.ngroups, ptr(p.groups)) < 0) fail(err_fd, Stage::groups, errno);
     if (sys(SYS_setresgid, p.gid, p.gid, p.gid) < 0) fail(err_fd, Stage::gid, errno);
     if (sys(SYS_setresuid, p.uid, p.uid, p.uid) < 0) fail(err_fd, Stage::uid, errno);
-    uid_t r, e, s;
-    gid_t gr, ge, gs;
+    // Filled by the kernel; initialised because clang cannot see through a raw syscall.
+    uid_t r = 0, e = 0, s = 0;
+    gid_t gr = 0, ge = 0, gs = 0;
     if (sys(SYS_getresuid, ptr(&r), ptr(&e), ptr(&s)) < 0 ||
         sys(SYS_getresgid, ptr(&gr), ptr(&ge), ptr(&gs)) < 0 || r != p.uid || e != p.uid ||
         s != p.uid || gr != p.gid || ge != p.gid || gs != p.gid)
