@@ -18,7 +18,10 @@ namespace {
 
 std::string find_config(const std::string& given) {
     if (!given.empty()) return given;
-    for (const char* p : {"./cowherd.yaml", "/etc/cowherd/cowherd.yaml"})
+    // The install's config directory (it follows the prefix), then /etc/cowherd, where a
+    // container image or an admin puts it whatever the prefix was.
+    for (const char* p :
+         {"./cowherd.yaml", COWHERD_CONFDIR "/cowherd.yaml", "/etc/cowherd/cowherd.yaml"})
         if (std::filesystem::exists(p)) return p;
     return {};
 }
@@ -38,7 +41,8 @@ int main(int argc, char** argv) {
     std::string config_path, log_level;
     bool check = false, version = false;
     app.add_option("-c,--config", config_path,
-                   "config file (default: ./cowherd.yaml, then /etc/cowherd/cowherd.yaml)");
+                   "config file (default: ./cowherd.yaml, then " COWHERD_CONFDIR
+                   "/cowherd.yaml, then /etc/cowherd/cowherd.yaml)");
     app.add_flag("--check", check, "validate the config, print a summary and exit (0 ok, 2 bad)");
     app.add_option("--log-level", log_level, "override daemon.log_level")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
@@ -58,7 +62,8 @@ int main(int argc, char** argv) {
     if (path.empty()) {
         std::fprintf(stderr,
                      "cowherd: no config file: pass -c FILE, or create ./cowherd.yaml or "
-                     "/etc/cowherd/cowherd.yaml\n");
+                     "%s/cowherd.yaml\n",
+                     COWHERD_CONFDIR);
         return 2;
     }
     auto loaded = cow::config::load_file(path);

@@ -117,12 +117,14 @@ TEST_F(Integration, MetricsPassPromtoolAndMatchStatus) {
 TEST_F(Integration, SystemdUnitVerifies) {
     if (!have("systemd-analyze"))
         GTEST_SKIP() << "systemd-analyze (Debian package systemd) is not installed";
-    // The unit names /usr/local/bin; point it at this build, as an install would.
-    std::string unit = slurp(std::string(COWHERD_SOURCE_DIR) + "/systemd/cowherd.service");
-    for (std::string from : {"/usr/local/bin/"}) {
-        for (auto p = unit.find(from); p != std::string::npos; p = unit.find(from, p))
-            unit.replace(p, from.size(), std::string(COWHERD_BIN_DIR) + "/");
-    }
+    // The unit configured for this build names the install's bin directory; point it at this
+    // build's binaries, which an install would have put there.
+    std::string unit = slurp(COWHERD_UNIT_FILE);
+    ASSERT_EQ(unit.find('@'), std::string::npos) << "every @VAR@ of the template is filled in";
+    const std::string from = std::string(COWHERD_INSTALL_BINDIR) + "/";
+    ASSERT_NE(unit.find(from), std::string::npos) << unit;
+    for (auto p = unit.find(from); p != std::string::npos; p = unit.find(from, p))
+        unit.replace(p, from.size(), std::string(COWHERD_BIN_DIR) + "/");
     const std::string path = (dir / "cowherd.service").string();
     std::ofstream(path) << unit;
     auto r = run({"systemd-analyze", "verify", path});
