@@ -76,7 +76,12 @@ int Daemon::run() {
     devnull_ = ::open("/dev/null", O_RDWR | O_CLOEXEC);
 
     // Signals before the first spawn, so that no SIGCHLD can be missed.
-    signals_ = std::make_unique<Signals>(io_, [this](int s) { on_signal(s); });
+    auto sig = Signals::open(io_, [this](int s) { on_signal(s); });
+    if (auto* why = std::get_if<std::string>(&sig)) {
+        spdlog::critical("{}", *why);
+        return 1;
+    }
+    signals_ = std::get<std::unique_ptr<Signals>>(std::move(sig));
 
     // Ownership first: the socket's lock decides which daemon owns this instance, and one that
     // does not own it must not touch a process, cgroup, socket or file of the one that does.
@@ -125,18 +130,16 @@ int Daemon::run() {
     for (const auto& pc : cfg_->pools)
         want_notify |= pc.ready == config::Ready::notify;
     if (want_notify) {
-        std::string err;
-        notify_ = NotifyServer::open(
-            io_,
-            [this](pid_t sender, const NotifyMessage& msg) {
+        auto opened_notify =
+            NotifyServer::open(io_, [this](pid_t sender, const NotifyMessage& msg) {
                 sup_->on_notify(sender, msg);
                 after_batch();
-            },
-            err);
-        if (!notify_) {
-            spdlog::critical("{}", err);
+            });
+        if (auto* why = std::get_if<std::string>(&opened_notify)) {
+            spdlog::critical("{}", *why);
             return 1;
         }
+        notify_ = std::get<std::unique_ptr<NotifyServer>>(std::move(opened_notify));
         setup.notify_address = notify_->address();
     }
     sup_ = std::make_unique<Supervisor>(sys_, cfg_, std::move(setup));
@@ -167,14 +170,14 @@ int Daemon::run() {
     sup_->set_start_slice(kStartSlice);
     recycler_->start();
     if (!cfg_->daemon.metrics.empty()) {
-        std::string err;
-        metrics_ = MetricsServer::open(
+        auto opened_metrics = MetricsServer::open(
             io_, cfg_->daemon.metrics,
-            [this](std::function<void(std::string)> done) { scrape(std::move(done)); }, err);
-        if (!metrics_) {
-            spdlog::critical("{}", err);
+            [this](std::function<void(std::string)> done) { scrape(std::move(done)); });
+        if (auto* why = std::get_if<std::string>(&opened_metrics)) {
+            spdlog::critical("{}", *why);
             return 2;
         }
+        metrics_ = std::get<std::unique_ptr<MetricsServer>>(std::move(opened_metrics));
         spdlog::info("metrics on http://{}/metrics", cfg_->daemon.metrics);
     }
     if (auto wd = sd_.watchdog()) ping_systemd(*wd / 2);
@@ -501,18 +504,16 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
     for (const auto& pc : next->pools)
         want_notify |= pc.ready == config::Ready::notify;
     if (want_notify && !notify_) {
-        std::string err;
-        notify_ = NotifyServer::open(
-            io_,
-            [this](pid_t sender, const NotifyMessage& msg) {
+        auto opened_notify =
+            NotifyServer::open(io_, [this](pid_t sender, const NotifyMessage& msg) {
                 sup_->on_notify(sender, msg);
                 after_batch();
-            },
-            err);
-        if (!notify_) {
-            reply_error(proto::ErrorCode::failed, err + "; nothing changed");
+            });
+        if (auto* why = std::get_if<std::string>(&opened_notify)) {
+            reply_error(proto::ErrorCode::failed, *why + "; nothing changed");
             return;
         }
+        notify_ = std::get<std::unique_ptr<NotifyServer>>(std::move(opened_notify));
         sup_->set_notify_address(notify_->address());
     }
     spdlog::set_level(spdlog::level::from_str(next->daemon.log_level));

@@ -73,8 +73,8 @@ struct Session : std::enable_shared_from_this<Session> {
 
 }  // namespace
 
-std::unique_ptr<MetricsServer> MetricsServer::open(asio::io_context& io, const std::string& address,
-                                                   Render render, std::string& error) {
+std::variant<std::unique_ptr<MetricsServer>, std::string> MetricsServer::open(
+    asio::io_context& io, const std::string& address, Render render) {
     auto colon = address.rfind(':');
     std::string host = address.substr(0, colon);
     if (host.size() > 2 && host.front() == '[' && host.back() == ']')
@@ -82,10 +82,7 @@ std::unique_ptr<MetricsServer> MetricsServer::open(asio::io_context& io, const s
     if (host.empty()) host = "0.0.0.0";
     boost::system::error_code ec;
     auto ip = asio::ip::make_address(host, ec);
-    if (ec) {
-        error = "metrics: " + host + " is not a numeric address";
-        return nullptr;
-    }
+    if (ec) return "metrics: " + host + " is not a numeric address";
     const auto port = static_cast<unsigned short>(std::stoi(address.substr(colon + 1)));
     std::unique_ptr<MetricsServer> m(new MetricsServer(io, std::move(render)));
     tcp::endpoint ep(ip, port);
@@ -94,10 +91,7 @@ std::unique_ptr<MetricsServer> MetricsServer::open(asio::io_context& io, const s
     if (!ec) m->acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) m->acceptor_.bind(ep, ec);
     if (!ec) m->acceptor_.listen(64, ec);
-    if (ec) {
-        error = "metrics: bind " + address + ": " + ec.message();
-        return nullptr;
-    }
+    if (ec) return "metrics: bind " + address + ": " + ec.message();
     m->accept();
     m->tick();
     return m;

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <variant>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -20,9 +21,9 @@ class MetricsServer {
     // figures are sampled off the loop).
     using Render = std::function<void(std::function<void(std::string body)> done)>;
 
-    static std::unique_ptr<MetricsServer> open(boost::asio::io_context& io,
-                                               const std::string& address, Render render,
-                                               std::string& error);
+    // Or a sentence saying why it could not.
+    static std::variant<std::unique_ptr<MetricsServer>, std::string> open(
+        boost::asio::io_context& io, const std::string& address, Render render);
     ~MetricsServer();
     // How late the loop ran a timer lately (seconds): a stalled loop shows here.
     double loop_lag_seconds() const { return lag_; }

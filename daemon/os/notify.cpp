@@ -11,13 +11,10 @@
 
 namespace cow {
 
-std::unique_ptr<NotifyServer> NotifyServer::open(boost::asio::io_context& io, Handler h,
-                                                 std::string& error) {
+std::variant<std::unique_ptr<NotifyServer>, std::string> NotifyServer::open(
+    boost::asio::io_context& io, Handler h) {
     int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        error = std::string("notify socket: ") + std::strerror(errno);
-        return nullptr;
-    }
+    if (fd < 0) return std::string("notify socket: ") + std::strerror(errno);
     unsigned char rnd[6] = {};
     if (::getrandom(rnd, sizeof rnd, GRND_NONBLOCK) < 0) {
         // Uniqueness, not secrecy: the pid alone already makes the name unique.
@@ -33,9 +30,9 @@ std::unique_ptr<NotifyServer> NotifyServer::open(boost::asio::io_context& io, Ha
     int one = 1;
     if (::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
         ::bind(fd, reinterpret_cast<sockaddr*>(&addr), alen) < 0) {
-        error = std::string("notify socket: ") + std::strerror(errno);
+        std::string error = std::string("notify socket: ") + std::strerror(errno);
         ::close(fd);
-        return nullptr;
+        return error;
     }
     // A sender must not be able to wedge us with a full buffer: datagrams beyond it drop.
     int buf = 1 << 20;

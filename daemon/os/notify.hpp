@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -22,8 +23,9 @@ class NotifyServer {
   public:
     using Handler = std::function<void(pid_t sender, const NotifyMessage& msg)>;
     // Creates "@cowherd-<pid>-<random>" in the abstract namespace; nothing on disk.
-    static std::unique_ptr<NotifyServer> open(boost::asio::io_context& io, Handler h,
-                                              std::string& error);
+    // Or a sentence saying why it could not.
+    static std::variant<std::unique_ptr<NotifyServer>, std::string> open(
+        boost::asio::io_context& io, Handler h);
     ~NotifyServer();
     // The value for workers' NOTIFY_SOCKET ("@..." marks the abstract namespace).
     const std::string& address() const { return address_; }

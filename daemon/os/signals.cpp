@@ -2,8 +2,7 @@
 
 #include <cerrno>
 #include <csignal>
-#include <stdexcept>
-#include <system_error>
+#include <cstring>
 
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -23,21 +22,22 @@ sigset_t handled_set() {
     return set;
 }
 
-int open_signalfd() {
+}  // namespace
+
+std::variant<std::unique_ptr<Signals>, std::string> Signals::open(boost::asio::io_context& io,
+                                                                  Handler handler) {
     const sigset_t set = handled_set();
     // Blocked signals are queued even for PID 1, whose SIG_DFL signals the kernel would
     // otherwise drop; workers get an empty mask back in spawn_child.
-    if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0)
-        throw std::runtime_error("pthread_sigmask failed");
+    if (int rc = pthread_sigmask(SIG_BLOCK, &set, nullptr); rc != 0)
+        return std::string("signals: pthread_sigmask: ") + std::strerror(rc);
     int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "signalfd");
-    return fd;
+    if (fd < 0) return std::string("signals: signalfd: ") + std::strerror(errno);
+    return std::unique_ptr<Signals>(new Signals(io, fd, std::move(handler)));
 }
 
-}  // namespace
-
-Signals::Signals(boost::asio::io_context& io, Handler handler)
-    : fd_(io, open_signalfd()), handler_(std::move(handler)) {
+Signals::Signals(boost::asio::io_context& io, int fd, Handler handler)
+    : fd_(io, fd), handler_(std::move(handler)) {
     wait();
 }
 

@@ -5,6 +5,9 @@
 #pragma once
 
 #include <functional>
+#include <memory>
+#include <string>
+#include <variant>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -15,12 +18,14 @@ class Signals {
   public:
     using Handler = std::function<void(int signo)>;
     // Blocks the signals in the calling thread; call it on the loop thread before any other
-    // thread starts, so that every thread inherits the mask.
-    Signals(boost::asio::io_context& io, Handler handler);
+    // thread starts, so that every thread inherits the mask. Or a sentence saying why not.
+    static std::variant<std::unique_ptr<Signals>, std::string> open(boost::asio::io_context& io,
+                                                                    Handler handler);
     ~Signals();
     void cancel();
 
   private:
+    Signals(boost::asio::io_context& io, int fd, Handler handler);
     void wait();
     void drain();
     boost::asio::posix::stream_descriptor fd_;
