@@ -3,6 +3,7 @@
 // absent argument or an unknown state, where a misspelt name below does not compile.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <string_view>
 
@@ -25,6 +26,15 @@ inline constexpr std::string_view signal = "signal";
 inline constexpr std::string_view shutdown = "shutdown";
 inline constexpr std::string_view version = "version";
 }  // namespace verb
+
+// What a member of readonly_group may run: the verbs that change nothing. The denial message
+// lists them in this order, and README.md and config/README.md name the same set.
+inline constexpr std::array kReadOnlyVerbs{verb::status, verb::tree,   verb::mem,
+                                           verb::logs,   verb::health, verb::version};
+
+constexpr bool read_only_verb(std::string_view v) {
+    return std::ranges::find(kReadOnlyVerbs, v) != kReadOnlyVerbs.end();
+}
 
 // The keys of a request's "args".
 namespace arg {

@@ -685,22 +685,27 @@ constexpr std::array<std::pair<std::string_view, Handler>, 14> kVerbs{{
     {proto::verb::version, cmd_version},
 }};
 
+constexpr bool known_verb(std::string_view v) {
+    return std::ranges::any_of(kVerbs, [v](const auto& entry) { return entry.first == v; });
+}
+// A verb removed from the table but left in kReadOnlyVerbs would still be offered to
+// readonly_group members by the denial message.
+static_assert(std::ranges::all_of(proto::kReadOnlyVerbs, known_verb));
+
 }  // namespace
 
 void dispatch_command(CommandContext& ctx, const Peer& peer, proto::Request req,
                       std::shared_ptr<Responder> resp) {
-    // What a member of readonly_group may run: nothing that changes anything.
-    static constexpr std::string_view kReadOnly[] = {"status", "tree",   "mem",
-                                                     "logs",   "health", "version"};
     for (const auto& [verb, handler] : kVerbs) {
         if (verb != req.cmd) continue;
-        if (peer.readonly &&
-            std::find(std::begin(kReadOnly), std::end(kReadOnly), verb) == std::end(kReadOnly)) {
+        if (peer.readonly && !proto::read_only_verb(verb)) {
             spdlog::warn("control: denied {} to uid {} (pid {}): read-only access", verb, peer.uid,
                          peer.pid);
-            resp->error(ErrorCode::denied, "uid " + std::to_string(peer.uid) +
-                                               " may only read (status, tree, mem, logs, "
-                                               "health, version)");
+            std::string allowed;
+            for (auto v : proto::kReadOnlyVerbs)
+                allowed += (allowed.empty() ? "" : ", ") + std::string(v);
+            resp->error(ErrorCode::denied,
+                        "uid " + std::to_string(peer.uid) + " may only read (" + allowed + ")");
             return;
         }
         handler(ctx, peer, req, resp);

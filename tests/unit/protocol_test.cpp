@@ -177,3 +177,14 @@ TEST(Protocol, WireNamesKeepTheirSpelling) {
     for (const auto& [name, wire] : names)
         EXPECT_EQ(name, wire);
 }
+
+// Who may change what: a verb added to kReadOnlyVerbs is handed to every readonly_group member.
+TEST(Protocol, ReadOnlyVerbsChangeNothing) {
+    for (auto v : {verb::status, verb::tree, verb::mem, verb::logs, verb::health, verb::version})
+        EXPECT_TRUE(read_only_verb(v)) << v;
+    for (auto v : {verb::start, verb::stop, verb::restart, verb::scale, verb::signal, verb::reload,
+                   verb::reopen, verb::shutdown})
+        EXPECT_FALSE(read_only_verb(v)) << v;
+    EXPECT_FALSE(read_only_verb("STATUS"));
+    EXPECT_FALSE(read_only_verb(""));
+}
