@@ -7,6 +7,7 @@
 // JSON line per output line) and --progress (restart, reload: progress items on stderr).
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -115,13 +116,21 @@ std::string render_skipped(const json::value& n, const Style& style) {
            "\n";
 }
 
-}  // namespace
+// Whatever escaped cowctl(): under --json still the one error document stdout promises.
+int internal_error(const Options& o, const char* what) noexcept {
+    try {
+        return fail(o, kFailed, proto::to_string(proto::ErrorCode::internal),
+                    std::string("internal error: ") + what);
+    } catch (...) {  // not even the message could be built
+        std::fputs("cowctl: internal error\n", stderr);
+        return kFailed;
+    }
+}
 
-int main(int argc, char** argv) {
+int cowctl(int argc, char** argv, Options& o) {
     CLI::App app{"cowctl: control a running cowherd"};
     app.require_subcommand(1);
     app.fallthrough();
-    Options o;
     app.add_option(
         "-s,--socket", o.socket,
         "control socket (default: $COWHERD_SOCKET, then " + cow::default_socket_path() + ")");
@@ -413,4 +422,19 @@ int main(int argc, char** argv) {
     }
     if (action) rc = action();
     return rc;
+}
+
+}  // namespace
+
+// Whatever escapes (a reply of a shape this cowctl does not know, bad_alloc) would otherwise
+// reach std::terminate: an abort that says nothing of why.
+int main(int argc, char** argv) {
+    Options o;
+    try {
+        return cowctl(argc, argv, o);
+    } catch (const std::exception& e) {
+        return internal_error(o, e.what());
+    } catch (...) {
+        return internal_error(o, "an exception of unknown type");
+    }
 }
