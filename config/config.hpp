@@ -142,7 +142,7 @@ struct DaemonConfig {
     std::string metrics;                     // "127.0.0.1:9464": Prometheus endpoint; "" = off
     // Control socket access beyond root and our own uid (checked with SO_PEERCRED).
     std::optional<gid_t> socket_group;    // may run every verb
-    std::optional<gid_t> readonly_group;  // may run status, tree, mem, logs, health, version
+    std::optional<gid_t> readonly_group;  // may run proto::kReadOnlyVerbs
     std::string socket_group_name, readonly_group_name;
     Millis shutdown_timeout{30s};
     bool operator==(const DaemonConfig&) const = default;

@@ -53,7 +53,7 @@ Client::~Client() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-std::variant<proto::Reply, Unreachable, TimedOut> Client::call(const std::string& cmd,
+std::variant<proto::Reply, Unreachable, TimedOut> Client::call(std::string_view cmd,
                                                                boost::json::object args,
                                                                std::chrono::milliseconds timeout,
                                                                const OnItem& on_item, bool raw_ok) {
@@ -96,7 +96,8 @@ std::variant<proto::Reply, Unreachable, TimedOut> Client::call(const std::string
         int rc = ::poll(&p, 1, remaining_ms(deadline, forever));
         if (rc < 0 && errno == EINTR) continue;
         if (rc == 0)
-            return TimedOut{"no reply to \"" + cmd + "\" within " + format_duration(timeout) +
+            return TimedOut{"no reply to \"" + std::string(cmd) + "\" within " +
+                            format_duration(timeout) +
                             "; the request is not cancelled (wait longer with --timeout S)"};
         ssize_t n = ::read(fd_, chunk, sizeof chunk);
         if (n < 0 && errno == EINTR) continue;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <variant>
 
 #include "core/protocol.hpp"
@@ -31,7 +32,7 @@ class Client {
     // Sends one request and returns its final reply. Streaming items go to on_item.
     // A negative timeout waits forever (for `logs -f`). With raw_ok, a final ok reply comes
     // back unparsed in raw_result (for printing --json output verbatim).
-    std::variant<proto::Reply, Unreachable, TimedOut> call(const std::string& cmd,
+    std::variant<proto::Reply, Unreachable, TimedOut> call(std::string_view cmd,
                                                            boost::json::object args,
                                                            std::chrono::milliseconds timeout,
                                                            const OnItem& on_item = {},

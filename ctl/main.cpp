@@ -7,6 +7,7 @@
 // JSON line per output line) and --progress (restart, reload: progress items on stderr).
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +15,7 @@
 
 #include "core/escape.hpp"
 #include "core/paths.hpp"
+#include "core/protocol_names.hpp"
 #include "core/signal_names.hpp"
 #include "core/units.hpp"
 #include "ctl/client.hpp"
@@ -22,6 +24,7 @@
 
 namespace json = boost::json;
 using namespace cow::ctl;
+namespace proto = cow::proto;
 
 namespace {
 
@@ -55,7 +58,7 @@ int fail(const Options& o, int rc, std::string_view code, const std::string& mes
 
 // Sends one request and prints the reply; returns the exit code. `settled` runs once the
 // stream has ended, before anything else is printed (it clears a progress bar).
-int run(const Options& o, const std::string& cmd, json::object args,
+int run(const Options& o, std::string_view cmd, json::object args,
         const std::function<std::string(const json::value&)>& human,
         std::chrono::milliseconds timeout = std::chrono::seconds(10),
         const Client::OnItem& on_item = {}, const std::function<void()>& settled = {}) {
@@ -66,7 +69,7 @@ int run(const Options& o, const std::string& cmd, json::object args,
         return fail(o, kUnreachable, "unreachable", u->message);
     auto& client = std::get<Client>(c);
     // --json prints the result verbatim; only health needs its verdict parsed.
-    const bool raw = o.json && cmd != "health";
+    const bool raw = o.json && cmd != proto::verb::health;
     auto r = client.call(cmd, std::move(args), timeout, on_item, raw);
     if (settled) settled();
     if (auto* u = std::get_if<Unreachable>(&r))
@@ -74,9 +77,12 @@ int run(const Options& o, const std::string& cmd, json::object args,
     if (auto* t = std::get_if<TimedOut>(&r))
         return fail(o, kTimedOut, "client_timeout", t->message);
     auto& reply = std::get<cow::proto::Reply>(r);
-    if (!reply.ok)
-        return fail(o, reply.error_code == "invalid_argument" ? kUsage : kFailed, reply.error_code,
-                    reply.error_message, cmd + ": ");
+    if (!reply.ok) {
+        const bool usage =
+            proto::error_code_from_string(reply.error_code) == proto::ErrorCode::invalid_argument;
+        return fail(o, usage ? kUsage : kFailed, reply.error_code, reply.error_message,
+                    std::string(cmd) + ": ");
+    }
     if (reply.result.is_object())
         if (const auto* h = reply.result.as_object().if_contains("healthy"); h && h->is_bool())
             last_healthy = h->get_bool();
@@ -110,13 +116,21 @@ std::string render_skipped(const json::value& n, const Style& style) {
            "\n";
 }
 
-}  // namespace
+// Whatever escaped cowctl(): under --json still the one error document stdout promises.
+int internal_error(const Options& o, const char* what) noexcept {
+    try {
+        return fail(o, kFailed, proto::to_string(proto::ErrorCode::internal),
+                    std::string("internal error: ") + what);
+    } catch (...) {  // not even the message could be built
+        std::fputs("cowctl: internal error\n", stderr);
+        return kFailed;
+    }
+}
 
-int main(int argc, char** argv) {
+int cowctl(int argc, char** argv, Options& o) {
     CLI::App app{"cowctl: control a running cowherd"};
     app.require_subcommand(1);
     app.fallthrough();
-    Options o;
     app.add_option(
         "-s,--socket", o.socket,
         "control socket (default: $COWHERD_SOCKET, then " + cow::default_socket_path() + ")");
@@ -139,20 +153,20 @@ int main(int argc, char** argv) {
     status->add_option("target", target, "POOL, POOL.N or all");
     status->callback([&] {
         json::object a;
-        if (!target.empty()) a["target"] = target;
+        if (!target.empty()) a[proto::arg::target] = target;
         action = [&, a] {
-            return run(o, "status", a,
+            return run(o, proto::verb::status, a,
                        [&](const json::value& v) { return render_status(v, style); });
         };
     });
 
-    for (const char* verb : {"start", "stop"}) {
+    for (std::string_view verb : {proto::verb::start, proto::verb::stop}) {
         std::string help = std::string(verb) + " POOL, POOL.N or all; waits until done";
-        auto* sc = app.add_subcommand(verb, help);
+        auto* sc = app.add_subcommand(std::string(verb), help);
         sc->add_option("target", target, "POOL, POOL.N or all")->required();
         sc->add_flag("--no-wait", no_wait, "return as soon as the daemon accepted the request");
         sc->callback([&, verb] {
-            json::object a{{"target", target}, {"wait", !no_wait}};
+            json::object a{{proto::arg::target, target}, {proto::arg::wait, !no_wait}};
             action = [&, a, verb] {
                 return run(
                     o, verb, a, [&](const json::value& v) { return render_workers(v, style); },
@@ -180,13 +194,15 @@ int main(int argc, char** argv) {
                       "stop a rolling restart in progress: replacements not ready yet stop, "
                       "the old workers keep serving");
     restart->callback([&] {
-        json::object a{{"target", target}, {"wait", !no_wait}, {"all_at_once", all_at_once}};
-        if (cancel) a["cancel"] = true;
-        if (!batch.empty()) a["batch"] = batch;
+        json::object a{{proto::arg::target, target},
+                       {proto::arg::wait, !no_wait},
+                       {proto::arg::all_at_once, all_at_once}};
+        if (cancel) a[proto::arg::cancel] = true;
+        if (!batch.empty()) a[proto::arg::batch] = batch;
         action = [&, a] {
             Progress shown(o.json, progress);
             return run(
-                o, "restart", a,
+                o, proto::verb::restart, a,
                 [&](const json::value& v) {
                     if (const auto* c = v.as_object().if_contains("cancelled")) {
                         std::string out = "rolling restart cancelled:";
@@ -208,11 +224,11 @@ int main(int argc, char** argv) {
     reload->add_flag("--dry-run", dry_run, "print the plan without applying it");
     reload->add_flag("--progress", progress, progress_help);
     reload->callback([&] {
-        json::object a{{"dry_run", dry_run}};
+        json::object a{{proto::arg::dry_run, dry_run}};
         action = [&, a] {
             Progress shown(o.json, progress);
             return run(
-                o, "reload", a,
+                o, proto::verb::reload, a,
                 [&](const json::value& v) {
                     const auto* d = v.as_object().if_contains("dry_run");
                     if (d && d->is_bool() && d->get_bool())
@@ -238,12 +254,15 @@ int main(int argc, char** argv) {
     logs->add_flag("--stdout", log_stdout, "only stdout");
     logs->add_option("--since", log_since, "only lines newer than this, like 5m or 30s");
     logs->callback([&] {
-        json::object a{{"target", target}, {"lines", log_lines}, {"follow", log_follow}};
-        if (log_stderr != log_stdout) a["stream"] = log_stderr ? "stderr" : "stdout";
+        json::object a{{proto::arg::target, target},
+                       {proto::arg::lines, log_lines},
+                       {proto::arg::follow, log_follow}};
+        if (log_stderr != log_stdout)
+            a[proto::arg::stream] = log_stderr ? proto::stream::err : proto::stream::out;
         if (!log_since.empty()) {
             auto d = cow::parse_duration(log_since);
             if (!d) throw CLI::ValidationError("--since", "expected a duration like 5m or 30s");
-            a["since_ms"] = d->count();
+            a[proto::arg::since_ms] = d->count();
         }
         action = [&, a] {
             auto print = [&](const json::value& v) {
@@ -256,7 +275,7 @@ int main(int argc, char** argv) {
                 std::fflush(stdout);
             };
             return run(
-                o, "logs", a,
+                o, proto::verb::logs, a,
                 [&](const json::value& v) {
                     std::string out;
                     for (const auto& l : v.as_object().at("lines").as_array())
@@ -270,7 +289,7 @@ int main(int argc, char** argv) {
     auto* reopen = app.add_subcommand("reopen", "reopen every log file (after logrotate)");
     reopen->callback([&] {
         action = [&] {
-            return run(o, "reopen", {},
+            return run(o, proto::verb::reopen, {},
                        [](const json::value&) { return std::string("log files reopened\n"); });
         };
     });
@@ -280,10 +299,10 @@ int main(int argc, char** argv) {
     scale->add_option("pool", target, "POOL")->required();
     scale->add_option("size", scale_to, "workers")->required()->check(CLI::Range(0, 10000));
     scale->callback([&] {
-        json::object a{{"target", target}, {"size", scale_to}};
+        json::object a{{proto::arg::target, target}, {proto::arg::size, scale_to}};
         action = [&, a] {
             return run(
-                o, "scale", a,
+                o, proto::verb::scale, a,
                 [](const json::value& v) {
                     const auto& r = v.as_object();
                     return "pool " + cow::escape_invisible(r.at("pool").as_string()) + ": " +
@@ -301,9 +320,10 @@ int main(int argc, char** argv) {
     signal->add_option("signal", sig, "HUP, USR1, 15, ...")->required();
     signal->add_option("target", target, "POOL, POOL.N or all")->required();
     signal->callback([&] {
-        json::object a{{"signal", sig}, {"target", target}, {"tree", tree_all}};
+        json::object a{
+            {proto::arg::signal, sig}, {proto::arg::target, target}, {proto::arg::tree, tree_all}};
         action = [&, a] {
-            return run(o, "signal", a, [](const json::value& v) {
+            return run(o, proto::verb::signal, a, [](const json::value& v) {
                 const auto& r = v.as_object();
                 return "sent " + cow::escape_invisible(r.at("signal").as_string()) + " to " +
                        std::to_string(r.at("signalled").to_number<int>()) + " worker(s)\n";
@@ -322,10 +342,11 @@ int main(int argc, char** argv) {
                    "show full command lines (reads one more /proc file per process)");
     tree->callback([&] {
         json::object a;
-        if (!target.empty()) a["target"] = target;
-        if (tree_args) a["args"] = true;
+        if (!target.empty()) a[proto::arg::target] = target;
+        if (tree_args) a[proto::arg::args] = true;
         action = [&, a] {
-            return run(o, "tree", a, [&](const json::value& v) { return render_tree(v, style); });
+            return run(o, proto::verb::tree, a,
+                       [&](const json::value& v) { return render_tree(v, style); });
         };
     });
 
@@ -335,7 +356,8 @@ int main(int argc, char** argv) {
     std::string mem_sort, mem_maps;
     bool mem_deep = false;
     mem->add_option("--sort", mem_sort, "order workers by their tree's pss, uss or rss")
-        ->check(CLI::IsMember({"pss", "uss", "rss"}));
+        ->check(CLI::IsMember(
+            std::vector<std::string>(proto::kMemSorts.begin(), proto::kMemSorts.end())));
     mem->add_option("--maps", mem_maps,
                     "break one worker (and its children) down by mapping: binary, libraries, "
                     "heap, anonymous, shmem, stack, files");
@@ -344,14 +366,14 @@ int main(int argc, char** argv) {
                   "the pool (with the master, with siblings) from pages shared with others");
     mem->callback([&] {
         json::object a;
-        if (!target.empty()) a["target"] = target;
-        if (!mem_sort.empty()) a["sort"] = mem_sort;
-        if (!mem_maps.empty()) a["maps"] = mem_maps;
-        if (mem_deep) a["deep"] = true;
+        if (!target.empty()) a[proto::arg::target] = target;
+        if (!mem_sort.empty()) a[proto::arg::sort] = mem_sort;
+        if (!mem_maps.empty()) a[proto::arg::maps] = mem_maps;
+        if (mem_deep) a[proto::arg::deep] = true;
         const bool maps = !mem_maps.empty(), deep = mem_deep;
         action = [&, a, maps, deep] {
             return run(
-                o, "mem", a,
+                o, proto::verb::mem, a,
                 [&, maps, deep](const json::value& v) {
                     if (maps) return render_maps(v, style);
                     if (deep) return render_deep(v, style);
@@ -365,7 +387,8 @@ int main(int argc, char** argv) {
         "health", "exit 0 if every essential pool (or, with none, every autostart pool) runs");
     health->callback([&] {
         action = [&] {
-            int code = run(o, "health", {}, [](const json::value& v) { return render_health(v); });
+            int code = run(o, proto::verb::health, {},
+                         [](const json::value& v) { return render_health(v); });
             if (code != kOk) return code;
             // run() printed the verdict; the exit code carries it for probes.
             return last_healthy ? kOk : kFailed;
@@ -375,7 +398,7 @@ int main(int argc, char** argv) {
     auto* shutdown = app.add_subcommand("shutdown", "stop every pool and exit the daemon");
     shutdown->callback([&] {
         action = [&] {
-            return run(o, "shutdown", {}, [](const json::value&) {
+            return run(o, proto::verb::shutdown, {}, [](const json::value&) {
                 return std::string("cowherd is shutting down\n");
             });
         };
@@ -384,7 +407,7 @@ int main(int argc, char** argv) {
     auto* version = app.add_subcommand("version", "print the daemon's version");
     version->callback([&] {
         action = [&] {
-            return run(o, "version", {}, [](const json::value& v) {
+            return run(o, proto::verb::version, {}, [](const json::value& v) {
                 return "cowherd " + cow::escape_invisible(v.as_object().at("version").as_string()) +
                        "\n";
             });
@@ -399,4 +422,19 @@ int main(int argc, char** argv) {
     }
     if (action) rc = action();
     return rc;
+}
+
+}  // namespace
+
+// Whatever escapes (a reply of a shape this cowctl does not know, bad_alloc) would otherwise
+// reach std::terminate: an abort that says nothing of why.
+int main(int argc, char** argv) {
+    Options o;
+    try {
+        return cowctl(argc, argv, o);
+    } catch (const std::exception& e) {
+        return internal_error(o, e.what());
+    } catch (...) {
+        return internal_error(o, "an exception of unknown type");
+    }
 }

@@ -1,6 +1,7 @@
 #include "ctl/render.hpp"
 
 #include "core/escape.hpp"
+#include "core/protocol_names.hpp"
 #include "core/units.hpp"
 
 namespace cow::ctl {
@@ -33,7 +34,7 @@ std::string info_of(const json::object& w) {
     if (const auto* e = w.if_contains("error"); e && e->is_string()) return text(e);
     const auto* st = w.if_contains("state");
     std::string state = text(st);
-    if (state == "running" || state == "starting") {
+    if (state == proto::state::running || state == proto::state::starting) {
         if (const auto* s = w.if_contains("status_text"); s && s->is_string()) return text(s);
         return "";
     }
@@ -130,7 +131,7 @@ std::string progress_bar(const json::value& item) {
 
 std::string render_log_line(const json::value& line, const Style& style) {
     const auto& l = line.as_object();
-    const bool err = str(l.if_contains("stream")) == "stderr";
+    const bool err = str(l.if_contains("stream")) == proto::stream::err;
     std::string out =
         colored(style, str(l.if_contains("worker")) + (err ? " !" : " |"), err ? "31" : "36") +
         " " + str(l.if_contains("line"));

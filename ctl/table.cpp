@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include "core/protocol_names.hpp"
+
 namespace cow::ctl {
 namespace {
 
@@ -40,11 +42,12 @@ std::string colored(const Style& s, std::string_view text, const char* ansi) {
 }
 
 const char* state_color(std::string_view state) {
-    if (state == "running") return "32";
-    if (state == "starting" || state == "stopping") return "33";
-    if (state == "backoff") return "35";
-    if (state == "fatal") return "1;31";
-    if (state == "exited") return "36";
+    namespace st = proto::state;
+    if (state == st::running) return "32";
+    if (state == st::starting || state == st::stopping) return "33";
+    if (state == st::backoff) return "35";
+    if (state == st::fatal) return "1;31";
+    if (state == st::exited) return "36";
     return nullptr;
 }
 

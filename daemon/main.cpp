@@ -1,6 +1,7 @@
 // cowherd: runs in the foreground (no self-daemonising); see README.md.
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <iostream>
 
@@ -34,9 +35,7 @@ void warn_about_commands(const cow::config::Config& cfg) {
         std::fprintf(stderr, "cowherd: warning: %s\n", w.c_str());
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int cowherd(int argc, char** argv) {
     CLI::App app{"cowherd: a process supervisor for pools of workers"};
     std::string config_path, log_level;
     bool check = false, version = false;
@@ -94,4 +93,18 @@ int main(int argc, char** argv) {
     }
     cow::Daemon daemon(loaded.config);
     return daemon.run();
+}
+
+}  // namespace
+
+// Whatever escapes would otherwise reach std::terminate: an abort that says nothing of why.
+int main(int argc, char** argv) {
+    try {
+        return cowherd(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "cowherd: internal error: %s\n", e.what());
+    } catch (...) {
+        std::fputs("cowherd: internal error: an exception of unknown type\n", stderr);
+    }
+    return 1;
 }

@@ -1,11 +1,13 @@
 #include "daemon/control/commands.hpp"
 
+#include <algorithm>
 #include <array>
 #include <string_view>
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include "core/protocol_names.hpp"
 #include "core/signal_names.hpp"
 #include "daemon/control/views.hpp"
 #include "daemon/memory/memory_view.hpp"
@@ -27,7 +29,7 @@ ErrorCode code_of(const std::string& s) {
 // Resolves args.target ("all" when absent only if allow_default) or answers an error.
 std::optional<std::vector<Worker*>> targets_of(CommandContext& ctx, proto::Request& req,
                                                Responder& resp) {
-    auto target = proto::get_string(req.args, "target");
+    auto target = proto::get_string(req.args, proto::arg::target);
     if (!target) {
         resp.error(ErrorCode::invalid_argument,
                    "missing \"target\": a pool, a worker (POOL.N) or all");
@@ -134,14 +136,15 @@ void lifecycle(CommandContext& ctx, proto::Request& req, std::shared_ptr<Respond
     }
     ctx.sup.command(*targets, ev);
 
-    if (!proto::get_bool(req.args, "wait").value_or(true)) {
+    if (!proto::get_bool(req.args, proto::arg::wait).value_or(true)) {
         json::object o;
         o["workers"] = summary_of(ctx, ids);
         resp->ok(std::move(o));
         return;
     }
     Millis timeout = longest + Millis(5000);
-    if (auto t = proto::get_int(req.args, "timeout_ms"); t && *t > 0) timeout = Millis(*t);
+    if (auto t = proto::get_int(req.args, proto::arg::timeout_ms); t && *t > 0)
+        timeout = Millis(*t);
 
     Supervisor& sup = ctx.sup;
     auto failure = std::make_shared<std::string>();
@@ -165,7 +168,7 @@ void lifecycle(CommandContext& ctx, proto::Request& req, std::shared_ptr<Respond
 void cmd_status(CommandContext& ctx, const Peer&, proto::Request& req,
                 std::shared_ptr<Responder>& resp) {
     std::optional<std::vector<Worker*>> only;
-    if (auto t = proto::get_string(req.args, "target"); t && *t != "all") {
+    if (auto t = proto::get_string(req.args, proto::arg::target); t && *t != proto::kAllTargets) {
         only = targets_of(ctx, req, *resp);
         if (!only) return;
     }
@@ -237,9 +240,11 @@ void cancel_rolls(CommandContext& ctx, proto::Request& req, std::shared_ptr<Resp
         cancelled.push_back(json::string(p->name()));
     }
     if (cancelled.empty()) {
-        resp->error(ErrorCode::failed,
-                    "no rolling restart is in progress for " +
-                        std::string(proto::get_string(req.args, "target").value_or("the target")));
+        resp->error(
+            ErrorCode::failed,
+            "no rolling restart is in progress for " +
+                std::string(
+                    proto::get_string(req.args, proto::arg::target).value_or("the target")));
         return;
     }
     json::object o;
@@ -250,9 +255,9 @@ void cancel_rolls(CommandContext& ctx, proto::Request& req, std::shared_ptr<Resp
 
 void cmd_restart(CommandContext& ctx, const Peer&, proto::Request& req,
                  std::shared_ptr<Responder>& resp) {
-    const bool all_at_once = proto::get_bool(req.args, "all_at_once").value_or(false);
-    const bool wait = proto::get_bool(req.args, "wait").value_or(true);
-    if (proto::get_bool(req.args, "cancel").value_or(false)) {
+    const bool all_at_once = proto::get_bool(req.args, proto::arg::all_at_once).value_or(false);
+    const bool wait = proto::get_bool(req.args, proto::arg::wait).value_or(true);
+    if (proto::get_bool(req.args, proto::arg::cancel).value_or(false)) {
         cancel_rolls(ctx, req, resp);
         return;
     }
@@ -271,7 +276,7 @@ void cmd_restart(CommandContext& ctx, const Peer&, proto::Request& req,
         if (by_pool.empty() || by_pool.back().first != w->pool) by_pool.push_back({w->pool, {}});
         by_pool.back().second.push_back(w);
     }
-    const std::string batch_arg = proto::get_string(req.args, "batch").value_or("");
+    const std::string batch_arg = proto::get_string(req.args, proto::arg::batch).value_or("");
     std::vector<Worker*> plain;
     std::vector<std::pair<Pool*, std::vector<Worker*>>> rolls;
     for (auto& [pool, ws] : by_pool) {
@@ -353,8 +358,8 @@ void cmd_restart(CommandContext& ctx, const Peer&, proto::Request& req,
 // scale: new indexes start, the highest stop; the reply comes once they have (or failed).
 void cmd_scale(CommandContext& ctx, const Peer&, proto::Request& req,
                std::shared_ptr<Responder>& resp) {
-    auto name = proto::get_string(req.args, "target");
-    auto size = proto::get_int(req.args, "size");
+    auto name = proto::get_string(req.args, proto::arg::target);
+    auto size = proto::get_int(req.args, proto::arg::size);
     if (!name || !size || *size < 0 || *size > config::kMaxWorkersPerPool) {
         resp->error(ErrorCode::invalid_argument, "scale takes a pool and a size of 0.." +
                                                      std::to_string(config::kMaxWorkersPerPool));
@@ -420,7 +425,7 @@ void cmd_scale(CommandContext& ctx, const Peer&, proto::Request& req,
 
 void cmd_signal(CommandContext& ctx, const Peer&, proto::Request& req,
                 std::shared_ptr<Responder>& resp) {
-    auto name = proto::get_string(req.args, "signal");
+    auto name = proto::get_string(req.args, proto::arg::signal);
     std::optional<int> sig;
     if (name) sig = parse_signal(*name);
     if (!sig) {
@@ -430,10 +435,10 @@ void cmd_signal(CommandContext& ctx, const Peer&, proto::Request& req,
     }
     auto targets = targets_of(ctx, req, *resp);
     if (!targets) return;
-    const bool tree = proto::get_bool(req.args, "tree").value_or(false);
+    const bool tree = proto::get_bool(req.args, proto::arg::tree).value_or(false);
     int n = ctx.sup.signal(*targets, *sig, tree);
     spdlog::info("signal {} sent to {} worker(s) ({})", signal_name(*sig), n,
-                 proto::get_string(req.args, "target").value_or("?"));
+                 proto::get_string(req.args, proto::arg::target).value_or("?"));
     json::object o;
     o["signal"] = signal_name(*sig);
     o["signalled"] = n;
@@ -443,7 +448,7 @@ void cmd_signal(CommandContext& ctx, const Peer&, proto::Request& req,
 void cmd_tree(CommandContext& ctx, const Peer&, proto::Request& req,
               std::shared_ptr<Responder>& resp) {
     std::string pool;
-    if (auto t = proto::get_string(req.args, "target"); t && *t != "all") {
+    if (auto t = proto::get_string(req.args, proto::arg::target); t && *t != proto::kAllTargets) {
         auto r = ctx.sup.resolve(*t);
         if (auto* err = std::get_if<Supervisor::TargetError>(&r)) {
             resp->error(code_of(err->code), err->message);
@@ -458,7 +463,7 @@ void cmd_tree(CommandContext& ctx, const Peer&, proto::Request& req,
     }
     ctx.sup.refresh_orphans();
     // Reading /proc for thousands of processes takes tens of milliseconds: off the loop.
-    const bool cmdlines = proto::get_bool(req.args, "args").value_or(false);
+    const bool cmdlines = proto::get_bool(req.args, proto::arg::args).value_or(false);
     ctx.background.run(
         [q = make_tree_query(ctx.sup, pool, cmdlines)] { return json::serialize(read_trees(q)); },
         [resp](std::string out) { resp->ok_raw(std::move(out)); });
@@ -468,8 +473,9 @@ void cmd_tree(CommandContext& ctx, const Peer&, proto::Request& req,
 void cmd_mem(CommandContext& ctx, const Peer&, proto::Request& req,
              std::shared_ptr<Responder>& resp) {
     std::vector<Worker*> workers;
-    auto target = proto::get_string(req.args, "target").value_or("all");
-    auto maps = proto::get_string(req.args, "maps");
+    auto target =
+        proto::get_string(req.args, proto::arg::target).value_or(std::string(proto::kAllTargets));
+    auto maps = proto::get_string(req.args, proto::arg::maps);
     if (maps) target = *maps;
     auto r = ctx.sup.resolve(target);
     if (auto* err = std::get_if<Supervisor::TargetError>(&r)) {
@@ -494,7 +500,7 @@ void cmd_mem(CommandContext& ctx, const Peer&, proto::Request& req,
             [resp](std::string out) { resp->ok_raw(std::move(out)); });
         return;
     }
-    if (proto::get_bool(req.args, "deep").value_or(false)) {
+    if (proto::get_bool(req.args, proto::arg::deep).value_or(false)) {
         if (geteuid() != 0) {
             resp->error(ErrorCode::failed,
                         "--deep needs a daemon running as root (/proc/kpagecount is root-only)");
@@ -513,14 +519,14 @@ void cmd_mem(CommandContext& ctx, const Peer&, proto::Request& req,
                            [resp](std::string out) { resp->ok_raw(std::move(out)); });
         return;
     }
-    std::string sort = proto::get_string(req.args, "sort").value_or("");
-    if (!sort.empty() && sort != "pss" && sort != "uss" && sort != "rss") {
+    std::string sort = proto::get_string(req.args, proto::arg::sort).value_or("");
+    if (!sort.empty() && std::ranges::find(proto::kMemSorts, sort) == proto::kMemSorts.end()) {
         resp->error(ErrorCode::invalid_argument, "--sort takes pss, uss or rss");
         return;
     }
     // A pool named with one worker (web.2) still reports that whole pool's totals, and a pool
     // of no workers still shows the orphans its workers left.
-    const bool all = target == "all";
+    const bool all = target == proto::kAllTargets;
     std::vector<const Pool*> pools;
     for (const auto& p : ctx.sup.pools()) {
         bool wanted = all || p->name() == target;
@@ -581,29 +587,30 @@ void cmd_logs(CommandContext& ctx, const Peer&, proto::Request& req,
               std::shared_ptr<Responder>& resp) {
     auto targets = targets_of(ctx, req, *resp);
     if (!targets) return;
-    const auto n = proto::get_int(req.args, "lines").value_or(100);
+    const auto n = proto::get_int(req.args, proto::arg::lines).value_or(100);
     if (n < 0 || n > 100000) {
         resp->error(ErrorCode::invalid_argument, "lines must be 0..100000");
         return;
     }
-    const std::string which = proto::get_string(req.args, "stream").value_or("both");
+    const std::string which =
+        proto::get_string(req.args, proto::arg::stream).value_or(std::string(proto::stream::both));
     int stream = -1;
-    if (which == "stdout")
+    if (which == proto::stream::out)
         stream = 0;
-    else if (which == "stderr")
+    else if (which == proto::stream::err)
         stream = 1;
-    else if (which != "both") {
+    else if (which != proto::stream::both) {
         resp->error(ErrorCode::invalid_argument, "stream is stdout, stderr or both");
         return;
     }
     std::int64_t since_ms = 0;
-    if (auto s = proto::get_int(req.args, "since_ms"); s && *s > 0)
+    if (auto s = proto::get_int(req.args, proto::arg::since_ms); s && *s > 0)
         since_ms =
             std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch())
                 .count() -
             *s;
     auto lines = ctx.output.tail(*targets, static_cast<std::size_t>(n), stream, since_ms);
-    if (proto::get_bool(req.args, "follow").value_or(false)) {
+    if (proto::get_bool(req.args, proto::arg::follow).value_or(false)) {
         if (auto full = resp->start_stream(); !full.empty()) {
             resp->error(ErrorCode::busy, full);
             return;
@@ -612,12 +619,12 @@ void cmd_logs(CommandContext& ctx, const Peer&, proto::Request& req,
             resp->item(Output::line_json(*w, l));
         // By name, not by the workers resolved now: workers added later are followed too.
         // (A worker's name is never a pool's: resolve tries pool names first.)
-        const std::string target = *proto::get_string(req.args, "target");
+        const std::string target = *proto::get_string(req.args, proto::arg::target);
         FollowTarget what;
         if (targets->size() == 1 && targets->front()->name == target) {
             what.pool = targets->front()->pool->name();
             what.worker = target;
-        } else if (target != "all") {
+        } else if (target != proto::kAllTargets) {
             what.pool = target;
         }
         ctx.output.follow(std::move(what), stream, resp);
@@ -651,7 +658,7 @@ void cmd_reopen(CommandContext& ctx, const Peer&, proto::Request&,
 
 void cmd_reload(CommandContext& ctx, const Peer&, proto::Request& req,
                 std::shared_ptr<Responder>& resp) {
-    ctx.reload(proto::get_bool(req.args, "dry_run").value_or(false), resp);
+    ctx.reload(proto::get_bool(req.args, proto::arg::dry_run).value_or(false), resp);
 }
 
 void cmd_version(CommandContext&, const Peer&, proto::Request&, std::shared_ptr<Responder>& resp) {
@@ -662,38 +669,43 @@ void cmd_version(CommandContext&, const Peer&, proto::Request&, std::shared_ptr<
 }
 
 constexpr std::array<std::pair<std::string_view, Handler>, 14> kVerbs{{
-    {"status", cmd_status},
-    {"logs", cmd_logs},
-    {"reopen", cmd_reopen},
-    {"reload", cmd_reload},
-    {"scale", cmd_scale},
-    {"mem", cmd_mem},
-    {"tree", cmd_tree},
-    {"health", cmd_health},
-    {"start", cmd_start},
-    {"stop", cmd_stop},
-    {"restart", cmd_restart},
-    {"signal", cmd_signal},
-    {"shutdown", cmd_shutdown},
-    {"version", cmd_version},
+    {proto::verb::status, cmd_status},
+    {proto::verb::logs, cmd_logs},
+    {proto::verb::reopen, cmd_reopen},
+    {proto::verb::reload, cmd_reload},
+    {proto::verb::scale, cmd_scale},
+    {proto::verb::mem, cmd_mem},
+    {proto::verb::tree, cmd_tree},
+    {proto::verb::health, cmd_health},
+    {proto::verb::start, cmd_start},
+    {proto::verb::stop, cmd_stop},
+    {proto::verb::restart, cmd_restart},
+    {proto::verb::signal, cmd_signal},
+    {proto::verb::shutdown, cmd_shutdown},
+    {proto::verb::version, cmd_version},
 }};
+
+constexpr bool known_verb(std::string_view v) {
+    return std::ranges::any_of(kVerbs, [v](const auto& entry) { return entry.first == v; });
+}
+// A verb removed from the table but left in kReadOnlyVerbs would still be offered to
+// readonly_group members by the denial message.
+static_assert(std::ranges::all_of(proto::kReadOnlyVerbs, known_verb));
 
 }  // namespace
 
 void dispatch_command(CommandContext& ctx, const Peer& peer, proto::Request req,
                       std::shared_ptr<Responder> resp) {
-    // What a member of readonly_group may run: nothing that changes anything.
-    static constexpr std::string_view kReadOnly[] = {"status", "tree",   "mem",
-                                                     "logs",   "health", "version"};
     for (const auto& [verb, handler] : kVerbs) {
         if (verb != req.cmd) continue;
-        if (peer.readonly &&
-            std::find(std::begin(kReadOnly), std::end(kReadOnly), verb) == std::end(kReadOnly)) {
+        if (peer.readonly && !proto::read_only_verb(verb)) {
             spdlog::warn("control: denied {} to uid {} (pid {}): read-only access", verb, peer.uid,
                          peer.pid);
-            resp->error(ErrorCode::denied, "uid " + std::to_string(peer.uid) +
-                                               " may only read (status, tree, mem, logs, "
-                                               "health, version)");
+            std::string allowed;
+            for (auto v : proto::kReadOnlyVerbs)
+                allowed += (allowed.empty() ? "" : ", ") + std::string(v);
+            resp->error(ErrorCode::denied,
+                        "uid " + std::to_string(peer.uid) + " may only read (" + allowed + ")");
             return;
         }
         handler(ctx, peer, req, resp);

@@ -17,6 +17,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/protocol_names.hpp"
+
 namespace cow {
 namespace asio = boost::asio;
 using stream = asio::local::stream_protocol;
@@ -182,7 +184,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         // A pending connection's first request decides its budget; a follower's is taken by
         // start_stream, once the daemon has accepted the stream.
         if (budget_ == Budget::pending &&
-            !(req.cmd == "logs" && proto::get_bool(req.args, "follow").value_or(false))) {
+            !(req.cmd == proto::verb::logs &&
+              proto::get_bool(req.args, proto::arg::follow).value_or(false))) {
             auto b = srv_.admit(peer_);
             if (!b) {
                 send(

@@ -29,7 +29,7 @@ struct Peer {
     pid_t pid = 0;
     uid_t uid = 0;
     gid_t gid = 0;
-    bool readonly = false;  // in readonly_group only: status, tree, mem, logs, health, version
+    bool readonly = false;  // in readonly_group only: proto::kReadOnlyVerbs
 };
 
 // Who may use the socket beyond root and the daemon's own uid (SO_PEERCRED, and the peer's

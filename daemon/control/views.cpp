@@ -23,11 +23,12 @@ json::object worker(const Worker& w, fsm::TimePoint now) {
     else
         o["pid"] = nullptr;
     // A crashed worker whose leftovers are being stopped before its replacement starts.
-    o["state"] = w.draining && w.slot.state != fsm::State::stopping ? "stopping"
-                                                                    : fsm::to_string(w.slot.state);
+    o["state"] = w.draining && w.slot.state != fsm::State::stopping
+                     ? fsm::to_string(fsm::State::stopping)
+                     : fsm::to_string(w.slot.state);
     // A start held for depends_on is wanted up, whatever its last stop left in the slot.
     const bool held = held_for_deps(w);
-    o["want"] = held ? "up" : fsm::to_string(w.slot.want);
+    o["want"] = fsm::to_string(held ? fsm::Want::up : w.slot.want);
     o["restarts"] = w.restarts;
     o["uptime_ms"] = w.alive() ? std::chrono::duration_cast<Millis>(now - w.started_at).count() : 0;
     o["state_ms"] = std::chrono::duration_cast<Millis>(now - w.state_since).count();

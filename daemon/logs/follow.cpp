@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include "core/protocol_names.hpp"
 #include "core/utf8.hpp"
 #include "daemon/logs/item_stream.hpp"
 
@@ -103,7 +104,7 @@ void Followers::send(const Match& m, std::int64_t ts_ms, const std::string& work
     json::object o{{"ts_ms", ts_ms},
                    {"worker", worker},
                    {"pid", pid},
-                   {"stream", err ? "stderr" : "stdout"},
+                   {"stream", err ? proto::stream::err : proto::stream::out},
                    {"line", valid_utf8(line)}};
     if (continued) o["continued"] = true;
     const std::string item = json::serialize(o);

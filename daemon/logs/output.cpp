@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include "core/protocol_names.hpp"
 #include "core/utf8.hpp"
 #include "daemon/logs/item_stream.hpp"
 #include "daemon/spawn/spawn.hpp"
@@ -530,7 +531,7 @@ json::object Output::line_json(const Worker& w, const LogLine& l) {
     json::object o{{"ts_ms", l.ts_ms},
                    {"worker", w.name},
                    {"pid", l.pid},
-                   {"stream", l.err ? "stderr" : "stdout"},
+                   {"stream", l.err ? proto::stream::err : proto::stream::out},
                    {"line", valid_utf8(l.text)}};
     if (l.continued) o["continued"] = true;
     return o;

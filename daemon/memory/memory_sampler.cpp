@@ -12,6 +12,7 @@
 #include "core/proc/map_group.hpp"
 #include "core/proc/pagemap.hpp"
 #include "core/proc/text.hpp"
+#include "core/protocol_names.hpp"
 #include "daemon/os/cgroup.hpp"
 #include "daemon/os/parallel.hpp"
 
@@ -424,7 +425,9 @@ json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::str
             rows.push_back(Row{std::move(w), tree, wm.target.index});
         }
         auto key = [&](const Totals& t) {
-            return sort == "uss" ? t.uss : sort == "rss" ? t.rss_sum : t.pss;
+            return sort == proto::mem_sort::uss   ? t.uss
+                   : sort == proto::mem_sort::rss ? t.rss_sum
+                                                  : t.pss;
         };
         if (!sort.empty())
             std::stable_sort(rows.begin(), rows.end(),

@@ -4,6 +4,7 @@
 
 #include "core/escape.hpp"
 #include "core/names.hpp"
+#include "core/protocol_names.hpp"
 
 namespace cow::pool_graph {
 
@@ -70,7 +71,7 @@ std::variant<std::vector<Worker*>, TargetError> resolve(const Pools& pools,
     std::vector<Worker*> out;
     // A pool a reload removed is on its way out: no verb reaches it (it could be revived, or
     // taken for a pool of the same name that a later reload added).
-    if (target == "all") {
+    if (target == proto::kAllTargets) {
         for (auto& p : pools)
             if (!p->removed)
                 for (auto& w : p->workers)

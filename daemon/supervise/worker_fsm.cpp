@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "core/protocol_names.hpp"
 #include "core/units.hpp"
 
 namespace cow::fsm {
@@ -246,19 +247,19 @@ Actions on_exited(Slot& s, const Policy& p, const Event& ev) {
 std::string_view to_string(State s) {
     switch (s) {
         case State::starting:
-            return "starting";
+            return proto::state::starting;
         case State::running:
-            return "running";
+            return proto::state::running;
         case State::backoff:
-            return "backoff";
+            return proto::state::backoff;
         case State::stopping:
-            return "stopping";
+            return proto::state::stopping;
         case State::stopped:
-            return "stopped";
+            return proto::state::stopped;
         case State::exited:
-            return "exited";
+            return proto::state::exited;
         case State::fatal:
-            return "fatal";
+            return proto::state::fatal;
     }
     return "unknown";
 }
@@ -276,7 +277,7 @@ std::string_view to_string(StopCause c) {
 }
 
 std::string_view to_string(Want w) {
-    return w == Want::up ? "up" : "down";
+    return w == Want::up ? proto::want::up : proto::want::down;
 }
 
 std::string_view to_string(EventType e) {

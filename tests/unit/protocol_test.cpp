@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/protocol_names.hpp"
+
 using namespace cow::proto;
 namespace json = boost::json;
 
@@ -117,4 +119,72 @@ TEST(Protocol, RawFastPathOnlyForOurOwnOkReplies) {
     EXPECT_FALSE(decode_ok_raw(encode_item(1, json::string("x"))));
     EXPECT_FALSE(decode_ok_raw(R"({"v":1,"id":x,"ok":true,"result":{}})"));
     EXPECT_FALSE(decode_ok_raw("garbage"));
+}
+
+// The names are shared by both sides, so a changed spelling would still agree with itself;
+// what it would break is every script, and every cowctl or cowherd of another version.
+TEST(Protocol, WireNamesKeepTheirSpelling) {
+    const std::pair<std::string_view, std::string_view> names[] = {
+        {verb::status, "status"},
+        {verb::logs, "logs"},
+        {verb::reopen, "reopen"},
+        {verb::reload, "reload"},
+        {verb::scale, "scale"},
+        {verb::mem, "mem"},
+        {verb::tree, "tree"},
+        {verb::health, "health"},
+        {verb::start, "start"},
+        {verb::stop, "stop"},
+        {verb::restart, "restart"},
+        {verb::signal, "signal"},
+        {verb::shutdown, "shutdown"},
+        {verb::version, "version"},
+        {arg::target, "target"},
+        {arg::wait, "wait"},
+        {arg::timeout_ms, "timeout_ms"},
+        {arg::all_at_once, "all_at_once"},
+        {arg::cancel, "cancel"},
+        {arg::batch, "batch"},
+        {arg::size, "size"},
+        {arg::signal, "signal"},
+        {arg::tree, "tree"},
+        {arg::args, "args"},
+        {arg::maps, "maps"},
+        {arg::deep, "deep"},
+        {arg::sort, "sort"},
+        {arg::lines, "lines"},
+        {arg::stream, "stream"},
+        {arg::since_ms, "since_ms"},
+        {arg::follow, "follow"},
+        {arg::dry_run, "dry_run"},
+        {kAllTargets, "all"},
+        {stream::out, "stdout"},
+        {stream::err, "stderr"},
+        {stream::both, "both"},
+        {mem_sort::pss, "pss"},
+        {mem_sort::uss, "uss"},
+        {mem_sort::rss, "rss"},
+        {state::starting, "starting"},
+        {state::running, "running"},
+        {state::backoff, "backoff"},
+        {state::stopping, "stopping"},
+        {state::stopped, "stopped"},
+        {state::exited, "exited"},
+        {state::fatal, "fatal"},
+        {want::up, "up"},
+        {want::down, "down"},
+    };
+    for (const auto& [name, wire] : names)
+        EXPECT_EQ(name, wire);
+}
+
+// Who may change what: a verb added to kReadOnlyVerbs is handed to every readonly_group member.
+TEST(Protocol, ReadOnlyVerbsChangeNothing) {
+    for (auto v : {verb::status, verb::tree, verb::mem, verb::logs, verb::health, verb::version})
+        EXPECT_TRUE(read_only_verb(v)) << v;
+    for (auto v : {verb::start, verb::stop, verb::restart, verb::scale, verb::signal, verb::reload,
+                   verb::reopen, verb::shutdown})
+        EXPECT_FALSE(read_only_verb(v)) << v;
+    EXPECT_FALSE(read_only_verb("STATUS"));
+    EXPECT_FALSE(read_only_verb(""));
 }
