@@ -83,7 +83,7 @@ std::string render_metrics(const Supervisor& sup, const std::map<std::string, Po
             m.line("cowherd_worker_recycles_total", wl(*w), w->recycles);
 
     m.head("cowherd_worker_exits_total", "counter",
-           "Exits of the worker slot's main process, by exit code or signal.");
+           "Exits of the worker slot's main process, by cause and by exit code or signal.");
     for (const auto& p : sup.pools())
         for (const auto& w : p->workers)
             for (const auto& [cause, n] : w->exits)

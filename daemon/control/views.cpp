@@ -47,6 +47,10 @@ json::object worker(const Worker& w, fsm::TimePoint now) {
         }
         e["at_ms"] = epoch_ms(w.last_exit_at, now);
         e["pid"] = w.last_exit_pid;
+        if (!w.history.empty() && w.history.back().pid == w.last_exit_pid) {
+            e["cause"] = to_string(w.history.back().cause.cause);
+            e["detail"] = w.history.back().cause.detail;
+        }
         o["last_exit"] = std::move(e);
     } else {
         o["last_exit"] = nullptr;
@@ -90,6 +94,37 @@ json::object status(const Supervisor& sup, const std::vector<Worker*>* only) {
     json::object out;
     out["pools"] = std::move(pools);
     return out;
+}
+
+json::object exit_record(const ExitRecord& r, fsm::TimePoint now) {
+    json::object e;
+    e["pid"] = r.pid;
+    e["generation"] = r.generation;
+    e["code"] = r.info.code ? json::value(*r.info.code) : json::value(nullptr);
+    if (r.info.signal) {
+        e["signal"] = *r.info.signal;
+        e["signal_name"] = signal_name(*r.info.signal);
+    } else {
+        e["signal"] = nullptr;
+    }
+    e["core_dumped"] = r.info.core_dumped;
+    e["cause"] = to_string(r.cause.cause);
+    e["detail"] = r.cause.detail;
+    e["started_ms"] = epoch_ms(r.started_at, now);
+    e["ended_ms"] = epoch_ms(r.ended_at, now);
+    e["uptime_ms"] = std::chrono::duration_cast<Millis>(r.ended_at - r.started_at).count();
+    return e;
+}
+
+json::object history(const std::vector<Worker*>& workers, std::size_t n, fsm::TimePoint now) {
+    json::array ws;
+    for (const Worker* w : workers) {
+        json::array exits;
+        for (auto it = w->history.rbegin(); it != w->history.rend() && exits.size() < n; ++it)
+            exits.push_back(exit_record(*it, now));
+        ws.push_back(json::object{{"name", w->name}, {"exits", std::move(exits)}});
+    }
+    return json::object{{"workers", std::move(ws)}};
 }
 
 }  // namespace cow::views

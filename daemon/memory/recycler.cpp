@@ -114,7 +114,7 @@ void Recycler::act(const WatchPtr& watch, const mem::Sample& s) {
         if (config::restarts_rolling(*pool->cfg) && !sup_.rolling(*pool))
             sup_.start_roll(*pool, {w}, 1, {});
         else
-            sup_.command({w}, fsm::EventType::restart);
+            sup_.command({w}, fsm::EventType::restart, "recycle: " + why);
     }
 }
 

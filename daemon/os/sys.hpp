@@ -12,6 +12,7 @@
 
 #include "core/proc/proc_id.hpp"
 #include "daemon/os/cgroup.hpp"
+#include "daemon/os/oom.hpp"
 #include "daemon/os/spawn_crew.hpp"
 #include "daemon/spawn/spawn.hpp"
 
@@ -68,6 +69,10 @@ class Sys {
     virtual cgroup::Cgroups* cgroups() = 0;
     // PID 1 of a container: SIGKILL everything left in the namespace.
     virtual void kill_all_but_self() = 0;
+    // The kernel's OOM-kill counters (oom.hpp); none where the machine has none.
+    virtual oom::Counters oom_counters(const std::string& /*worker_cgroup*/) { return {}; }
+    // The kernel's log line for the OOM kill of this pid, if it wrote one we can read.
+    virtual std::optional<std::string> oom_record(pid_t) { return std::nullopt; }
 };
 
 class RealSys final : public Sys {
@@ -86,10 +91,15 @@ class RealSys final : public Sys {
     void signal_proc(const ProcId& id, int sig) override;
     cgroup::Cgroups* cgroups() override { return cgroups_.get(); }
     void kill_all_but_self() override;
+    oom::Counters oom_counters(const std::string& worker_cgroup) override {
+        return oom::read(worker_cgroup);
+    }
+    std::optional<std::string> oom_record(pid_t pid) override { return kmsg_.killed(pid); }
 
     void set_cgroups(std::unique_ptr<cgroup::Cgroups> c) { cgroups_ = std::move(c); }
 
   private:
+    oom::Kmsg kmsg_;  // opened with the daemon, at the end of the kernel's log
     std::unique_ptr<cgroup::Cgroups> cgroups_;
     std::unique_ptr<SpawnCrew> crew_;  // started on the first batch
 };

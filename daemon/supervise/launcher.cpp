@@ -219,6 +219,8 @@ bool Launcher::record(Pending& pending, const spawn::Result& r) {
     ++w.generation;
     w.started_at = now;
     w.last_error.clear();
+    w.sent.clear();
+    w.stop_reason.clear();
     w.cgroup = cg_path;
     if (!cg_path.empty()) lineage_.own_cgroup(cg_path, Lineage::Owner{w.id, w.generation, w.name});
     lineage_.add_main(r.pid, w);

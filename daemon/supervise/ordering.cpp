@@ -58,8 +58,11 @@ void Supervisor::start_dependents() {
     }
 }
 
-void Supervisor::command(const std::vector<Worker*>& targets, EventType ev) {
+void Supervisor::command(const std::vector<Worker*>& targets, EventType ev, std::string_view why) {
     const auto now = sys_.now();
+    if (ev == EventType::stop || ev == EventType::restart)
+        for (Worker* w : targets)
+            w->stop_reason = why.empty() ? std::string(fsm::to_string(ev)) : std::string(why);
     // An operator's word overrides a start still queued from boot.
     if (!start_queue_.empty())
         for (Worker* w : targets)

@@ -106,6 +106,7 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
         p->removed = true;
         for (auto& w : p->workers) {
             w->retiring = true;
+            w->stop_reason = "reload: pool removed";
             apply(*w, fsm::Event{fsm::EventType::stop, now, {}});
         }
         order.push_back(std::move(p));
@@ -131,7 +132,7 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
     // that is not up stops now and starts once the dependency runs.
     for (const auto& ws : restarts) {
         if (ws.empty() || deps_up(*ws.front()->pool)) {
-            command(ws, fsm::EventType::restart);
+            command(ws, fsm::EventType::restart, "reload");
             continue;
         }
         // What depends on the pool cannot run without it (systemd's Requires=): it stops
@@ -142,6 +143,7 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
                 if (!dw->retiring && (dw->slot.want == fsm::Want::up || held_for_deps(*dw)))
                     down.push_back(dw.get());
         for (Worker* w : down) {
+            w->stop_reason = "reload: a dependency is down";
             apply(*w, fsm::Event{fsm::EventType::stop, now, {}});
             hold_start(*w);
         }

@@ -33,6 +33,7 @@ Supervisor::Supervisor(Sys& sys, std::shared_ptr<const config::Config> cfg, Supe
       rollout_(std::make_unique<Rollout>(*this)) {
     for (const auto& pc : cfg_->pools)
         add_pool(std::make_shared<const config::PoolConfig>(pc));
+    oom_seen_ = sys_.oom_counters("");
 }
 
 Supervisor::~Supervisor() = default;
@@ -114,6 +115,8 @@ void Supervisor::boot() {
 int Supervisor::signal(const std::vector<Worker*>& targets, int sig, bool tree) {
     int n = 0;
     for (Worker* w : targets) {
+        if (sig != 0 && sig != SIGCONT && w->alive())
+            w->sent.push_back(SentSignal{sig, "cowctl signal"});
         if (tree && (w->alive() || has_orphans(*w))) {
             signal_tree(*w, sig);
             ++n;
@@ -178,7 +181,16 @@ void Supervisor::apply(Worker& w, const Event& ev) {
     fsm::Actions a = fsm::step(w.slot, ev, w.pool->policy);
 
     if (a.counted_restart) ++w.restarts;
+    // The exit's cause (found at reap) goes into the transition's reason, and so into the log
+    // line, `status` and the observers.
+    if (ev.type == EventType::exited && !w.history.empty() &&
+        w.history.back().cause.cause != ExitCause::exited) {
+        const std::string plain = describe(ev.exit);
+        if (auto at = a.reason.find(plain); at != std::string::npos)
+            a.reason.replace(at, plain.size(), describe(ev.exit, w.history.back().cause));
+    }
     if (a.signal) {
+        if (*a.signal != SIGCONT) w.sent.push_back(SentSignal{*a.signal, stop_reason(w)});
         // stop_scope: main signals the main process alone, which then ends its children its
         // own way (postgres' smart shutdown, gunicorn's graceful one); whatever is left when it
         // is gone gets the signal then (on_reaped), and SIGKILL still reaches every process.
@@ -333,9 +345,8 @@ void Supervisor::on_reaped(pid_t pid, int wait_status) {
     const auto now = sys_.now();
     w.last_exit = info;
     w.last_exit_pid = pid;
-    ++w.exits[info.code ? "code=\"" + std::to_string(*info.code) + "\""
-                        : "signal=\"" + std::string(signal_name(info.signal.value_or(0))) + "\""];
     w.last_exit_at = now;
+    record_exit(w, pid, info, now);
     lineage_.leader_died(pid, Lineage::Owner{w.id, w.generation, w.name});
     if (w.slot.state == State::stopping) {
         // Hold the exit until the rest of the tree is gone too (checked in after_reap).
@@ -398,6 +409,73 @@ void Supervisor::adopt_orphans() {
                          rec.comm, rec.from);
         }
     }
+}
+
+// Why cowherd is stopping the worker's current process, for the cause of its exit.
+std::string Supervisor::stop_reason(const Worker& w) const {
+    if (shutting_down_) return "shutdown";
+    switch (w.slot.stop_cause) {
+        case fsm::StopCause::watchdog:
+            return "watchdog";
+        case fsm::StopCause::start_failed:
+            return "start timeout";
+        case fsm::StopCause::requested:
+            break;
+    }
+    return w.stop_reason.empty() ? "stop" : w.stop_reason;
+}
+
+// The kernel's OOM counters, read only for a SIGKILL that cowherd did not send. The container's
+// and the machine's counters are shared by every worker: a rise seen by one death explains the
+// other SIGKILLs of the same moment too (kOomWindow), not only the first one classified. The
+// machine's counter is used only where our cgroup has none.
+OomEvidence Supervisor::oom_evidence(const Worker& w, pid_t pid, const ExitInfo& info) {
+    if (info.signal.value_or(0) != SIGKILL) return {};
+    for (const auto& s : w.sent)
+        if (s.signal == SIGKILL) return {};
+    const auto now = sys_.now();
+    const oom::Counters c = sys_.oom_counters(w.cgroup);
+    OomEvidence e;
+    e.kernel = sys_.oom_record(pid).value_or("");
+    e.worker = c.worker.value_or(0) > 0;  // the generation's own cgroup: any kill is this one's
+    auto rose = [](const std::optional<std::uint64_t>& cur, std::optional<std::uint64_t>& seen) {
+        const bool up = cur && seen && *cur > *seen;
+        if (cur) seen = cur;
+        return up;
+    };
+    e.container = rose(c.container, oom_seen_.container);
+    e.machine = rose(c.machine, oom_seen_.machine);
+    // The machine's count is only a guess, and a poor one where our own cgroup's count is there
+    // to say the kill was not among us.
+    if (c.container) e.machine = false;
+    if (e.container || e.machine) {
+        oom_recent_ = e;
+        oom_recent_until_ = now + kOomWindow;
+    } else if (now < oom_recent_until_) {
+        e.container = oom_recent_.container;
+        e.machine = oom_recent_.machine;
+    }
+    return e;
+}
+
+void Supervisor::record_exit(Worker& w, pid_t pid, const ExitInfo& info, fsm::TimePoint now) {
+    ExitRecord r;
+    r.pid = pid;
+    r.generation = w.generation;
+    r.started_at = w.started_at;
+    r.ended_at = now;
+    r.info = info;
+    r.cause = classify_exit(info, w.sent, oom_evidence(w, pid, info));
+    std::string key = "cause=\"" + std::string(to_string(r.cause.cause)) + "\",";
+    key += info.code ? "code=\"" + std::to_string(*info.code) + "\""
+                     : "signal=\"" + std::string(signal_name(info.signal.value_or(0))) + "\"";
+    ++w.exits[key];
+    // The transition's line says it too; these two get a line of their own to grep for.
+    if (r.cause.cause == ExitCause::oom_killed || r.cause.cause == ExitCause::killed_externally)
+        spdlog::warn("{} pid {} {}", w.name, pid, describe(info, r.cause));
+    w.history.push_back(std::move(r));
+    while (w.history.size() > Worker::kHistory)
+        w.history.pop_front();
 }
 
 void Supervisor::kill_orphan(Orphan& o) {
@@ -517,7 +595,10 @@ bool Supervisor::quiescent() {
 void Supervisor::kill_everything() {
     for (auto& p : pools_)
         for (auto& w : p->workers)
-            if (w->alive() || w->draining) signal_tree(*w, SIGKILL);
+            if (w->alive() || w->draining) {
+                w->sent.push_back(SentSignal{SIGKILL, "shutdown deadline"});
+                signal_tree(*w, SIGKILL);
+            }
     for (auto& [pid, o] : lineage_.orphans())
         kill_orphan(o);
     for (auto& [pid, w] : lineage_.predecessors())
@@ -628,6 +709,7 @@ int Supervisor::scale(Pool& pool, int size) {
     for (auto& w : pool.workers) {
         if (w->index < size || w->retiring) continue;
         w->retiring = true;
+        w->stop_reason = "scale down";
         std::erase(pool.start_after_deps, w->id);  // a held start goes with it
         apply(*w, Event{EventType::stop, now, {}});
     }

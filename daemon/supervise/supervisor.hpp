@@ -62,7 +62,9 @@ class Supervisor {
     }
 
     // Operator events: start, stop, restart.
-    void command(const std::vector<Worker*>& targets, fsm::EventType ev);
+    // `why` names a stop for the cause of the exit it brings ("recycle: ...", "reload"); an
+    // operator's verb by default.
+    void command(const std::vector<Worker*>& targets, fsm::EventType ev, std::string_view why = {});
     // sd_notify from a process: accepted for a worker from itself or its descendants.
     void on_notify(pid_t sender, const NotifyMessage& msg);
 
@@ -195,7 +197,9 @@ class Supervisor {
     void essential_exit(const Worker& w);
     void stage_shutdown();
     void start_dependents();
-    void finish_drain(Worker& w, fsm::TimePoint now);
+    std::string stop_reason(const Worker& w) const;
+    OomEvidence oom_evidence(const Worker& w, pid_t pid, const ExitInfo& info);
+    void record_exit(Worker& w, pid_t pid, const ExitInfo& info, fsm::TimePoint now);
 
     Sys& sys_;
     std::shared_ptr<const config::Config> cfg_;
@@ -222,6 +226,10 @@ class Supervisor {
         std::string why;
     };
     std::deque<Notice> notices_;
+    oom::Counters oom_seen_;  // the container's and machine's counters when last read
+    OomEvidence oom_recent_;
+    fsm::TimePoint oom_recent_until_{};
+    static constexpr Millis kOomWindow{1000};
     std::size_t start_slice_ = 0;
     std::deque<std::uint64_t> start_queue_;
     static constexpr std::size_t kSpawnBatch = 8;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "core/proc/proc_id.hpp"
 #include "core/wait_status.hpp"
 #include "daemon/os/listen_sockets.hpp"
+#include "daemon/supervise/exit_cause.hpp"
 #include "daemon/supervise/worker_fsm.hpp"
 
 namespace cow {
@@ -43,6 +45,13 @@ struct Worker {
     std::uint64_t restarts = 0;
     // Exits of its main process by cause, as Prometheus labels: code="1" or signal="KILL".
     std::map<std::string, std::uint64_t> exits;
+    // Why the current generation is being stopped, and every signal cowherd sent it: how its
+    // exit is told apart from an outside kill. Both start over with each spawn.
+    std::string stop_reason;
+    std::vector<SentSignal> sent;
+    // The last exits of its main process with their causes, oldest first (kHistory at most).
+    static constexpr std::size_t kHistory = 32;
+    std::deque<ExitRecord> history;
     std::uint64_t recycles = 0;  // restarts for memory.max_private
     std::string recycle_reason;  // "private 530 MiB > 512 MiB"
     std::uint64_t timer_seq = 0;

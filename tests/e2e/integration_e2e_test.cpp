@@ -102,9 +102,9 @@ TEST_F(Integration, MetricsPassPromtoolAndMatchStatus) {
               std::string::npos);
     EXPECT_NE(body.find("cowherd_worker_state{pool=\"web\",worker=\"web.0\",state=\"running\"} 1"),
               std::string::npos);
-    EXPECT_NE(
-        body.find("cowherd_worker_exits_total{pool=\"web\",worker=\"web.1\",signal=\"KILL\"} 1"),
-        std::string::npos);
+    EXPECT_NE(body.find("cowherd_worker_exits_total{pool=\"web\",worker=\"web.1\",cause=\"killed_"
+                        "externally\",signal=\"KILL\"} 1"),
+              std::string::npos);
     EXPECT_NE(body.find("cowherd_worker_memory_bytes{pool=\"web\",worker=\"web.0\",kind=\"pss\"}"),
               std::string::npos);
     EXPECT_NE(body.find("cowherd_pool_footprint_bytes{pool=\"web\"}"), std::string::npos);
