@@ -25,12 +25,13 @@ inline constexpr std::string_view restart = "restart";
 inline constexpr std::string_view signal = "signal";
 inline constexpr std::string_view shutdown = "shutdown";
 inline constexpr std::string_view version = "version";
+inline constexpr std::string_view history = "history";
 }  // namespace verb
 
 // What a member of readonly_group may run: the verbs that change nothing. The denial message
 // lists them in this order, and README.md and config/README.md name the same set.
-inline constexpr std::array kReadOnlyVerbs{verb::status, verb::tree,   verb::mem,
-                                           verb::logs,   verb::health, verb::version};
+inline constexpr std::array kReadOnlyVerbs{verb::status, verb::tree,    verb::mem,    verb::logs,
+                                           verb::health, verb::version, verb::history};
 
 constexpr bool read_only_verb(std::string_view v) {
     return std::ranges::find(kReadOnlyVerbs, v) != kReadOnlyVerbs.end();

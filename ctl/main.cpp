@@ -335,6 +335,22 @@ int cowctl(int argc, char** argv, Options& o) {
                      "signal every process of each worker's tree (its cgroup or process group), "
                      "not only its main process");
 
+    auto* history = app.add_subcommand(
+        "history", "recent exits of each worker, newest first, and why each process died");
+    std::string history_target;
+    int history_n = 20;
+    history->add_option("target", history_target, "POOL, POOL.N or all (default all)");
+    history->add_option("-n,--lines", history_n, "exits per worker (default 20, at most 32)")
+        ->check(CLI::Range(1, 32));
+    history->callback([&] {
+        json::object a{{proto::arg::lines, history_n}};
+        if (!history_target.empty()) a[proto::arg::target] = history_target;
+        action = [&, a] {
+            return run(o, proto::verb::history, a,
+                       [&](const json::value& v) { return render_history(v, style); });
+        };
+    });
+
     auto* tree = app.add_subcommand("tree", "show each worker's process tree, and orphans");
     tree->add_option("pool", target, "POOL or all");
     bool tree_args = false;
@@ -388,7 +404,7 @@ int cowctl(int argc, char** argv, Options& o) {
     health->callback([&] {
         action = [&] {
             int code = run(o, proto::verb::health, {},
-                         [](const json::value& v) { return render_health(v); });
+                           [](const json::value& v) { return render_health(v); });
             if (code != kOk) return code;
             // run() printed the verdict; the exit code carries it for probes.
             return last_healthy ? kOk : kFailed;

@@ -1,5 +1,7 @@
 #include "ctl/render.hpp"
 
+#include <chrono>
+
 #include "core/escape.hpp"
 #include "core/protocol_names.hpp"
 #include "core/units.hpp"
@@ -369,6 +371,35 @@ std::string render_workers(const json::value& result, const Style& style) {
     if (const auto* ws = result.as_object().if_contains("workers"); ws && ws->is_array())
         for (const auto& w : ws->get_array())
             add_worker_row(t, w.as_object(), style);
+    return t.render();
+}
+
+std::string render_history(const json::value& result, const Style& style) {
+    Table t({"WORKER", "PID", "ENDED", "UPTIME", "EXIT", "CAUSE", "DETAIL"});
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    for (const auto& w : result.as_object().at("workers").as_array()) {
+        const auto& wo = w.as_object();
+        for (const auto& e : wo.at("exits").as_array()) {
+            const auto& eo = e.as_object();
+            std::string exit = eo.at("code").is_null()
+                                   ? "signal " + text(eo.if_contains("signal_name"))
+                                   : "code " + text(eo.if_contains("code"));
+            if (const auto* c = eo.if_contains("core_dumped"); c && c->is_bool() && c->get_bool())
+                exit += " (core)";
+            const std::string cause = text(eo.if_contains("cause"));
+            const char* color = cause == "exited"              ? nullptr
+                                : cause == "killed_by_cowherd" ? nullptr
+                                                               : "\x1b[31m";
+            const auto ago = now_ms - num(eo.if_contains("ended_ms"));
+            t.add({text(wo.if_contains("name")), text(eo.if_contains("pid")),
+                   format_duration(Millis(ago > 0 ? ago : 0)) + " ago",
+                   format_duration(Millis(num(eo.if_contains("uptime_ms")))), exit,
+                   color ? colored(style, cause, color) : cause, text(eo.if_contains("detail"))});
+        }
+    }
+    if (t.empty()) return "no exits recorded\n";
     return t.render();
 }
 

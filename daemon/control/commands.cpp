@@ -445,6 +445,24 @@ void cmd_signal(CommandContext& ctx, const Peer&, proto::Request& req,
     resp->ok(std::move(o));
 }
 
+// history: the recent exits of each targeted slot, with their causes, newest first.
+void cmd_history(CommandContext& ctx, const Peer&, proto::Request& req,
+                 std::shared_ptr<Responder>& resp) {
+    if (!proto::get_string(req.args, proto::arg::target))
+        req.args[proto::arg::target] = proto::kAllTargets;
+    auto targets = targets_of(ctx, req, *resp);
+    if (!targets) return;
+    const auto n = proto::get_int(req.args, proto::arg::lines).value_or(20);
+    if (n < 1 || n > static_cast<std::int64_t>(Worker::kHistory)) {
+        resp->error(ErrorCode::invalid_argument, "lines must be 1.." +
+                                                     std::to_string(Worker::kHistory) +
+                                                     " (each slot keeps its last " +
+                                                     std::to_string(Worker::kHistory) + " exits)");
+        return;
+    }
+    resp->ok(views::history(*targets, static_cast<std::size_t>(n), ctx.sup.now()));
+}
+
 void cmd_tree(CommandContext& ctx, const Peer&, proto::Request& req,
               std::shared_ptr<Responder>& resp) {
     std::string pool;
@@ -668,7 +686,7 @@ void cmd_version(CommandContext&, const Peer&, proto::Request&, std::shared_ptr<
     resp->ok(std::move(o));
 }
 
-constexpr std::array<std::pair<std::string_view, Handler>, 14> kVerbs{{
+constexpr std::array<std::pair<std::string_view, Handler>, 15> kVerbs{{
     {proto::verb::status, cmd_status},
     {proto::verb::logs, cmd_logs},
     {proto::verb::reopen, cmd_reopen},
@@ -683,6 +701,7 @@ constexpr std::array<std::pair<std::string_view, Handler>, 14> kVerbs{{
     {proto::verb::signal, cmd_signal},
     {proto::verb::shutdown, cmd_shutdown},
     {proto::verb::version, cmd_version},
+    {proto::verb::history, cmd_history},
 }};
 
 constexpr bool known_verb(std::string_view v) {

@@ -139,6 +139,7 @@ TEST(Protocol, WireNamesKeepTheirSpelling) {
         {verb::signal, "signal"},
         {verb::shutdown, "shutdown"},
         {verb::version, "version"},
+        {verb::history, "history"},
         {arg::target, "target"},
         {arg::wait, "wait"},
         {arg::timeout_ms, "timeout_ms"},
@@ -180,7 +181,8 @@ TEST(Protocol, WireNamesKeepTheirSpelling) {
 
 // Who may change what: a verb added to kReadOnlyVerbs is handed to every readonly_group member.
 TEST(Protocol, ReadOnlyVerbsChangeNothing) {
-    for (auto v : {verb::status, verb::tree, verb::mem, verb::logs, verb::health, verb::version})
+    for (auto v : {verb::status, verb::tree, verb::mem, verb::logs, verb::health, verb::version,
+                   verb::history})
         EXPECT_TRUE(read_only_verb(v)) << v;
     for (auto v : {verb::start, verb::stop, verb::restart, verb::scale, verb::signal, verb::reload,
                    verb::reopen, verb::shutdown})

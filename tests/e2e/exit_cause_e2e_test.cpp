@@ -1,0 +1,143 @@
+// Why a worker died: each cause produced for real, then read back from `cowctl history`,
+// `status` and the daemon's log line.
+#include <fstream>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "tests/e2e/harness.hpp"
+
+using namespace cow::test;
+namespace json = boost::json;
+
+namespace {
+
+// With restart: never a worker finishes, and a daemon whose workers have all finished exits:
+// this pool keeps it up to be asked.
+const std::string kKeepUp = "  keep:\n    command: [sleep, \"100000\"]\n";
+
+class ExitCauses : public DaemonFixture {
+  protected:
+    // The exits of one worker, newest first.
+    json::array exits(const std::string& worker) {
+        auto v = ctl_json({"history", worker});
+        if (!v.is_object()) return {};
+        for (auto& w : v.as_object()["workers"].as_array())
+            if (w.as_object()["name"].as_string() == worker)
+                return w.as_object()["exits"].as_array();
+        return {};
+    }
+
+    // Waits for the worker's first exit and checks that every view gives it the same cause.
+    json::object first_exit(const std::string& worker, const std::string& cause) {
+        json::array es;
+        EXPECT_TRUE(
+            WaitFor([&] { return !(es = exits(worker)).empty(); }, std::chrono::seconds(20)))
+            << "no exit of " << worker << " recorded";
+        if (es.empty()) return {};
+        json::object e = es.back().as_object();  // the oldest: the one this test caused
+        EXPECT_EQ(e["cause"].as_string(), cause) << json::serialize(e);
+        if (es.size() == 1) {
+            auto st = workers(worker);
+            if (!st.empty() && st[0]["last_exit"].is_object()) {
+                auto last = st[0]["last_exit"].as_object();
+                EXPECT_EQ(last["cause"].as_string(), cause) << json::serialize(last);
+                EXPECT_EQ(last["pid"], e["pid"]);
+            }
+        }
+        return e;
+    }
+};
+
+TEST_F(ExitCauses, AnExitCodeIsExited) {
+    start("  w:\n    command: [\"" + bin("exit_with") + "\", \"3\"]\n    restart: never\n" +
+          kKeepUp);
+    auto e = first_exit("w.0", "exited");
+    EXPECT_EQ(as_int(e["code"]), 3);
+    EXPECT_EQ(e["detail"].as_string(), "");
+    EXPECT_GE(as_int(e["uptime_ms"]), 0);
+    EXPECT_GE(as_int(e["ended_ms"]), as_int(e["started_ms"]));
+}
+
+TEST_F(ExitCauses, ASegfaultTheWorkerRaisedIsACrash) {
+    start("  w:\n    command: [sh, -c, \"kill -SEGV $$\"]\n    restart: never\n" + kKeepUp);
+    auto e = first_exit("w.0", "crashed");
+    EXPECT_EQ(as_int(e["signal"]), SIGSEGV);
+    EXPECT_TRUE(WaitFor([&] { return log_count("crashed") > 0; })) << "the log line names it";
+}
+
+TEST_F(ExitCauses, AKillFromOutsideIsExternalAndSaidSo) {
+    start("  w:\n    command: [sleep, \"100000\"]\n    restart: never\n" + kKeepUp);
+    ASSERT_TRUE(WaitFor([&] { return count_state("w", "running") == 1; }));
+    const pid_t pid = static_cast<pid_t>(as_int(workers("w")[0]["pid"]));
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    auto e = first_exit("w.0", "killed_externally");
+    EXPECT_EQ(as_int(e["pid"]), pid);
+    EXPECT_EQ(as_int(e["signal"]), SIGKILL);
+    EXPECT_EQ(e["detail"].as_string(), "a signal cowherd did not send");
+    EXPECT_TRUE(WaitFor([&] { return log_count("killed_externally") > 0; }));
+    // The human table says the same.
+    auto r = ctl({"history", "w"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("killed_externally"), std::string::npos) << r.out;
+}
+
+TEST_F(ExitCauses, TheStopsKillAfterStopTimeoutIsCowherds) {
+    const std::string ready = (dir / "ignoring").string();
+    start("  w:\n    command: [\"" + bin("term_ignorer") + "\", \"" + ready +
+          "\"]\n    stop_timeout: 300ms\n");
+    ASSERT_TRUE(WaitFor([&] { return fs::exists(ready); }));
+    auto r = ctl({"stop", "w"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto e = first_exit("w.0", "killed_by_cowherd");
+    EXPECT_EQ(as_int(e["signal"]), SIGKILL);
+    EXPECT_EQ(e["detail"].as_string(), "stop");
+}
+
+TEST_F(ExitCauses, AWatchdogKillIsCowherds) {
+    start("  w:\n    command: [\"" + bin("notifier") +
+          "\", ready-then-stop-pinging, \"100\"]\n    ready: notify\n    watchdog: 300ms\n"
+          "    restart: never\n" +
+          kKeepUp);
+    auto e = first_exit("w.0", "killed_by_cowherd");
+    EXPECT_EQ(as_int(e["signal"]), SIGABRT) << "not a crash: cowherd sent the ABRT";
+    EXPECT_EQ(e["detail"].as_string(), "watchdog");
+}
+
+TEST_F(ExitCauses, ARecycleIsCowherdsWithItsReason) {
+    start("  w:\n    command: [\"" + bin("memhog") +
+          "\", \"48\", \"0\", \"0\"]\n    memory: {max_private: 16MiB, check_every: 100ms}\n");
+    auto e = first_exit("w.0", "killed_by_cowherd");
+    EXPECT_EQ(e["detail"].as_string().subview().rfind("recycle: private", 0), 0u)
+        << json::serialize(e);
+}
+
+TEST_F(ExitCauses, ARestartNamesItself) {
+    start("  w:\n    command: [sleep, \"100000\"]\n");
+    ASSERT_TRUE(WaitFor([&] { return count_state("w", "running") == 1; }));
+    ASSERT_EQ(ctl({"restart", "w"}).code, 0);
+    auto e = first_exit("w.0", "killed_by_cowherd");
+    EXPECT_EQ(e["detail"].as_string(), "restart");
+    EXPECT_EQ(as_int(e["signal"]), SIGTERM);
+}
+
+TEST_F(ExitCauses, HistoryKeepsTheNewestFirstAndRefusesABadCount) {
+    start(
+        "  w:\n    command: [sh, -c, \"exit 7\"]\n    backoff: {initial: 10ms, max: 10ms}\n"
+        "    max_restarts: {count: 5, within: 60s}\n");
+    ASSERT_TRUE(WaitFor([&] { return workers("w")[0]["state"].as_string() == "fatal"; }));
+    auto all = exits("w.0");
+    ASSERT_EQ(all.size(), 6u);
+    auto two = ctl_json({"history", "w", "-n", "2"});
+    auto es = two.as_object()["workers"].as_array()[0].as_object()["exits"].as_array();
+    ASSERT_EQ(es.size(), 2u);
+    EXPECT_EQ(es[0], all[0]) << "newest first";
+    EXPECT_GT(as_int(es[0].as_object()["generation"]), as_int(es[1].as_object()["generation"]));
+    auto bad = ctl({"history", "w", "-n", "0"});
+    EXPECT_EQ(bad.code, 2) << "cowctl refuses it";
+    auto none = ctl({"history", "nosuch"});
+    EXPECT_EQ(none.code, 1);
+    EXPECT_NE(none.err.find("no pool named"), std::string::npos) << none.err;
+}
+
+}  // namespace
