@@ -90,6 +90,7 @@ void Rollout::restore_pred(Worker& w) {
     w.generation = p.generation;
     w.cgroup = p.cgroup;
     w.started_at = p.started_at;
+    w.sent = std::move(p.sent);
     sup_.lineage_.from_predecessor(p.pid, w);
 }
 
@@ -178,6 +179,8 @@ void Rollout::begin_replace(Worker& w) {
     p.generation = w.generation;
     p.cgroup = w.cgroup;
     p.started_at = w.started_at;
+    p.sent = std::move(w.sent);
+    w.sent.clear();
     sup_.lineage_.to_predecessor(w.pid, w);
     w.pred = p;
     w.pid = 0;
@@ -192,6 +195,7 @@ void Rollout::retire_pred(Worker& w) {
     const int sig = w.pool->cfg->stop_signal;
     spdlog::info("{} pid {} replaces pid {}; stopping the old one", w.name, w.pid, p.pid);
     Sys& sys = sup_.sys_;
+    p.sent.push_back(SentSignal{sig, "rolling restart"});
     for (int s : {sig, SIGCONT}) {
         // Unreaped, so its group is still its own; its cgroup is its generation's alone.
         sys.kill_group(p.pid, s);

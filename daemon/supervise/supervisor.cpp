@@ -319,6 +319,7 @@ void Supervisor::on_reaped(pid_t pid, int wait_status) {
         if (w.pred && w.pred->pid == pid) {
             spdlog::info("{} old pid {} {} ({})", w.name, pid, describe(info),
                          w.pred->signaled ? "replaced" : "died during its replacement");
+            record_exit(w, pid, info, sys_.now(), &*w.pred);
             // Its leftovers are traced back to its generation, whose orphan policy applies.
             lineage_.leader_died(pid, Lineage::Owner{w.id, w.pred->generation, w.name});
             const std::string cg = w.pred->cgroup;
@@ -429,12 +430,13 @@ std::string Supervisor::stop_reason(const Worker& w) const {
 // and the machine's counters are shared by every worker: a rise seen by one death explains the
 // other SIGKILLs of the same moment too (kOomWindow), not only the first one classified. The
 // machine's counter is used only where our cgroup has none.
-OomEvidence Supervisor::oom_evidence(const Worker& w, pid_t pid, const ExitInfo& info) {
+OomEvidence Supervisor::oom_evidence(const std::vector<SentSignal>& sent, const std::string& cgroup,
+                                     pid_t pid, const ExitInfo& info) {
     if (info.signal.value_or(0) != SIGKILL) return {};
-    for (const auto& s : w.sent)
+    for (const auto& s : sent)
         if (s.signal == SIGKILL) return {};
     const auto now = sys_.now();
-    const oom::Counters c = sys_.oom_counters(w.cgroup);
+    const oom::Counters c = sys_.oom_counters(cgroup);
     OomEvidence e;
     e.kernel = sys_.oom_record(pid).value_or("");
     e.worker = c.worker.value_or(0) > 0;  // the generation's own cgroup: any kill is this one's
@@ -458,14 +460,17 @@ OomEvidence Supervisor::oom_evidence(const Worker& w, pid_t pid, const ExitInfo&
     return e;
 }
 
-void Supervisor::record_exit(Worker& w, pid_t pid, const ExitInfo& info, fsm::TimePoint now) {
+void Supervisor::record_exit(Worker& w, pid_t pid, const ExitInfo& info, fsm::TimePoint now,
+                             const Worker::Predecessor* pred) {
     ExitRecord r;
     r.pid = pid;
-    r.generation = w.generation;
-    r.started_at = w.started_at;
+    r.generation = pred ? pred->generation : w.generation;
+    r.started_at = pred ? pred->started_at : w.started_at;
     r.ended_at = now;
     r.info = info;
-    r.cause = classify_exit(info, w.sent, oom_evidence(w, pid, info));
+    const auto& sent = pred ? pred->sent : w.sent;
+    r.cause =
+        classify_exit(info, sent, oom_evidence(sent, pred ? pred->cgroup : w.cgroup, pid, info));
     std::string key = "cause=\"" + std::string(to_string(r.cause.cause)) + "\",";
     key += info.code ? "code=\"" + std::to_string(*info.code) + "\""
                      : "signal=\"" + std::string(signal_name(info.signal.value_or(0))) + "\"";
@@ -560,6 +565,7 @@ void Supervisor::on_timers() {
         if (!w->pred || !w->pred->kill_at || *w->pred->kill_at > now) continue;
         spdlog::warn("{} old pid {} did not stop within stop_timeout; sending KILL", w->name, pid);
         w->pred->kill_at.reset();
+        w->pred->sent.push_back(SentSignal{SIGKILL, "rolling restart"});
         sys_.kill_group(pid, SIGKILL);
         if (!w->pred->cgroup.empty() && sys_.cgroups()) sys_.cgroups()->kill(w->pred->cgroup);
     }
@@ -601,8 +607,10 @@ void Supervisor::kill_everything() {
             }
     for (auto& [pid, o] : lineage_.orphans())
         kill_orphan(o);
-    for (auto& [pid, w] : lineage_.predecessors())
+    for (auto& [pid, w] : lineage_.predecessors()) {
+        if (w->pred) w->pred->sent.push_back(SentSignal{SIGKILL, "shutdown deadline"});
         sys_.kill_group(pid, SIGKILL);
+    }
     for (pid_t pid : sys_.children())
         sys_.kill_child(pid, SIGKILL);
     sys_.kill_all_but_self();

@@ -198,8 +198,11 @@ class Supervisor {
     void stage_shutdown();
     void start_dependents();
     std::string stop_reason(const Worker& w) const;
-    OomEvidence oom_evidence(const Worker& w, pid_t pid, const ExitInfo& info);
-    void record_exit(Worker& w, pid_t pid, const ExitInfo& info, fsm::TimePoint now);
+    OomEvidence oom_evidence(const std::vector<SentSignal>& sent, const std::string& cgroup,
+                             pid_t pid, const ExitInfo& info);
+    // An exit of the slot's main process, or of its predecessor under a rolling restart.
+    void record_exit(Worker& w, pid_t pid, const ExitInfo& info, fsm::TimePoint now,
+                     const Worker::Predecessor* pred = nullptr);
 
     Sys& sys_;
     std::shared_ptr<const config::Config> cfg_;

@@ -80,6 +80,7 @@ struct Worker {
         fsm::TimePoint started_at{};
         bool signaled = false;
         std::optional<fsm::TimePoint> kill_at;
+        std::vector<SentSignal> sent;  // what cowherd sent this generation, as Worker::sent
     };
     std::optional<Predecessor> pred;
     std::uint64_t roll_failures = 0;  // successors that failed and were rolled back

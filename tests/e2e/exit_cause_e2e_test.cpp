@@ -121,6 +121,21 @@ TEST_F(ExitCauses, ARestartNamesItself) {
     EXPECT_EQ(as_int(e["signal"]), SIGTERM);
 }
 
+// A rolling restart's old process: its exit is the slot's too, and cowherd's doing.
+TEST_F(ExitCauses, ARollingRestartsOldProcessIsRecorded) {
+    start(
+        "  w:\n    command: [sleep, \"100000\"]\n    start_timeout: 100ms\n"
+        "    sockets: [{name: http, listen: \"unix:" +
+        (dir / "w.sock").string() + "\"}]\n");
+    ASSERT_TRUE(WaitFor([&] { return count_state("w", "running") == 1; }));
+    const auto old = as_int(workers("w")[0]["pid"]);
+    ASSERT_EQ(ctl({"restart", "w"}).code, 0);
+    auto e = first_exit("w.0", "killed_by_cowherd");
+    EXPECT_EQ(as_int(e["pid"]), old);
+    EXPECT_EQ(e["detail"].as_string(), "rolling restart");
+    EXPECT_EQ(as_int(e["generation"]), 1);
+}
+
 TEST_F(ExitCauses, HistoryKeepsTheNewestFirstAndRefusesABadCount) {
     start(
         "  w:\n    command: [sh, -c, \"exit 7\"]\n    backoff: {initial: 10ms, max: 10ms}\n"
