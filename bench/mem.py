@@ -28,10 +28,13 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "release", "bin")
+# The cowherd and cowctl to measure (COWHERD_BENCH_BIN, e.g. an older build's bin directory);
+# the helpers and the floor always come from this build.
+DAEMON_BIN = os.environ.get("COWHERD_BENCH_BIN", BIN)
 
 
 def ctl(sock, *args, check=True):
-    r = subprocess.run([f"{BIN}/cowctl", "--socket", sock, *args], capture_output=True, text=True)
+    r = subprocess.run([f"{DAEMON_BIN}/cowctl", "--socket", sock, *args], capture_output=True, text=True)
     if check and r.returncode != 0:
         raise RuntimeError(f"cowctl {args}: {r.stderr}")
     return r
@@ -43,7 +46,7 @@ class Daemon:
         self.sock = f"{self.dir}/s.sock"
         with open(f"{self.dir}/c.yaml", "w") as f:
             f.write(f"daemon:\n  socket: {self.sock}\n  log_level: warn\npools:\n{pools_yaml}")
-        self.p = subprocess.Popen([f"{BIN}/cowherd", "-c", f"{self.dir}/c.yaml"],
+        self.p = subprocess.Popen([f"{DAEMON_BIN}/cowherd", "-c", f"{self.dir}/c.yaml"],
                                   stdout=subprocess.DEVNULL, stderr=open(f"{self.dir}/log", "w"))
         deadline = time.monotonic() + 30
         while ctl(self.sock, "version", check=False).returncode != 0:
@@ -98,7 +101,7 @@ def bench_scale(n, runs, use_smem):
         ctl(d.sock, "mem", "big", "--json")  # warm-up: first samples become baselines
         mem_t, floor_t, smem_t = [], [], []
         for _ in range(runs):
-            t, out = timed([f"{BIN}/cowctl", "--socket", d.sock, "mem", "big", "--json"])
+            t, out = timed([f"{DAEMON_BIN}/cowctl", "--socket", d.sock, "mem", "big", "--json"])
             mem_t.append(t)
             floor_t.append(float(subprocess.run([f"{BIN}/bench_floor_rollup", pidfile],
                                                 capture_output=True, text=True).stdout))
@@ -163,7 +166,7 @@ def bench_deep(mib, runs):
             time.sleep(0.1)
         times, pages = [], 0
         for _ in range(runs):
-            t, out = timed([f"{BIN}/cowctl", "--socket", d.sock, "mem", "fat", "--deep", "--json"])
+            t, out = timed([f"{DAEMON_BIN}/cowctl", "--socket", d.sock, "mem", "fat", "--deep", "--json"])
             times.append(t)
             pages = json.loads(out).get("pages_read", 0)
         t = statistics.median(times)

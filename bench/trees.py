@@ -21,10 +21,13 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "release", "bin")
+# The cowherd and cowctl to measure (COWHERD_BENCH_BIN, e.g. an older build's bin directory);
+# the helpers and the floor always come from this build.
+DAEMON_BIN = os.environ.get("COWHERD_BENCH_BIN", BIN)
 
 
 def ctl(sock, *args, check=True):
-    r = subprocess.run([f"{BIN}/cowctl", "--socket", sock, *args], capture_output=True, text=True)
+    r = subprocess.run([f"{DAEMON_BIN}/cowctl", "--socket", sock, *args], capture_output=True, text=True)
     if check and r.returncode != 0:
         raise RuntimeError(f"cowctl {args}: {r.stderr}")
     return r
@@ -57,7 +60,7 @@ class Daemon:
         self.sock = f"{self.dir}/s.sock"
         with open(f"{self.dir}/c.yaml", "w") as f:
             f.write(f"daemon:\n  socket: {self.sock}\n  log_level: warn\npools:\n{pools_yaml}")
-        self.p = subprocess.Popen([f"{BIN}/cowherd", "-c", f"{self.dir}/c.yaml"],
+        self.p = subprocess.Popen([f"{DAEMON_BIN}/cowherd", "-c", f"{self.dir}/c.yaml"],
                                   stdout=subprocess.DEVNULL, stderr=open(f"{self.dir}/log", "w"))
         deadline = time.monotonic() + 30
         while ctl(self.sock, "version", check=False).returncode != 0:
