@@ -55,17 +55,14 @@ std::optional<std::uint64_t> parse_oom_kill(std::string_view text) {
     return std::nullopt;
 }
 
-Counters read(const std::string& worker_cgroup, const std::string& cgroup_root,
-              const std::string& proc_root) {
-    Counters c;
-    if (!worker_cgroup.empty()) c.worker = counter_in(worker_cgroup + "/memory.events");
+Reader::Reader(const std::string& cgroup_root, const std::string& proc_root) {
     // The cgroup we run in (in a container, the container's own, at the root of its cgroup
     // namespace): v1 keeps the count in the memory controller's oom_control, v2 in
     // memory.events (hierarchical, so a worker's kill counts there too).
     if (auto self = slurp(proc_root + "/self/cgroup")) {
         std::string_view text = *self;
         std::size_t at = 0;
-        while (at < text.size() && !c.container) {
+        while (at < text.size() && container_path_.empty()) {
             std::size_t end = text.find('\n', at);
             if (end == std::string_view::npos) end = text.size();
             std::string_view line = text.substr(at, end - at);
@@ -75,13 +72,29 @@ Counters read(const std::string& worker_cgroup, const std::string& cgroup_root,
             std::string_view controllers = line.substr(a + 1, b - a - 1);
             std::string path(line.substr(b + 1));
             if (path == "/") path.clear();
+            std::string candidate;
             if (controllers == "memory")
-                c.container = counter_in(cgroup_root + "/memory" + path + "/memory.oom_control");
+                candidate = cgroup_root + "/memory" + path + "/memory.oom_control";
             else if (controllers.empty())
-                c.container = counter_in(cgroup_root + path + "/memory.events");
+                candidate = cgroup_root + path + "/memory.events";
+            if (!candidate.empty() && counter_in(candidate)) container_path_ = candidate;
         }
     }
-    c.machine = counter_in(proc_root + "/vmstat");
+    // Only where our cgroup has no count: the machine's is a poor guess beside it.
+    if (container_path_.empty() && counter_in(proc_root + "/vmstat"))
+        machine_path_ = proc_root + "/vmstat";
+}
+
+Counters Reader::read(const std::string& worker_cgroup) const {
+    Counters c;
+    // A generation cgroup has memory.events only where the v2 memory controller is enabled;
+    // once it is seen missing, no later worker looks again.
+    if (!worker_cgroup.empty() && worker_events_) {
+        c.worker = counter_in(worker_cgroup + "/memory.events");
+        if (!c.worker && errno == ENOENT) worker_events_ = false;
+    }
+    if (!container_path_.empty()) c.container = counter_in(container_path_);
+    if (!machine_path_.empty()) c.machine = counter_in(machine_path_);
     return c;
 }
 

@@ -49,8 +49,18 @@ class Kmsg {
 // (memhog) total-vm:..."); nullopt for any other record.
 std::optional<std::pair<pid_t, std::string>> parse_kmsg_kill(std::string_view record);
 
-// Reads the three counters; `worker_cgroup` may be empty (no cgroup for this worker).
-Counters read(const std::string& worker_cgroup, const std::string& cgroup_root = "/sys/fs/cgroup",
-              const std::string& proc_root = "/proc");
+// Reads the counters. Which files hold them is found once, at construction: a look costs one
+// small read per counter that exists, and the machine's is not read where our cgroup has one.
+class Reader {
+  public:
+    explicit Reader(const std::string& cgroup_root = "/sys/fs/cgroup",
+                    const std::string& proc_root = "/proc");
+    // `worker_cgroup` may be empty (no cgroup for this worker).
+    Counters read(const std::string& worker_cgroup) const;
+
+  private:
+    std::string container_path_, machine_path_;
+    mutable bool worker_events_ = true;
+};
 
 }  // namespace cow::oom

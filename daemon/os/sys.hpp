@@ -92,13 +92,14 @@ class RealSys final : public Sys {
     cgroup::Cgroups* cgroups() override { return cgroups_.get(); }
     void kill_all_but_self() override;
     oom::Counters oom_counters(const std::string& worker_cgroup) override {
-        return oom::read(worker_cgroup);
+        return oom_.read(worker_cgroup);
     }
     std::optional<std::string> oom_record(pid_t pid) override { return kmsg_.killed(pid); }
 
     void set_cgroups(std::unique_ptr<cgroup::Cgroups> c) { cgroups_ = std::move(c); }
 
   private:
+    oom::Reader oom_;
     oom::Kmsg kmsg_;  // opened with the daemon, at the end of the kernel's log
     std::unique_ptr<cgroup::Cgroups> cgroups_;
     std::unique_ptr<SpawnCrew> crew_;  // started on the first batch
