@@ -479,8 +479,8 @@ void Supervisor::record_exit(Worker& w, pid_t pid, const ExitInfo& info, fsm::Ti
     if (r.cause.cause == ExitCause::oom_killed || r.cause.cause == ExitCause::killed_externally)
         spdlog::warn("{} pid {} {}", w.name, pid, describe(info, r.cause));
     w.history.push_back(std::move(r));
-    while (w.history.size() > Worker::kHistory)
-        w.history.pop_front();
+    if (w.history.size() > Worker::kHistory)
+        w.history.erase(w.history.begin(), w.history.end() - Worker::kHistory);
 }
 
 void Supervisor::kill_orphan(Orphan& o) {

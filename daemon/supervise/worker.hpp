@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -50,8 +49,10 @@ struct Worker {
     std::string stop_reason;
     std::vector<SentSignal> sent;
     // The last exits of its main process with their causes, oldest first (kHistory at most).
+    // A vector, not a deque: an empty deque already holds about 600 bytes, and a thousand
+    // slots that never exited must cost nothing.
     static constexpr std::size_t kHistory = 32;
-    std::deque<ExitRecord> history;
+    std::vector<ExitRecord> history;
     std::uint64_t recycles = 0;  // restarts for memory.max_private
     std::string recycle_reason;  // "private 530 MiB > 512 MiB"
     std::uint64_t timer_seq = 0;
