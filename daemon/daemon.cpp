@@ -263,7 +263,8 @@ void Daemon::on_signal(int signo) {
                 // A second request means "now": skip the graceful wait.
                 spdlog::warn("second SIG{} during shutdown: killing every worker now",
                              signal_name(signo));
-                sup_->kill_everything();
+                sup_->kill_everything("a second SIG" + std::string(signal_name(signo)) +
+                                      " during shutdown");
             } else {
                 request_shutdown(std::string("received SIG") + std::string(signal_name(signo)));
             }

@@ -598,17 +598,17 @@ bool Supervisor::quiescent() {
     return sys_.children().empty();
 }
 
-void Supervisor::kill_everything() {
+void Supervisor::kill_everything(const std::string& why) {
     for (auto& p : pools_)
         for (auto& w : p->workers)
             if (w->alive() || w->draining) {
-                w->sent.push_back(SentSignal{SIGKILL, "shutdown deadline"});
+                w->sent.push_back(SentSignal{SIGKILL, why});
                 signal_tree(*w, SIGKILL);
             }
     for (auto& [pid, o] : lineage_.orphans())
         kill_orphan(o);
     for (auto& [pid, w] : lineage_.predecessors()) {
-        if (w->pred) w->pred->sent.push_back(SentSignal{SIGKILL, "shutdown deadline"});
+        if (w->pred) w->pred->sent.push_back(SentSignal{SIGKILL, why});
         sys_.kill_group(pid, SIGKILL);
     }
     for (pid_t pid : sys_.children())

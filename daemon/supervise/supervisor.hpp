@@ -109,7 +109,8 @@ class Supervisor {
     void begin_shutdown();
     bool shutting_down() const { return shutting_down_; }
     bool quiescent();
-    void kill_everything();  // SIGKILL every tree (shutdown deadline)
+    // SIGKILL every tree; `why` goes into the causes of the exits it brings.
+    void kill_everything(const std::string& why = "shutdown deadline");
 
     // Callbacks run after each batch of events (reaping, timers, commands).
     struct Waiter {
