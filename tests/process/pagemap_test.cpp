@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -522,13 +523,21 @@ TEST_P(DeepPool, AttributesCopyOnWriteSharing) {
     ASSERT_EQ(full.status, ReadStatus::ok) << full.error;
     EXPECT_EQ(full.scan_calls, 0u);
     EXPECT_GT(full.pages_read, r.pages_read);
+    // The second walk comes later: the kernel may have moved or reclaimed a few pages of the
+    // blocked processes meanwhile (khugepaged, compaction, DAMON; a loaded CI machine once saw
+    // 2 pages of 27,730 differ), so the walks agree to the same small budget as anomalies above.
+    // A scan that skipped or misread a mapping differs by thousands of pages.
+    const auto slack = static_cast<double>(r.distinct_frames / 1000 + 4);
+    auto near = [slack](std::uint64_t a, std::uint64_t b) {
+        return std::abs(static_cast<double>(a) - static_cast<double>(b)) <= slack;
+    };
     for (std::size_t i = 0; i < r.procs.size(); ++i) {
-        EXPECT_EQ(full.procs[i].resident_pages, r.procs[i].resident_pages);
-        EXPECT_EQ(full.procs[i].private_pages, r.procs[i].private_pages);
-        EXPECT_EQ(full.procs[i].with_master_pages, r.procs[i].with_master_pages);
-        EXPECT_EQ(full.procs[i].zero_pages, r.procs[i].zero_pages);
+        EXPECT_PRED2(near, full.procs[i].resident_pages, r.procs[i].resident_pages);
+        EXPECT_PRED2(near, full.procs[i].private_pages, r.procs[i].private_pages);
+        EXPECT_PRED2(near, full.procs[i].with_master_pages, r.procs[i].with_master_pages);
+        EXPECT_PRED2(near, full.procs[i].zero_pages, r.procs[i].zero_pages);
     }
-    EXPECT_EQ(full.pool_only_frames, r.pool_only_frames);
+    EXPECT_PRED2(near, full.pool_only_frames, r.pool_only_frames);
 }
 
 INSTANTIATE_TEST_SUITE_P(Pagemap, DeepPool, ::testing::Values(false, true),
