@@ -11,23 +11,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "daemon/os/small_file.hpp"
+
 namespace cow::cgroup {
 namespace {
 
 std::string read_small(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return {};
-    std::string out;
-    char buf[4096];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        out.append(buf, static_cast<std::size_t>(n));
-        if (out.size() > (1u << 22)) break;
-    }
-    ::close(fd);
-    return out;
+    return read_small_file(path, 1u << 22).value_or("");
 }
 
 bool write_small(const std::string& path, std::string_view text) {

@@ -5,25 +5,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "daemon/os/small_file.hpp"
+
 namespace cow::oom {
 
 namespace {
 
-// Small files of the kernel's: one read, no streams.
 std::optional<std::string> slurp(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return std::nullopt;
-    std::string out;
-    char buf[4096];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        out.append(buf, static_cast<std::size_t>(n));
-        if (out.size() > (1 << 16)) break;
-    }
-    ::close(fd);
-    return out;
+    return read_small_file(path, 1 << 16);
 }
 
 std::optional<std::uint64_t> counter_in(const std::string& path) {
