@@ -26,12 +26,14 @@ inline constexpr std::string_view signal = "signal";
 inline constexpr std::string_view shutdown = "shutdown";
 inline constexpr std::string_view version = "version";
 inline constexpr std::string_view history = "history";
+inline constexpr std::string_view events = "events";
 }  // namespace verb
 
 // What a member of readonly_group may run: the verbs that change nothing. The denial message
 // lists them in this order, and README.md and config/README.md name the same set.
 inline constexpr std::array kReadOnlyVerbs{verb::status, verb::tree,    verb::mem,    verb::logs,
-                                           verb::health, verb::version, verb::history};
+                                           verb::health, verb::version, verb::history,
+                                           verb::events};
 
 constexpr bool read_only_verb(std::string_view v) {
     return std::ranges::find(kReadOnlyVerbs, v) != kReadOnlyVerbs.end();
@@ -57,6 +59,7 @@ inline constexpr std::string_view stream = "stream";
 inline constexpr std::string_view since_ms = "since_ms";
 inline constexpr std::string_view follow = "follow";
 inline constexpr std::string_view dry_run = "dry_run";
+inline constexpr std::string_view pool = "pool";
 }  // namespace arg
 
 // The "target" that names every pool.
@@ -69,6 +72,19 @@ inline constexpr std::string_view out = "stdout";
 inline constexpr std::string_view err = "stderr";
 inline constexpr std::string_view both = "both";
 }  // namespace stream
+
+// An event's "kind" (`cowctl events`).
+namespace event {
+inline constexpr std::string_view transition = "transition";
+inline constexpr std::string_view exit = "exit";
+inline constexpr std::string_view recycle = "recycle";
+inline constexpr std::string_view roll = "roll";
+inline constexpr std::string_view reload = "reload";
+inline constexpr std::string_view scale = "scale";
+inline constexpr std::string_view orphan = "orphan";
+inline constexpr std::string_view probe = "probe";
+inline constexpr std::string_view hook = "hook";
+}  // namespace event
 
 // Values of mem's "sort": which of a worker tree's totals orders the workers.
 namespace mem_sort {

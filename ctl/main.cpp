@@ -116,6 +116,13 @@ std::string render_skipped(const json::value& n, const Style& style) {
            "\n";
 }
 
+// An events subscriber that could not keep up gets {"missed": N} where the events it missed were.
+const json::value* missed_count(const json::value& item) {
+    if (!item.is_object()) return nullptr;
+    const auto* n = item.get_object().if_contains("missed");
+    return n && (n->is_int64() || n->is_uint64()) ? n : nullptr;
+}
+
 // Whatever escaped cowctl(): under --json still the one error document stdout promises.
 int internal_error(const Options& o, const char* what) noexcept {
     try {
@@ -348,6 +355,57 @@ int cowctl(int argc, char** argv, Options& o) {
         action = [&, a] {
             return run(o, proto::verb::history, a,
                        [&](const json::value& v) { return render_history(v, style); });
+        };
+    });
+
+    bool events_follow = false;
+    std::string events_since, events_pool;
+    auto* events = app.add_subcommand(
+        "events",
+        "what happened: state changes, exits and their causes, recycles, rolling restarts, "
+        "reloads, orphans, probe failures; -f follows");
+    events->add_flag("-f,--follow", events_follow,
+                     "keep printing events as they happen until interrupted (without --since, "
+                     "only new ones)");
+    events->add_option("--since", events_since,
+                       "only events newer than this, like 10m or 30s (the daemon keeps the last "
+                       "4096)");
+    events->add_option("--pool", events_pool, "only this pool's events (and the daemon's own)");
+    events->callback([&] {
+        json::object a{{proto::arg::follow, events_follow}};
+        if (!events_pool.empty()) a[proto::arg::pool] = events_pool;
+        if (!events_since.empty()) {
+            auto d = cow::parse_duration(events_since);
+            if (!d) throw CLI::ValidationError("--since", "expected a duration like 10m or 30s");
+            a[proto::arg::since_ms] = d->count();
+        }
+        action = [&, a] {
+            auto print = [&](const json::value& v) {
+                if (o.json) {
+                    std::printf("%s\n", json::serialize(v).c_str());
+                } else if (const auto* n = missed_count(v)) {
+                    const auto k = n->to_number<std::uint64_t>();
+                    std::fputs(colored(style,
+                                       "[cowherd: " + std::to_string(k) +
+                                           (k == 1 ? " event" : " events") + " missed]",
+                                       "33")
+                                   .c_str(),
+                               stdout);
+                    std::fputs("\n", stdout);
+                } else {
+                    std::fputs(render_event(v, style).c_str(), stdout);
+                }
+                std::fflush(stdout);
+            };
+            return run(
+                o, proto::verb::events, a,
+                [&](const json::value& v) {
+                    std::string out;
+                    for (const auto& e : v.as_object().at("events").as_array())
+                        out += render_event(e, style);
+                    return out;
+                },
+                events_follow ? std::chrono::milliseconds(-1) : std::chrono::seconds(10), print);
         };
     });
 

@@ -1,6 +1,7 @@
 #include "ctl/render.hpp"
 
 #include <chrono>
+#include <ctime>
 
 #include "core/escape.hpp"
 #include "core/protocol_names.hpp"
@@ -140,6 +141,28 @@ std::string render_log_line(const json::value& line, const Style& style) {
     if (const auto* c = l.if_contains("continued"); c && c->is_bool() && c->get_bool())
         out += colored(style, " [continues]", "2");
     return out + "\n";
+}
+
+std::string render_event(const json::value& event, const Style& style) {
+    if (!event.is_object()) return {};
+    const auto& e = event.get_object();
+    std::string when = "--:--:--.---";
+    if (const auto* ts = e.if_contains("ts_ms"); ts && (ts->is_int64() || ts->is_uint64())) {
+        const auto ms = ts->to_number<std::int64_t>();
+        const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+        std::tm tm{};
+        char buf[32];
+        if (localtime_r(&secs, &tm) && std::strftime(buf, sizeof buf, "%H:%M:%S", &tm) > 0)
+            when = std::string(buf) + "." + std::to_string(1000 + ms % 1000).substr(1);
+    }
+    const std::string kind = str(e.if_contains("kind"));
+    // What needs a look stands out: exits other than a clean one, probe failures, fatal.
+    const char* color = nullptr;
+    if (kind == "exit" && str(e.if_contains("cause")) != "exited") color = "31";
+    if (kind == "probe" || kind == "recycle") color = "33";
+    if (kind == "transition" && str(e.if_contains("to")) == "fatal") color = "31";
+    const std::string msg = text(e.if_contains("msg"));
+    return colored(style, when, "2") + " " + (color ? colored(style, msg, color) : msg) + "\n";
 }
 
 std::string render_plan(const json::value& result, PlanStage stage) {

@@ -15,6 +15,9 @@ std::string render_workers(const boost::json::value& result, const Style& style)
 // pstree-like: each worker's subtree with pid, state, uptime and command, then orphans.
 std::string render_tree(const boost::json::value& result, const Style& style);
 std::string render_health(const boost::json::value& result);
+// `cowctl events`: one event as a line that reads like the daemon's log.
+std::string render_event(const boost::json::value& event, const Style& style);
+
 // `cowctl history`: each slot's recent exits, newest first, with their causes.
 std::string render_history(const boost::json::value& result, const Style& style);
 // A rolling restart's progress item: "web.2 replaced: pid 100 -> 200 (3/8)".

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config/plan.hpp"
+#include "core/protocol_names.hpp"
 #include "core/signal_names.hpp"
 #include "daemon/control/metrics_text.hpp"
 #include "daemon/memory/memory_view.hpp"
@@ -20,6 +21,11 @@ namespace cow {
 namespace {
 // Workers spawned per loop turn at startup: about 30 ms of spawning on the test VM.
 constexpr std::size_t kStartSlice = 64;
+// Reaping in one turn of the loop stops after this long (each reap may restart its worker, a
+// spawn of 0.3 ms or more), checked every kReapStep children: the rest waits for the next
+// turn, after control requests and timers have had theirs.
+constexpr Millis kReapBudget{2};
+constexpr int kReapStep = 1;
 constexpr Millis kStartBudget{2};
 // How long the first workers wait for a predecessor's SIGKILLed leftovers to be gone.
 constexpr std::chrono::seconds kLeftoverWait{5};
@@ -144,6 +150,7 @@ int Daemon::run() {
     }
     sup_ = std::make_unique<Supervisor>(sys_, cfg_, std::move(setup));
     sup_->set_stdin(devnull_);
+    sup_->events().on_event = [this](const EventRecord& e) { event_feed_.publish(e); };
     sup_->on_essential_exit = [this](int code, const std::string& why) {
         exit_code_ = code;
         request_shutdown(why + "; exiting with " + std::to_string(code));
@@ -160,7 +167,7 @@ int Daemon::run() {
     };
 
     commands_ = std::make_unique<CommandContext>(CommandContext{
-        *sup_, *background_, sampler_, *output_, *log_writer_,
+        *sup_, *background_, sampler_, *output_, *log_writer_, event_feed_,
         [this](std::string why) { request_shutdown(why); },
         [this](bool dry_run, std::shared_ptr<Responder> r) { reload(dry_run, std::move(r)); },
         started_at_});
@@ -252,8 +259,43 @@ void Daemon::record_workers() {
 void Daemon::on_signal(int signo) {
     // One SIGCHLD stands for any number of deaths, so reap until none is left. Every other
     // signal reaps too: a waitpid that finds nothing is cheap, and a wakeup is never wasted.
-    if (reap_all([this](pid_t pid, int status) { sup_->on_reaped(pid, status); }) > 0)
-        sup_->after_reap();
+    // A batch is bounded: past it, the rest is reaped on a later turn of the loop, so that
+    // control requests and timers get theirs even while workers exit as fast as they restart.
+    auto on_exit = [this](pid_t pid, int status) { sup_->on_reaped(pid, status); };
+    const auto until = sys_.now() + kReapBudget;
+    int reaped = 0;
+    bool more = false;
+    for (;;) {
+        const int n = reap_all(on_exit, kReapStep);
+        reaped += n;
+        if (n < kReapStep) break;
+        if (sys_.now() >= until) {
+            more = true;
+            break;
+        }
+    }
+    // More than a turn's worth is a storm of exits, which waitpid(-1) may serve from one
+    // thread's children only: every known child gets its own look in turn, in pid order from
+    // where the last look stopped, so that none waits behind the storm.
+    if (more) {
+        auto pids = sup_->known_children();
+        std::sort(pids.begin(), pids.end());
+        std::rotate(pids.begin(), std::upper_bound(pids.begin(), pids.end(), swept_to_),
+                    pids.end());
+        const auto sweep_until = sys_.now() + kReapBudget;
+        const std::size_t looked = reap_each(pids, on_exit, [&] {
+            return sys_.now() >= sweep_until;
+        });
+        swept_to_ = looked == pids.size() || looked == 0 ? 0 : pids[looked - 1];
+    }
+    if (reaped > 0) sup_->after_reap();
+    if (more && !reap_posted_) {
+        reap_posted_ = true;
+        boost::asio::post(io_, [this] {
+            reap_posted_ = false;
+            if (!finished_) on_signal(SIGCHLD);  // which ends with after_batch()
+        });
+    }
     switch (signo) {
         case SIGCHLD:
             break;
@@ -452,6 +494,9 @@ static boost::json::object plan_json(const config::ReloadPlan& plan, const confi
 void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
     auto reply_error = [&](proto::ErrorCode code, const std::string& msg) {
         spdlog::error("reload: {}", msg);
+        if (!dry_run)
+            sup_->events().emit(sys_.now(), proto::event::reload, {}, {}, "reload: " + msg,
+                                {{"what", "refused"}, {"why", msg}});
         if (resp) resp->error(code, msg);
     };
     auto loaded = config::load_file(cfg_->source_path);
@@ -525,6 +570,9 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
             summary += (summary.empty() ? "" : ", ") + c.name + " " +
                        std::string(config::to_string(c.kind));
         spdlog::info("reload: {}", summary.empty() ? "no pools" : summary);
+        sup_->events().emit(sys_.now(), proto::event::reload, {}, {},
+                            "reload: " + (summary.empty() ? "no pools" : summary),
+                            {{"what", "applying"}, {"plan", pj}});
     }
     // The plan goes out before anything changes, so that the operator reads what is about to
     // happen while rolls take their time.
@@ -548,8 +596,12 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
                 all += (all.empty() ? "" : "; ") + f;
             if (resp) resp->error(proto::ErrorCode::failed, "reload applied, but " + all);
             spdlog::warn("reload: {}", all);
-        } else if (resp) {
-            resp->ok(std::move(pj));
+            sup_->events().emit(sys_.now(), proto::event::reload, {}, {},
+                                "reload applied, but " + all, {{"what", "done"}, {"why", all}});
+        } else {
+            sup_->events().emit(sys_.now(), proto::event::reload, {}, {}, "reload done",
+                                {{"what", "done"}});
+            if (resp) resp->ok(std::move(pj));
         }
     };
     Supervisor::RollCallbacks cb{[resp](const boost::json::object& p) {

@@ -60,6 +60,7 @@ class Daemon {
     // nothing that points at it.
     std::unique_ptr<LogWriter> log_writer_;
     std::unique_ptr<Output> output_;
+    EventFeed event_feed_;  // `events -f` subscribers: outlives the supervisor that feeds it
     std::unique_ptr<Supervisor> sup_;
     std::unique_ptr<Background> background_;
     mem::Sampler sampler_;  // only touched by background jobs
@@ -83,6 +84,8 @@ class Daemon {
     bool hup_pending_ = false;
     bool starts_posted_ = false;
     bool usr1_pending_ = false;
+    bool reap_posted_ = false;  // a bounded reap batch left more for the next turn
+    pid_t swept_to_ = 0;        // where the last look at each child stopped
     fsm::TimePoint started_at_;
     // A predecessor's leftovers, killed at startup; the first workers wait until they are gone.
     std::vector<std::string> leftover_cgroups_;

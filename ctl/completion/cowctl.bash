@@ -12,7 +12,7 @@ _cowctl() {
     # bash splits "--timeout=5" into "--timeout" "=" "5".
     [[ $prev == = && $COMP_CWORD -ge 2 ]] && prev=${COMP_WORDS[COMP_CWORD-2]}
     [[ $cur == = ]] && cur=
-    local verbs="status start stop restart scale signal reload tree mem logs history health reopen shutdown version"
+    local verbs="status start stop restart scale signal reload tree mem logs history events health reopen shutdown version"
     # Options that take a value: the word after them is that value, never a verb or a target.
     local valued=" -s --socket --timeout --batch -n --lines --since --sort --maps "
     local -a socket_args=()
@@ -48,6 +48,7 @@ _cowctl() {
         logs) flags+=" -n --lines -f --follow --stderr --stdout --since" ;;
         tree) flags+=" -a --args" ;;
         history) flags+=" -n --lines" ;;
+        events) flags+=" -f --follow --since --pool" ;;
         signal) flags+=" --tree" ;;
         reload) flags+=" --dry-run --progress" ;;
     esac

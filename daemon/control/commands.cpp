@@ -654,6 +654,52 @@ void cmd_logs(CommandContext& ctx, const Peer&, proto::Request& req,
     resp->ok(json::object{{"lines", std::move(arr)}});
 }
 
+// events: what happened (the kept ring, --since); with follow, events stream as they happen
+// until the client leaves.
+void cmd_events(CommandContext& ctx, const Peer&, proto::Request& req,
+                std::shared_ptr<Responder>& resp) {
+    std::string pool = proto::get_string(req.args, proto::arg::pool).value_or("");
+    if (pool == proto::kAllTargets) pool.clear();
+    if (!pool.empty() && !ctx.sup.find_pool(pool)) {
+        resp->error(ErrorCode::no_such_pool, "no pool named \"" + pool + "\"");
+        return;
+    }
+    const bool follow = proto::get_bool(req.args, proto::arg::follow).value_or(false);
+    const auto since = proto::get_int(req.args, proto::arg::since_ms);
+    if (since && *since < 0) {
+        resp->error(ErrorCode::invalid_argument, "since_ms must be 0 or more");
+        return;
+    }
+    // Without --since: everything kept, or, when following, only what happens from now on.
+    std::vector<const EventRecord*> past;
+    if (since || !follow) {
+        fsm::TimePoint from{};
+        if (since) {
+            const auto now = ctx.sup.now();
+            const Millis back(*since);
+            if (now.time_since_epoch() > back) from = now - back;
+        }
+        past = ctx.sup.events().since(from, pool);
+    }
+    if (follow) {
+        if (auto full = resp->start_stream(); !full.empty()) {
+            resp->error(ErrorCode::busy, full);
+            return;
+        }
+        for (const auto* e : past)
+            resp->item_raw(e->json);
+        ctx.events.add(std::move(pool), resp);
+        return;  // no final reply until the client goes away
+    }
+    std::string out = "{\"events\":[";
+    for (std::size_t i = 0; i < past.size(); ++i) {
+        if (i) out.push_back(',');
+        out += past[i]->json;
+    }
+    out += "]}";
+    resp->ok_raw(std::move(out));
+}
+
 // Replies once the writer thread has reopened the files: an error naming each file that
 // could not be opened (it is retried like any failing file, and its lines are held or
 // dropped by its pool's log_backpressure meanwhile).
@@ -686,7 +732,7 @@ void cmd_version(CommandContext&, const Peer&, proto::Request&, std::shared_ptr<
     resp->ok(std::move(o));
 }
 
-constexpr std::array<std::pair<std::string_view, Handler>, 15> kVerbs{{
+constexpr std::array<std::pair<std::string_view, Handler>, 16> kVerbs{{
     {proto::verb::status, cmd_status},
     {proto::verb::logs, cmd_logs},
     {proto::verb::reopen, cmd_reopen},
@@ -702,6 +748,7 @@ constexpr std::array<std::pair<std::string_view, Handler>, 15> kVerbs{{
     {proto::verb::shutdown, cmd_shutdown},
     {proto::verb::version, cmd_version},
     {proto::verb::history, cmd_history},
+    {proto::verb::events, cmd_events},
 }};
 
 constexpr bool known_verb(std::string_view v) {

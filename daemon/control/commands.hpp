@@ -9,6 +9,7 @@
 #include <string>
 
 #include "daemon/control/control_server.hpp"
+#include "daemon/control/event_feed.hpp"
 #include "daemon/logs/log_writer.hpp"
 #include "daemon/logs/output.hpp"
 #include "daemon/memory/memory_sampler.hpp"
@@ -23,6 +24,7 @@ struct CommandContext {
     mem::Sampler& sampler;  // used only on the reader thread, inside background jobs
     Output& output;
     LogWriter& log_writer;
+    EventFeed& events;
     std::function<void(std::string reason)> shutdown;
     std::function<void(bool dry_run, std::shared_ptr<Responder>)> reload;
     fsm::TimePoint started_at;

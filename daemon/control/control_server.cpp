@@ -72,7 +72,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         if (budget_ == Budget::follower) return {};
         if (srv_.in_use_[Budget::follower] >= srv_.limits_.max_followers)
             return "too many followers: at most " + std::to_string(srv_.limits_.max_followers) +
-                   " `logs -f` streams at once";
+                   " `logs -f` and `events -f` streams at once";
         move_to(Budget::follower);
         stream_id_ = id;
         deadline_.cancel();
@@ -183,9 +183,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
         auto& req = std::get<proto::Request>(decoded);
         // A pending connection's first request decides its budget; a follower's is taken by
         // start_stream, once the daemon has accepted the stream.
-        if (budget_ == Budget::pending &&
-            !(req.cmd == proto::verb::logs &&
-              proto::get_bool(req.args, proto::arg::follow).value_or(false))) {
+        const bool streams =
+            (req.cmd == proto::verb::logs || req.cmd == proto::verb::events) &&
+            proto::get_bool(req.args, proto::arg::follow).value_or(false);
+        if (budget_ == Budget::pending && !streams) {
             auto b = srv_.admit(peer_);
             if (!b) {
                 send(

@@ -97,22 +97,9 @@ json::object status(const Supervisor& sup, const std::vector<Worker*>* only) {
 }
 
 json::object exit_record(const ExitRecord& r, fsm::TimePoint now) {
-    json::object e;
-    e["pid"] = r.pid;
-    e["generation"] = r.generation;
-    e["code"] = r.info.code ? json::value(*r.info.code) : json::value(nullptr);
-    if (r.info.signal) {
-        e["signal"] = *r.info.signal;
-        e["signal_name"] = signal_name(*r.info.signal);
-    } else {
-        e["signal"] = nullptr;
-    }
-    e["core_dumped"] = r.info.core_dumped;
-    e["cause"] = to_string(r.cause.cause);
-    e["detail"] = r.cause.detail;
+    json::object e = exit_fields(r);
     e["started_ms"] = epoch_ms(r.started_at, now);
     e["ended_ms"] = epoch_ms(r.ended_at, now);
-    e["uptime_ms"] = std::chrono::duration_cast<Millis>(r.ended_at - r.started_at).count();
     return e;
 }
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/protocol_names.hpp"
 #include "core/units.hpp"
 #include "daemon/memory/memory_view.hpp"
 
@@ -106,6 +107,9 @@ void Recycler::act(const WatchPtr& watch, const mem::Sample& s) {
             continue;
         std::string why = "private " + format_size(priv) + " > " + format_size(limit);
         spdlog::warn("{} recycled: {}", w->name, why);
+        sup_.events().emit(sup_.now(), proto::event::recycle, pool->name(), w->name,
+                           w->name + " recycled: " + why,
+                           {{"pid", w->pid}, {"private", priv}, {"max_private", limit}});
         w->recycles++;
         w->recycle_reason = why;
         ++recycled_;

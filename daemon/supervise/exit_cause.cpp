@@ -1,6 +1,11 @@
 #include "daemon/supervise/exit_cause.hpp"
 
+#include <chrono>
 #include <csignal>
+
+#include <boost/json/value.hpp>
+
+#include "core/signal_names.hpp"
 
 namespace cow {
 
@@ -70,6 +75,28 @@ std::string describe(const ExitInfo& info, const ExitCauseFound& cause) {
     out += to_string(cause.cause);
     if (!cause.detail.empty()) out += " (" + cause.detail + ")";
     return out;
+}
+
+}  // namespace cow
+
+namespace cow {
+
+boost::json::object exit_fields(const ExitRecord& r) {
+    boost::json::object e;
+    e["pid"] = r.pid;
+    e["generation"] = r.generation;
+    e["code"] = r.info.code ? boost::json::value(*r.info.code) : boost::json::value(nullptr);
+    if (r.info.signal) {
+        e["signal"] = *r.info.signal;
+        e["signal_name"] = signal_name(*r.info.signal);
+    } else {
+        e["signal"] = nullptr;
+    }
+    e["core_dumped"] = r.info.core_dumped;
+    e["cause"] = to_string(r.cause.cause);
+    e["detail"] = r.cause.detail;
+    e["uptime_ms"] = std::chrono::duration_cast<Millis>(r.ended_at - r.started_at).count();
+    return e;
 }
 
 }  // namespace cow

@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/json/object.hpp>
+
 #include "core/wait_status.hpp"
 #include "daemon/supervise/worker_fsm.hpp"
 
@@ -66,5 +68,9 @@ struct ExitRecord {
 
 // "killed by signal 9 (KILL): oom_killed (OOM kill counted in the container's cgroup)".
 std::string describe(const ExitInfo& info, const ExitCauseFound& cause);
+
+// The record's fields as `history` and `events` show them (times aside: each view has its own
+// clock to show them in).
+boost::json::object exit_fields(const ExitRecord& r);
 
 }  // namespace cow

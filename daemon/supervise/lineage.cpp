@@ -256,4 +256,16 @@ bool Lineage::still_there(const ProcId& id) const {
     return info->state != 'Z' || info->ppid == self_pid_;
 }
 
+std::vector<pid_t> Lineage::known_pids() const {
+    std::vector<pid_t> out;
+    out.reserve(by_pid_.size() + pred_by_pid_.size() + orphans_.size());
+    for (const auto& [pid, w] : by_pid_)
+        out.push_back(pid);
+    for (const auto& [pid, w] : pred_by_pid_)
+        out.push_back(pid);
+    for (const auto& [pid, o] : orphans_)
+        out.push_back(pid);
+    return out;
+}
+
 }  // namespace cow

@@ -48,6 +48,8 @@ class Lineage {
     void drop_main(pid_t pid);
     void add_failed_spawn(pid_t pid) { failed_spawns_.insert(pid); }
     const std::unordered_map<pid_t, Worker*>& predecessors() const { return pred_by_pid_; }
+    // Every pid the tables hold: main processes, predecessors, orphans.
+    std::vector<pid_t> known_pids() const;
 
     // What a reaped pid was; it has left the tables.
     struct Reaped {

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/protocol_names.hpp"
 #include "daemon/supervise/supervisor.hpp"
 
 namespace cow {
@@ -31,6 +32,10 @@ void Rollout::start(Pool& pool, const std::vector<Worker*>& workers, int batch, 
     r->cb = std::move(cb);
     spdlog::info("pool {}: rolling restart of {} workers, {} at a time", pool.name(), r->total,
                  r->batch);
+    sup_.events_.emit(sup_.now(), proto::event::roll, pool.name(), {},
+                      fmt::format("pool {}: rolling restart of {} workers, {} at a time",
+                                  pool.name(), r->total, r->batch),
+                      {{"what", "started"}, {"total", r->total}, {"batch", r->batch}});
     rolls_.push_back(std::move(r));
     advance();
 }
@@ -73,6 +78,10 @@ void Rollout::discard_successor(Worker& w, const std::string& why) {
         sup_.lineage_.drop_main(w.pid);
         spdlog::info("{}: {}; stopping replacement pid {}, pid {} keeps serving", w.name, why,
                      w.pid, old);
+        sup_.events_.emit(sup_.now(), proto::event::roll, w.pool->name(), w.name,
+                          fmt::format("{}: {}; stopping replacement pid {}, pid {} keeps serving",
+                                      w.name, why, w.pid, old),
+                          {{"what", "discarded"}, {"pid", w.pid}, {"old_pid", old}});
         auto& rec = sup_.lineage_.keep(std::move(o));
         sup_.lineage_.terminate(rec, rec.grace);
     } else if (!w.cgroup.empty()) {
@@ -160,11 +169,20 @@ void Rollout::advance() {
         const std::string pool = r.pool->name();
         const int replaced = r.done, total = r.total;
         it = rolls_.erase(it);
+        const std::string msg =
+            why.empty() ? fmt::format("pool {}: rolling restart done, {} of {} replaced", pool,
+                                      replaced, total)
+                        : fmt::format("pool {}: rolling restart stopped after {} of {}: {}", pool,
+                                      replaced, total, why);
         if (why.empty())
-            spdlog::info("pool {}: rolling restart done, {} of {} replaced", pool, replaced, total);
+            spdlog::info("{}", msg);
         else
-            spdlog::warn("pool {}: rolling restart stopped after {} of {}: {}", pool, replaced,
-                         total, why);
+            spdlog::warn("{}", msg);
+        boost::json::object f{{"what", why.empty() ? "done" : "stopped"},
+                              {"replaced", replaced},
+                              {"total", total}};
+        if (!why.empty()) f["why"] = why;
+        sup_.events_.emit(sup_.now(), proto::event::roll, pool, {}, msg, std::move(f));
         if (done) done(why.empty(), why.empty() ? "" : why);
     }
 }
@@ -194,6 +212,10 @@ void Rollout::retire_pred(Worker& w) {
     auto& p = *w.pred;
     const int sig = w.pool->cfg->stop_signal;
     spdlog::info("{} pid {} replaces pid {}; stopping the old one", w.name, w.pid, p.pid);
+    sup_.events_.emit(
+        sup_.now(), proto::event::roll, w.pool->name(), w.name,
+        fmt::format("{} pid {} replaces pid {}; stopping the old one", w.name, w.pid, p.pid),
+        {{"what", "replaced"}, {"pid", w.pid}, {"old_pid", p.pid}});
     Sys& sys = sup_.sys_;
     p.sent.push_back(SentSignal{sig, "rolling restart"});
     for (int s : {sig, SIGCONT}) {

@@ -10,6 +10,7 @@
 
 #include "core/escape.hpp"
 #include "core/names.hpp"
+#include "core/protocol_names.hpp"
 #include "core/signal_names.hpp"
 #include "daemon/supervise/output_hooks.hpp"
 
@@ -248,6 +249,14 @@ void Supervisor::note_transition(Worker& w, State from, const fsm::Actions& a, f
                      : spdlog::level::info;
     spdlog::log(level, "{} pid {} {} -> {}: {}", w.name, shown, fsm::to_string(from),
                 fsm::to_string(w.slot.state), a.reason);
+    events_.emit(now, proto::event::transition, w.pool->name(), w.name,
+                 fmt::format("{} pid {} {} -> {}: {}", w.name, shown, fsm::to_string(from),
+                             fsm::to_string(w.slot.state), a.reason),
+                 {{"pid", shown},
+                  {"generation", w.generation},
+                  {"from", fsm::to_string(from)},
+                  {"to", fsm::to_string(w.slot.state)},
+                  {"reason", a.reason}});
     notices_.push_back(Notice{.worker_id = w.id, .from = from, .to = w.slot.state, .actions = a});
     check_finished(w, a);
 }
@@ -331,6 +340,7 @@ void Supervisor::on_reaped(pid_t pid, int wait_status) {
     if (reaped.kind == Kind::orphan) {
         const Orphan& o = *reaped.orphan;
         spdlog::info("orphan pid {} ({}) from {} {}", pid, o.comm, o.from, describe(info));
+        orphan_event(o, "gone", describe(info));
         lineage_.orphan_died(Lineage::Owner{o.worker_id, o.generation, o.from});
         any_finished_ = true;  // a kept orphan may have been all that held the daemon up
         return;
@@ -399,15 +409,18 @@ void Supervisor::adopt_orphans() {
             // as it would be inside the worker's cgroup; the policy applies when the worker dies.
             spdlog::info("adopted pid {} ({}) from {}: kept while {} runs", pid, rec.comm, rec.from,
                          rec.from);
+            orphan_event(rec, "adopted", "kept while " + rec.from + " runs");
             continue;
         }
         if (rec.policy == config::OrphanPolicy::kill || stopping || shutting_down_) {
             spdlog::info("adopted orphan pid {} ({}) from {}: sending TERM, KILL in {}", pid,
                          rec.comm, rec.from, format_duration(rec.grace));
+            orphan_event(rec, "adopted", "sending TERM, KILL in " + format_duration(rec.grace));
             terminate_orphan(rec, rec.grace);
         } else {
             spdlog::info("adopted orphan pid {} ({}) from {}: keeping it (orphans: keep)", pid,
                          rec.comm, rec.from);
+            orphan_event(rec, "adopted", "keeping it (orphans: keep)");
         }
     }
 }
@@ -478,9 +491,20 @@ void Supervisor::record_exit(Worker& w, pid_t pid, const ExitInfo& info, fsm::Ti
     // The transition's line says it too; these two get a line of their own to grep for.
     if (r.cause.cause == ExitCause::oom_killed || r.cause.cause == ExitCause::killed_externally)
         spdlog::warn("{} pid {} {}", w.name, pid, describe(info, r.cause));
+    events_.emit(now, proto::event::exit, w.pool->name(), w.name,
+                 fmt::format("{} pid {} {}", w.name, pid, describe(info, r.cause)),
+                 exit_fields(r));
     w.history.push_back(std::move(r));
     if (w.history.size() > Worker::kHistory)
         w.history.erase(w.history.begin(), w.history.end() - Worker::kHistory);
+}
+
+void Supervisor::orphan_event(const Orphan& o, std::string_view what, const std::string& how) {
+    const Worker* w = o.worker_id ? find_worker(o.worker_id) : nullptr;
+    const std::string pool = w ? w->pool->name() : o.from.substr(0, o.from.rfind('.'));
+    events_.emit(sys_.now(), proto::event::orphan, pool, o.from,
+                 fmt::format("orphan pid {} ({}) from {} {}: {}", o.pid, o.comm, o.from, what, how),
+                 {{"pid", o.pid}, {"comm", o.comm}, {"what", what}, {"detail", how}});
 }
 
 void Supervisor::kill_orphan(Orphan& o) {
@@ -743,6 +767,9 @@ int Supervisor::scale(Pool& pool, int size) {
     std::sort(pool.workers.begin(), pool.workers.end(),
               [](const auto& a, const auto& b) { return a->index < b->index; });
     spdlog::info("pool {} scaled from {} to {} workers", pool.name(), old, size);
+    events_.emit(now, proto::event::scale, pool.name(), {},
+                 fmt::format("pool {} scaled from {} to {} workers", pool.name(), old, size),
+                 {{"from", old}, {"to", size}});
     return old;
 }
 

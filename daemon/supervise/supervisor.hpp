@@ -29,6 +29,7 @@
 #include "config/plan.hpp"
 #include "daemon/os/notify_message.hpp"
 #include "daemon/os/sys.hpp"
+#include "daemon/supervise/events.hpp"
 #include "daemon/supervise/launcher.hpp"
 #include "daemon/supervise/lineage.hpp"
 #include "daemon/supervise/pool_graph.hpp"
@@ -97,6 +98,8 @@ class Supervisor {
 
     // The reaper reports every reaped pid here, then calls after_reap() once per batch.
     void on_reaped(pid_t pid, int wait_status);
+    // The children we know of, for a reap of each by pid (daemon/os/reaper.hpp).
+    std::vector<pid_t> known_children() const { return lineage_.known_pids(); }
     void after_reap();
     // Adopts descendants that reparented to us without any reap telling us (their parent was
     // reaped by someone else): run before showing trees or orphans.
@@ -124,6 +127,8 @@ class Supervisor {
     const std::vector<std::unique_ptr<Pool>>& pools() const { return pools_; }
     const std::map<pid_t, Orphan>& orphans() const { return lineage_.orphans(); }
     const config::Config& config() const { return *cfg_; }
+    // What happened, for `cowctl events`: the units below and the daemon emit into it too.
+    EventLog& events() { return events_; }
     Sys& sys() { return sys_; }
     fsm::TimePoint now() const { return sys_.now(); }
     Worker* find_worker(std::uint64_t id) const {
@@ -193,6 +198,7 @@ class Supervisor {
     void remove_retired();
     void terminate_orphan(Orphan& o, Millis grace) { lineage_.terminate(o, grace); }
     void kill_orphan(Orphan& o);
+    void orphan_event(const Orphan& o, std::string_view what, const std::string& how);
     void check_finished(const Worker& w, const fsm::Actions& a);
     void deliver_notices();
     void essential_exit(const Worker& w);
@@ -206,6 +212,7 @@ class Supervisor {
                      const Worker::Predecessor* pred = nullptr);
 
     Sys& sys_;
+    EventLog events_;
     std::shared_ptr<const config::Config> cfg_;
     std::vector<std::unique_ptr<Pool>> pools_;
     std::unordered_map<std::uint64_t, Worker*> by_id_;

@@ -37,6 +37,24 @@ class ExitCauses : public DaemonFixture {
         if (es.empty()) return {};
         json::object e = es.back().as_object();  // the oldest: the one this test caused
         EXPECT_EQ(e["cause"].as_string(), cause) << json::serialize(e);
+        // The event stream says the same of the same pid.
+        json::object ev;
+        EXPECT_TRUE(WaitFor([&] {
+            auto v = ctl_json({"events", "--pool", worker.substr(0, worker.rfind('.'))});
+            if (!v.is_object()) return false;
+            for (auto& x : v.as_object()["events"].as_array()) {
+                auto& o = x.as_object();
+                if (o["kind"] == "exit" && o["worker"] == json::value(worker) &&
+                    o["pid"] == e["pid"]) {
+                    ev = o;
+                    return true;
+                }
+            }
+            return false;
+        })) << "no exit event for " << worker;
+        if (!ev.empty()) {
+            EXPECT_EQ(ev["cause"], e["cause"]) << json::serialize(ev);
+        }
         if (es.size() == 1) {
             auto st = workers(worker);
             if (!st.empty() && st[0]["last_exit"].is_object()) {
