@@ -63,6 +63,22 @@ struct SocketConfig {
 
 enum class Ready { none, notify };
 
+// An active check of a worker (readiness or liveness): an HTTP GET, a TCP connect or a
+// command. Targets may hold {index} (the worker's index) and {port} (see config/README.md).
+struct ProbeConfig {
+    enum class Kind { http, tcp, exec };
+    Kind kind = Kind::http;
+    std::string target;                // http: the URL; tcp: HOST:PORT
+    std::vector<std::string> command;  // exec
+    std::optional<int> port;           // {port} is port + the worker's index when set
+    Millis interval{1000};
+    Millis timeout{1000};
+    Millis initial_delay{0};
+    int failures = 3;  // in a row, before it counts (liveness: a restart)
+    int status_min = 200, status_max = 399;  // http: the statuses that pass
+    bool operator==(const ProbeConfig&) const = default;
+};
+
 // Who a worker runs as and with what limits (issue: least privilege). Names are resolved
 // when the config is loaded, in the parent, never between fork and exec.
 struct Identity {
@@ -116,6 +132,9 @@ struct PoolConfig {
     std::vector<SocketConfig> sockets;
     Ready ready = Ready::none;
     Millis watchdog{0};  // 0 = off; with ready: notify, WATCHDOG=1 is due this often
+    // running only once this passes (like ready: notify), and rolls wait for it
+    std::optional<ProbeConfig> readiness;
+    std::optional<ProbeConfig> liveness;  // fails `failures` times in a row: restart
     OutputSink stdout_sink;
     OutputSink stderr_sink;
     Backpressure backpressure = Backpressure::block;  // a sink slower than the worker
@@ -149,9 +168,9 @@ struct DaemonConfig {
 };
 
 // A restart of this pool is rolling (successors first, old processes after): its readiness
-// can be told (ready: notify), or it serves on sockets that must never go unanswered.
+// can be told (ready: notify, a readiness probe), or it serves on sockets that must never go unanswered.
 inline bool restarts_rolling(const PoolConfig& pc) {
-    return !pc.sockets.empty() || pc.ready == Ready::notify;
+    return !pc.sockets.empty() || pc.ready == Ready::notify || pc.readiness.has_value();
 }
 
 struct Config {

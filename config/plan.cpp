@@ -28,6 +28,8 @@ std::vector<std::string> pool_keys(const PoolConfig& a, const PoolConfig& b) {
     check(a.sockets == b.sockets, "sockets");
     check(a.ready == b.ready, "ready");
     check(a.watchdog == b.watchdog, "watchdog");
+    check(a.readiness == b.readiness, "readiness");
+    check(a.liveness == b.liveness, "liveness");
     check(a.stdout_sink == b.stdout_sink, "stdout");
     check(a.stderr_sink == b.stderr_sink, "stderr");
     check(a.backpressure == b.backpressure, "log_backpressure");

@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <cstdio>
 #include <unordered_set>
 
 #include "config/identity.hpp"
@@ -205,6 +207,120 @@ void read_memory(Diagnostics& diag, const Field& f, MemoryPolicy& out) {
     read_fields(diag, f, "a mapping like {max_private: 512MiB, check_every: 30s}", readers);
 }
 
+// readiness / liveness: exactly one of http, tcp, exec, and how often and how patiently.
+void read_probe(Diagnostics& diag, const Field& f, std::optional<ProbeConfig>& out) {
+    ProbeConfig p;
+    int kinds = 0;
+    bool timeout_set = false;
+    bool ok = true;
+    auto bad = [&] { ok = false; };
+    auto positive_duration = [&](Millis& into) {
+        return [&, into_ptr = &into](const Field& v) {
+            if (auto d = read_duration(diag, v, true))
+                *into_ptr = *d;
+            else
+                bad();
+        };
+    };
+    const FieldReader readers[] = {
+        {"http",
+         [&](const Field& v) {
+             ++kinds;
+             p.kind = ProbeConfig::Kind::http;
+             auto url = read_string(diag, v, "a URL like http://127.0.0.1:{port}/healthz");
+             if (!url) return bad();
+             if (!url->starts_with("http://")) {
+                 report_expected(diag, v, "a URL like http://127.0.0.1:{port}/healthz",
+                                 " (only http:// is supported)");
+                 return bad();
+             }
+             p.target = *url;
+         }},
+        {"tcp",
+         [&](const Field& v) {
+             ++kinds;
+             p.kind = ProbeConfig::Kind::tcp;
+             auto t = read_string(diag, v, "HOST:PORT like 127.0.0.1:{port}");
+             if (!t) return bad();
+             if (t->rfind(':') == std::string::npos) {
+                 report_expected(diag, v, "HOST:PORT like 127.0.0.1:{port}");
+                 return bad();
+             }
+             p.target = *t;
+         }},
+        {"exec",
+         [&](const Field& v) {
+             ++kinds;
+             p.kind = ProbeConfig::Kind::exec;
+             read_command(diag, v, p.command);
+             if (p.command.empty()) bad();
+         }},
+        {"port",
+         [&](const Field& v) {
+             if (auto n = read_int(diag, v, 1, 65535))
+                 p.port = static_cast<int>(*n);
+             else
+                 bad();
+         }},
+        {"interval", positive_duration(p.interval)},
+        {"timeout",
+         [&](const Field& v) {
+             timeout_set = true;
+             if (auto d = read_duration(diag, v, true))
+                 p.timeout = *d;
+             else
+                 bad();
+         }},
+        {"initial_delay",
+         [&](const Field& v) {
+             if (auto d = read_duration(diag, v, false))
+                 p.initial_delay = *d;
+             else
+                 bad();
+         }},
+        {"failures",
+         [&](const Field& v) {
+             if (auto n = read_int(diag, v, 1, 100))
+                 p.failures = static_cast<int>(*n);
+             else
+                 bad();
+         }},
+        {"status",
+         [&](const Field& v) {
+             // "200", "200-299"
+             auto t = read_string(diag, v, "a status or range like 200-399");
+             if (!t) return bad();
+             int lo = 0, hi = 0;
+             char dash = 0;
+             const int n = std::sscanf(t->c_str(), "%d%c%d", &lo, &dash, &hi);
+             if (n == 1) hi = lo;
+             if ((n != 1 && !(n == 3 && dash == '-')) || lo < 100 || hi > 599 || lo > hi) {
+                 report_expected(diag, v, "a status or range like 200-399");
+                 return bad();
+             }
+             p.status_min = lo;
+             p.status_max = hi;
+         }},
+    };
+    if (!read_fields(diag, f,
+                     "a mapping like {http: \"http://127.0.0.1:{port}/healthz\", interval: 1s}",
+                     readers))
+        return;
+    if (kinds != 1) {
+        diag.error(f.pos, f.path,
+                   kinds == 0 ? "a probe needs one of http, tcp or exec"
+                              : "a probe has exactly one of http, tcp or exec");
+        return;
+    }
+    if (!timeout_set) p.timeout = std::min(p.timeout, p.interval);
+    if (p.timeout > p.interval) {
+        diag.error(f.pos, join_path(f.path, "timeout"),
+                   "timeout must not exceed interval (a probe runs at most once at a time)");
+        return;
+    }
+    if (ok) out = std::move(p);
+}
+
 // "tcp://127.0.0.1:8000", "tcp://[::1]:8000", "tcp://:8000", "unix:/run/app.sock". Returns
 // why it does not parse, or nullopt.
 std::optional<std::string> parse_listen(std::string_view text, const std::string& base_dir,
@@ -387,7 +503,9 @@ bool is_pool_key(std::string_view key) {
                                                  "no_new_privs",
                                                  "oom_score_adj",
                                                  "clear_env",
-                                                 "env_remove"};
+                                                 "env_remove",
+                                                 "readiness",
+                                                 "liveness"};
     for (auto k : kKeys)
         if (k == key) return true;
     return false;
@@ -433,6 +551,8 @@ void read_pool(Diagnostics& diag, const Field& f, const std::string& base_dir, P
         {"sockets", [&](const Field& v) { read_sockets(diag, v, base_dir, out.sockets); }},
         {"ready", choice_reader(diag, kReadyModes, kReadyValues, out.ready)},
         {"watchdog", duration_reader(diag, out.watchdog)},
+        {"readiness", [&](const Field& v) { read_probe(diag, v, out.readiness); }},
+        {"liveness", [&](const Field& v) { read_probe(diag, v, out.liveness); }},
         {"stdout", [&](const Field& v) { read_sink(diag, v, out.stdout_sink); }},
         {"stderr", [&](const Field& v) { read_sink(diag, v, out.stderr_sink); }},
         {"log_backpressure",
@@ -476,6 +596,9 @@ void read_pool(Diagnostics& diag, const Field& f, const std::string& base_dir, P
     if (!read_fields(diag, f, "a mapping of pool settings", readers)) return;
     if (!have_command) diag.error(f.pos, join_path(f.path, "command"), "missing required key");
     finish_identity(diag, f, out.identity, explicit_groups, groups_field);
+    if (out.readiness && out.ready == Ready::notify)
+        diag.error(f.pos, join_path(f.path, "readiness"),
+                   "choose one way to tell readiness: ready: notify or a readiness probe");
     if (out.watchdog.count() > 0 && out.ready != Ready::notify)
         diag.error(f.pos, join_path(f.path, "watchdog"),
                    "watchdog needs ready: notify (WATCHDOG=1 arrives over NOTIFY_SOCKET)");

@@ -63,6 +63,9 @@ std::string extras(const PoolConfig& p) {
     }
     if (p.ready == Ready::notify) add("ready=notify");
     if (p.watchdog.count() > 0) add("watchdog=" + exact_duration(p.watchdog));
+    static constexpr const char* kKinds[] = {"http", "tcp", "exec"};
+    if (p.readiness) add(std::string("readiness=") + kKinds[static_cast<int>(p.readiness->kind)]);
+    if (p.liveness) add(std::string("liveness=") + kKinds[static_cast<int>(p.liveness->kind)]);
     for (const auto& s : p.sockets)
         add("socket " + s.name + "=" + s.listen);
     if (p.memory.max_private)

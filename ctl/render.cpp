@@ -38,6 +38,8 @@ std::string info_of(const json::object& w) {
     const auto* st = w.if_contains("state");
     std::string state = text(st);
     if (state == proto::state::running || state == proto::state::starting) {
+        if (const auto* pr = w.if_contains("probe"); pr && pr->is_string())
+            return "probe " + text(pr);
         if (const auto* s = w.if_contains("status_text"); s && s->is_string()) return text(s);
         return "";
     }

@@ -161,6 +161,10 @@ int Daemon::run() {
     };
     background_ = std::make_unique<Background>(io_);
     recycler_ = std::make_unique<Recycler>(io_, *sup_, *background_, sampler_);
+    helpers_ = std::make_unique<Helpers>(io_, devnull_);
+    helpers_->on_started = [this](pid_t pid) { sup_->helper_started(pid); };
+    helpers_->on_reaped = [this](pid_t pid) { sup_->helper_reaped(pid); };
+    prober_ = std::make_unique<Prober>(io_, *sup_, *helpers_, [this] { after_batch(); });
     sup_->on_transition = [this](const Worker& w, fsm::State, fsm::State to, const fsm::Actions&) {
         if (to == fsm::State::running && w.slot.state == fsm::State::running)
             recycler_->note_running(w);
@@ -176,6 +180,7 @@ int Daemon::run() {
                  pid1 ? " (PID 1)" : "", control_->path(), cfg_->pools.size());
     sup_->set_start_slice(kStartSlice);
     recycler_->start();
+    prober_->start();
     if (!cfg_->daemon.metrics.empty()) {
         auto opened_metrics = MetricsServer::open(
             io_, cfg_->daemon.metrics,
@@ -261,7 +266,9 @@ void Daemon::on_signal(int signo) {
     // signal reaps too: a waitpid that finds nothing is cheap, and a wakeup is never wasted.
     // A batch is bounded: past it, the rest is reaped on a later turn of the loop, so that
     // control requests and timers get theirs even while workers exit as fast as they restart.
-    auto on_exit = [this](pid_t pid, int status) { sup_->on_reaped(pid, status); };
+    auto on_exit = [this](pid_t pid, int status) {
+        if (!helpers_ || !helpers_->reaped(pid, status)) sup_->on_reaped(pid, status);
+    };
     const auto until = sys_.now() + kReapBudget;
     int reaped = 0;
     bool more = false;
@@ -615,6 +622,7 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
     parts->pending = 1 << 20;
     const int rolls = sup_->apply_reload(next, plan, std::move(sockets), cb);
     recycler_->reconfigure();  // pools added, removed, reordered; memory sections changed
+    prober_->start();          // probes added or removed
     parts->pending -= (1 << 20) - rolls;
     if (parts->pending == 0) finish_reload();
 }

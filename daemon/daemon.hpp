@@ -21,7 +21,9 @@
 #include "daemon/logs/output.hpp"
 #include "daemon/memory/memory_sampler.hpp"
 #include "daemon/memory/recycler.hpp"
+#include "daemon/probe/prober.hpp"
 #include "daemon/os/background.hpp"
+#include "daemon/os/helpers.hpp"
 #include "daemon/os/leftovers.hpp"
 #include "daemon/os/notify.hpp"
 #include "daemon/os/sd_notify.hpp"
@@ -65,6 +67,8 @@ class Daemon {
     std::unique_ptr<Background> background_;
     mem::Sampler sampler_;  // only touched by background jobs
     std::unique_ptr<Recycler> recycler_;
+    std::unique_ptr<Helpers> helpers_;  // exec probes, hooks
+    std::unique_ptr<Prober> prober_;
     std::unique_ptr<Signals> signals_;
     std::unique_ptr<NotifyServer> notify_;
     std::unique_ptr<ControlServer> control_;

@@ -1,7 +1,7 @@
 // cow-http: a tiny HTTP/1.1 server for the demo, the tests and the benchmarks of shared listening
 // sockets and sd_notify readiness.
 //
-// usage: cow-http [--port N] [--startup-delay MS] [--fail-start]
+// usage: cow-http [--port N] [--ready-file PATH] [--startup-delay MS] [--fail-start]
 //
 // Sockets. It takes its listening sockets the systemd way: when LISTEN_PID equals its pid and
 // LISTEN_FDS >= 1, it serves every listening stream socket among fds 3 .. 3+LISTEN_FDS-1 (fd 3
@@ -22,6 +22,9 @@
 // Readiness. With NOTIFY_SOCKET set it sends "READY=1\nSTATUS=serving on fd 3" once it polls
 // its sockets, "WATCHDOG=1" every WATCHDOG_USEC/2 if WATCHDOG_USEC is set (and WATCHDOG_PID, when
 // set, is its pid), and "STOPPING=1" when it starts draining.
+//
+// Readiness without sd_notify: --ready-file PATH creates PATH once it serves (and removes it
+// when it stops), for a readiness probe such as `exec: [test, -e, /run/web/ready.{pid}]`.
 //
 // Testing knobs: --startup-delay MS waits MS ms (serving nothing) before it polls its sockets and
 // sends READY=1; --fail-start exits 1 instead of becoming ready (after the delay, if any): a
@@ -348,7 +351,7 @@ size_t max_conns() {
 
 [[noreturn]] void usage(const char* msg) {
     std::fprintf(stderr,
-                 "cow-http: %s\nusage: cow-http [--port N] [--startup-delay MS] [--fail-start]\n",
+                 "cow-http: %s\nusage: cow-http [--port N] [--ready-file PATH] [--startup-delay MS] [--fail-start]\n",
                  msg);
     std::exit(2);
 }
@@ -357,9 +360,14 @@ size_t max_conns() {
 
 int main(int argc, char** argv) {
     uint64_t port = 0, delay = 0;
+    std::string ready_file;
     bool have_port = false, fail_start = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
+        if (a == "--ready-file" && i + 1 < argc) {
+            ready_file = argv[++i];
+            continue;
+        }
         if (a == "--port" && i + 1 < argc) {
             if (!parse_u64(argv[++i], 65535, port)) usage("bad --port");
             have_port = true;
@@ -368,7 +376,7 @@ int main(int argc, char** argv) {
         } else if (a == "--fail-start") {
             fail_start = true;
         } else if (a == "-h" || a == "--help") {
-            std::printf("usage: cow-http [--port N] [--startup-delay MS] [--fail-start]\n");
+            std::printf("usage: cow-http [--port N] [--ready-file PATH] [--startup-delay MS] [--fail-start]\n");
             return 0;
         } else {
             usage(("unknown argument: " + a).c_str());
@@ -433,6 +441,10 @@ int main(int argc, char** argv) {
     for (const auto& l : listeners)
         where += (where.empty() ? "" : ", ") + l.desc;
     log("serving on " + where);
+    if (!ready_file.empty()) {
+        int rf = open(ready_file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (rf >= 0) close(rf);
+    }
     if (listeners[0].own) {
         sd_notify("READY=1\nSTATUS=serving on " + listeners[0].desc);
     } else {
@@ -559,5 +571,6 @@ int main(int argc, char** argv) {
         }
     }
     log("drained, exiting after " + std::to_string(served) + " connection(s)");
+    if (!ready_file.empty()) unlink(ready_file.c_str());
     return 0;
 }

@@ -63,6 +63,7 @@ json::object worker(const Worker& w, fsm::TimePoint now) {
         held && w.slot.state != fsm::State::running ? "waiting for depends_on" : w.last_reason;
     o["recycles"] = w.recycles;
     if (!w.status_text.empty()) o["status_text"] = w.status_text;
+    if (!w.probe_note.empty()) o["probe"] = w.probe_note;
     if (w.said_stopping) o["said_stopping"] = true;
     if (!w.roll_error.empty()) o["roll_error"] = w.roll_error;
     if (w.pred) o["replacing_pid"] = w.pred->pid;

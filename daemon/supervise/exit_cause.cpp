@@ -51,7 +51,13 @@ bool self_inflicted(int sig) {
 
 ExitCauseFound classify_exit(const ExitInfo& info, const std::vector<SentSignal>& sent,
                              const OomEvidence& oom) {
-    if (info.code) return {ExitCause::exited, ""};
+    if (info.code) {
+        // It ended itself, but because cowherd asked it to stop: that is why it died (a signal
+        // an operator passed on with `cowctl signal` is no such request).
+        for (auto it = sent.rbegin(); it != sent.rend(); ++it)
+            if (it->reason != "cowctl signal") return {ExitCause::killed_by_cowherd, it->reason};
+        return {ExitCause::exited, ""};
+    }
     const int sig = info.signal.value_or(0);
     // The last time cowherd sent this very signal: the escalation's KILL after a TERM says why
     // the stop began, which is what the operator asks.

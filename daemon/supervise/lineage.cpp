@@ -164,7 +164,7 @@ bool Lineage::has_orphans(const Worker& w) const {
 
 bool Lineage::known_child(pid_t pid) const {
     return by_pid_.count(pid) || pred_by_pid_.count(pid) || orphans_.count(pid) ||
-           failed_spawns_.count(pid);
+           failed_spawns_.count(pid) || helpers_.count(pid);
 }
 
 std::vector<pid_t> Lineage::adopt() {

@@ -47,6 +47,9 @@ class Lineage {
     void from_predecessor(pid_t pid, Worker& w);
     void drop_main(pid_t pid);
     void add_failed_spawn(pid_t pid) { failed_spawns_.insert(pid); }
+    // The daemon's own commands (probes, hooks): children of ours, never orphans.
+    void add_helper(pid_t pid) { helpers_.insert(pid); }
+    void drop_helper(pid_t pid) { helpers_.erase(pid); }
     const std::unordered_map<pid_t, Worker*>& predecessors() const { return pred_by_pid_; }
     // Every pid the tables hold: main processes, predecessors, orphans.
     std::vector<pid_t> known_pids() const;
@@ -109,6 +112,7 @@ class Lineage {
     const pid_t self_pid_ = ::getpid();
     std::unordered_map<pid_t, Worker*> by_pid_;
     std::unordered_map<pid_t, Worker*> pred_by_pid_;  // processes being replaced
+    std::unordered_set<pid_t> helpers_;
     std::unordered_set<pid_t> failed_spawns_;         // died before exec; reaped silently
     std::map<pid_t, Orphan> orphans_;
     // Leaders reaped recently, and every live or draining generation cgroup: how orphans are

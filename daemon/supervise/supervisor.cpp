@@ -706,6 +706,10 @@ namespace cow {
 
 // ---- sd_notify ----
 
+void Supervisor::probe_ready(Worker& w) {
+    if (w.slot.state == State::starting && w.alive()) apply(w, Event{EventType::ready, sys_.now(), {}});
+}
+
 void Supervisor::on_notify(pid_t sender, const NotifyMessage& msg) {
     Worker* w = lineage_.speaker(sender);
     if (!w) {

@@ -66,6 +66,8 @@ class Supervisor {
     // `why` names a stop for the cause of the exit it brings ("recycle: ...", "reload"); an
     // operator's verb by default.
     void command(const std::vector<Worker*>& targets, fsm::EventType ev, std::string_view why = {});
+    // A readiness probe passed for the worker's current process: running, as READY=1 makes it.
+    void probe_ready(Worker& w);
     // sd_notify from a process: accepted for a worker from itself or its descendants.
     void on_notify(pid_t sender, const NotifyMessage& msg);
 
@@ -98,6 +100,9 @@ class Supervisor {
 
     // The reaper reports every reaped pid here, then calls after_reap() once per batch.
     void on_reaped(pid_t pid, int wait_status);
+    // The daemon's own commands (os/helpers.hpp) are children that are never orphans.
+    void helper_started(pid_t pid) { lineage_.add_helper(pid); }
+    void helper_reaped(pid_t pid) { lineage_.drop_helper(pid); }
     // The children we know of, for a reap of each by pid (daemon/os/reaper.hpp).
     std::vector<pid_t> known_children() const { return lineage_.known_pids(); }
     void after_reap();

@@ -88,6 +88,7 @@ struct Worker {
     std::string roll_error;           // why the last one failed
 
     std::string status_text;     // STATUS= from the worker (ready: notify)
+    std::string probe_note;      // the last probe failure, until one passes
     bool said_stopping = false;  // STOPPING=1 from the worker
     bool retiring = false;       // scaled away: removed once stopped
     std::string listen_pid_env;  // "LISTEN_PID=" + room for digits, filled in by the child

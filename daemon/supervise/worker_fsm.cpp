@@ -164,9 +164,11 @@ Actions on_timer(Slot& s, const Policy& p, TimePoint now) {
         case State::starting: {
             if (p.ready_notify) {
                 // No READY=1 in time: stop it, and count the attempt as a failed start.
-                return begin_stop(
-                    s, p, "no READY=1 within start_timeout " + format_duration(p.start_timeout),
-                    StopCause::start_failed);
+                return begin_stop(s, p,
+                                  std::string(p.ready_by_probe ? "readiness probe not passed"
+                                                               : "no READY=1") +
+                                      " within start_timeout " + format_duration(p.start_timeout),
+                                  StopCause::start_failed);
             }
             return become_running(s, p, "up for start_timeout " + format_duration(p.start_timeout));
         }
@@ -318,7 +320,8 @@ Policy policy_from(const config::PoolConfig& pool) {
     p.max_restarts = pool.max_restarts;
     p.stop_signal = pool.stop_signal;
     p.stop_timeout = pool.stop_timeout;
-    p.ready_notify = pool.ready == config::Ready::notify;
+    p.ready_by_probe = pool.readiness.has_value();
+    p.ready_notify = pool.ready == config::Ready::notify || p.ready_by_probe;
     p.watchdog = pool.watchdog;
     return p;
 }
@@ -400,7 +403,7 @@ Actions dispatch(Slot& s, const Event& ev, const Policy& p) {
             return failed_start(s, p, ev.now, "spawn failed");
         case EventType::ready: {
             if (s.state != State::starting) return {};
-            return become_running(s, p, "READY=1");
+            return become_running(s, p, p.ready_by_probe ? "readiness probe passed" : "READY=1");
         }
         case EventType::exited:
             return on_exited(s, p, ev);

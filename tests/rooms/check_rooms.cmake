@@ -13,8 +13,8 @@ if(NOT ROOT)
   message(FATAL_ERROR "usage: cmake -DROOT=<source tree> -P check_rooms.cmake")
 endif()
 
-# Rank of each room: a file may include its own room and rooms of a lower rank. logs and memory
-# share a rank and may not include each other.
+# Rank of each room: a file may include its own room and rooms of a lower rank. logs, memory and
+# probe share a rank and may not include each other.
 set(rank_core 0)
 set(rank_config 1)
 set(rank_daemon/spawn 2)
@@ -22,12 +22,14 @@ set(rank_daemon/os 3)
 set(rank_daemon/supervise 4)
 set(rank_daemon/logs 5)
 set(rank_daemon/memory 5)
+set(rank_daemon/probe 5)
 set(rank_daemon/control 6)
 set(rank_daemon 7)
 set(rank_ctl 7)
 
 function(room_of path out)
-  foreach(r daemon/spawn daemon/os daemon/supervise daemon/logs daemon/memory daemon/control)
+  foreach(r daemon/spawn daemon/os daemon/supervise daemon/logs daemon/memory daemon/probe
+          daemon/control)
     if(path MATCHES "^${r}/")
       set(${out} ${r} PARENT_SCOPE)
       return()

@@ -22,10 +22,19 @@ ExitInfo killed(int sig, bool core = false) {
 }
 }  // namespace
 
-TEST(ExitCause, AnExitCodeIsExitedWhateverWasSent) {
-    auto f = classify_exit(code(3), {{SIGTERM, "stop"}}, {});
+TEST(ExitCause, AnExitCodeIsExitedUnlessCowherdAskedItToStop) {
+    auto f = classify_exit(code(3), {}, {});
     EXPECT_EQ(f.cause, ExitCause::exited);
     EXPECT_EQ(describe(code(3), f), "exited with status 3");
+    // A graceful exit after cowherd's TERM: cowherd ended it, and says why.
+    f = classify_exit(code(0), {{SIGTERM, "liveness probe: HTTP 503"}}, {});
+    EXPECT_EQ(f.cause, ExitCause::killed_by_cowherd);
+    EXPECT_EQ(f.detail, "liveness probe: HTTP 503");
+    EXPECT_EQ(describe(code(0), f),
+              "exited with status 0: killed_by_cowherd (liveness probe: HTTP 503)");
+    // A signal an operator passed on is not a request to stop.
+    f = classify_exit(code(3), {{SIGHUP, "cowctl signal"}}, {});
+    EXPECT_EQ(f.cause, ExitCause::exited);
 }
 
 TEST(ExitCause, ASignalCowherdSentIsKilledByCowherdWithItsReason) {
