@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include <boost/asio/post.hpp>
 #include <fcntl.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include "core/protocol_names.hpp"
 #include "core/signal_names.hpp"
 #include "daemon/control/metrics_text.hpp"
+#include "daemon/control/views.hpp"
 #include "daemon/memory/memory_view.hpp"
 #include "daemon/os/leftovers.hpp"
 #include "daemon/os/reaper.hpp"
@@ -184,7 +187,8 @@ int Daemon::run() {
     if (!cfg_->daemon.metrics.empty()) {
         auto opened_metrics = MetricsServer::open(
             io_, cfg_->daemon.metrics,
-            [this](std::function<void(std::string)> done) { scrape(std::move(done)); });
+            [this](std::function<void(std::string)> done) { scrape(std::move(done)); },
+            [this](std::string_view pool) { return readyz(pool); });
         if (auto* why = std::get_if<std::string>(&opened_metrics)) {
             spdlog::critical("{}", *why);
             return 2;
@@ -192,6 +196,8 @@ int Daemon::run() {
         metrics_ = std::get<std::unique_ptr<MetricsServer>>(std::move(opened_metrics));
         spdlog::info("metrics on http://{}/metrics", cfg_->daemon.metrics);
     }
+    // For tests only: the one way to see what a blocked loop looks like from outside (/livez).
+    if (const char* spec = std::getenv("COWHERD_TEST_BLOCK_LOOP")) block_loop_once(spec);
     if (auto wd = sd_.watchdog()) ping_systemd(*wd / 2);
     boot_when_clear(sys_.now() + kLeftoverWait);
     after_batch();
@@ -625,6 +631,30 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
     prober_->start();          // probes added or removed
     parts->pending -= (1 << 20) - rolls;
     if (parts->pending == 0) finish_reload();
+}
+
+// COWHERD_TEST_BLOCK_LOOP=AFTER_MS:FOR_MS: AFTER_MS after startup the loop stops for FOR_MS,
+// as a handler stuck in a system call would stop it. Never set outside tests.
+void Daemon::block_loop_once(const std::string& spec) {
+    unsigned after = 0, block = 0;
+    if (std::sscanf(spec.c_str(), "%u:%u", &after, &block) != 2) return;
+    spdlog::warn("test hook: the loop will be blocked for {} ms in {} ms", block, after);
+    test_block_timer_.expires_after(Millis(after));
+    test_block_timer_.async_wait([block](const boost::system::error_code& ec) {
+        if (!ec) ::poll(nullptr, 0, static_cast<int>(block));
+    });
+}
+
+// GET /readyz: what `cowctl health` says, for kubelet.
+std::pair<int, std::string> Daemon::readyz(std::string_view pool) {
+    if (!pool.empty() && !sup_->find_pool(pool))
+        return {404, "no pool named \"" + std::string(pool) + "\"\n"};
+    auto h = views::health(*sup_, pool);
+    if (h["healthy"].as_bool()) return {200, "ok\n"};
+    std::string body;
+    for (const auto& p : h["problems"].as_array())
+        body += std::string(p.as_string()) + "\n";
+    return {503, body};
 }
 
 // Under systemd (Type=notify): READY=1 once every autostart pool has settled (its workers

@@ -54,6 +54,8 @@ class Daemon {
     void notify_systemd();
     void ping_systemd(std::chrono::microseconds every);
     void scrape(std::function<void(std::string)> done);
+    std::pair<int, std::string> readyz(std::string_view pool);
+    void block_loop_once(const std::string& spec);
 
     std::shared_ptr<const config::Config> cfg_;
     boost::asio::io_context io_;
@@ -95,6 +97,7 @@ class Daemon {
     std::vector<std::string> leftover_cgroups_;
     std::vector<ProcId> leftover_procs_;
     boost::asio::steady_timer boot_timer_{io_};
+    boost::asio::steady_timer test_block_timer_{io_};
     // The record of our processes outside cgroups (daemon/os/leftovers.hpp).
     std::string workers_file_;
     std::uint64_t recorded_epoch_ = 0;

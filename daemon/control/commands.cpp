@@ -564,31 +564,7 @@ void cmd_mem(CommandContext& ctx, const Peer&, proto::Request& req,
 // has all its workers running. For container probes: `cowctl health` exits 1 otherwise.
 void cmd_health(CommandContext& ctx, const Peer&, proto::Request&,
                 std::shared_ptr<Responder>& resp) {
-    bool any_essential = false;
-    for (const auto& p : ctx.sup.pools())
-        any_essential |= p->cfg->essential;
-    json::array problems, checked;
-    if (ctx.sup.shutting_down()) problems.push_back(json::string("the daemon is shutting down"));
-    for (const auto& p : ctx.sup.pools()) {
-        if (any_essential ? !p->cfg->essential : !p->cfg->autostart) continue;
-        checked.push_back(json::string(p->name()));
-        if (p->removed) continue;
-        for (const auto& w : p->workers) {
-            // Scaled away: on its way out, not a missing worker.
-            if (w->serving() || w->retiring) continue;
-            std::string why = w->name + " is " + std::string(fsm::to_string(w->slot.state));
-            if (!w->last_error.empty())
-                why += ": " + w->last_error;
-            else if (!w->last_reason.empty())
-                why += ": " + w->last_reason;
-            problems.push_back(json::string(why));
-        }
-    }
-    json::object o;
-    o["healthy"] = problems.empty();
-    o["checked"] = std::move(checked);
-    o["problems"] = std::move(problems);
-    resp->ok(std::move(o));
+    resp->ok(views::health(ctx.sup));
 }
 
 void cmd_shutdown(CommandContext& ctx, const Peer& peer, proto::Request&,

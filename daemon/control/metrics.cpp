@@ -21,9 +21,10 @@ struct Session : std::enable_shared_from_this<Session> {
     http::request_parser<http::empty_body> parser;
     http::response<http::string_body> res;
     MetricsServer::Render& render;
+    MetricsServer::Ready& ready;
     int& active;
-    Session(tcp::socket s, MetricsServer::Render& r, int& a)
-        : stream(std::move(s)), render(r), active(a) {
+    Session(tcp::socket s, MetricsServer::Render& r, MetricsServer::Ready& rd, int& a)
+        : stream(std::move(s)), render(r), ready(rd), active(a) {
         parser.header_limit(8192);
         ++active;
     }
@@ -47,8 +48,23 @@ struct Session : std::enable_shared_from_this<Session> {
             reply(http::status::method_not_allowed, "GET only\n", "text/plain");
             return;
         }
-        if (req.target() != "/metrics") {
-            reply(http::status::not_found, "try /metrics\n", "text/plain");
+        const std::string_view target(req.target().data(), req.target().size());
+        if (target == "/livez") {
+            reply(http::status::ok, "ok\n", "text/plain");
+            return;
+        }
+        if (target == "/readyz" || target.starts_with("/readyz?")) {
+            std::string_view pool;
+            if (auto q = target.find("pool="); q != std::string_view::npos) {
+                pool = target.substr(q + 5);
+                pool = pool.substr(0, pool.find('&'));
+            }
+            auto [code, body] = ready(pool);
+            reply(static_cast<http::status>(code), std::move(body), "text/plain");
+            return;
+        }
+        if (target != "/metrics") {
+            reply(http::status::not_found, "try /metrics, /livez or /readyz\n", "text/plain");
             return;
         }
         auto self = shared_from_this();
@@ -74,7 +90,7 @@ struct Session : std::enable_shared_from_this<Session> {
 }  // namespace
 
 std::variant<std::unique_ptr<MetricsServer>, std::string> MetricsServer::open(
-    asio::io_context& io, const std::string& address, Render render) {
+    asio::io_context& io, const std::string& address, Render render, Ready ready) {
     auto colon = address.rfind(':');
     std::string host = address.substr(0, colon);
     if (host.size() > 2 && host.front() == '[' && host.back() == ']')
@@ -84,7 +100,7 @@ std::variant<std::unique_ptr<MetricsServer>, std::string> MetricsServer::open(
     auto ip = asio::ip::make_address(host, ec);
     if (ec) return "metrics: " + host + " is not a numeric address";
     const auto port = static_cast<unsigned short>(std::stoi(address.substr(colon + 1)));
-    std::unique_ptr<MetricsServer> m(new MetricsServer(io, std::move(render)));
+    std::unique_ptr<MetricsServer> m(new MetricsServer(io, std::move(render), std::move(ready)));
     tcp::endpoint ep(ip, port);
     m->acceptor_.open(ep.protocol(), ec);
     if (!ec) ::fcntl(m->acceptor_.native_handle(), F_SETFD, FD_CLOEXEC);
@@ -97,8 +113,8 @@ std::variant<std::unique_ptr<MetricsServer>, std::string> MetricsServer::open(
     return m;
 }
 
-MetricsServer::MetricsServer(asio::io_context& io, Render render)
-    : acceptor_(io), render_(std::move(render)), lag_timer_(io) {}
+MetricsServer::MetricsServer(asio::io_context& io, Render render, Ready ready)
+    : acceptor_(io), render_(std::move(render)), ready_(std::move(ready)), lag_timer_(io) {}
 
 MetricsServer::~MetricsServer() {
     boost::system::error_code ec;
@@ -113,7 +129,7 @@ void MetricsServer::accept() {
             ::fcntl(s.native_handle(), F_SETFD, FD_CLOEXEC);
             if (active_ < kMaxClients) {
                 ++scrapes_;
-                std::make_shared<Session>(std::move(s), render_, active_)->start();
+                std::make_shared<Session>(std::move(s), render_, ready_, active_)->start();
             }
         }
         accept();

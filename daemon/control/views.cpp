@@ -115,4 +115,34 @@ json::object history(const std::vector<Worker*>& workers, std::size_t n, fsm::Ti
     return json::object{{"workers", std::move(ws)}};
 }
 
+json::object health(const Supervisor& sup, std::string_view only) {
+    bool any_essential = false;
+    for (const auto& p : sup.pools())
+        any_essential |= p->cfg->essential;
+    json::array problems, checked;
+    if (sup.shutting_down()) problems.push_back(json::string("the daemon is shutting down"));
+    for (const auto& p : sup.pools()) {
+        if (!only.empty() ? p->name() != only
+                          : (any_essential ? !p->cfg->essential : !p->cfg->autostart))
+            continue;
+        checked.push_back(json::string(p->name()));
+        if (p->removed) continue;
+        for (const auto& w : p->workers) {
+            // Scaled away: on its way out, not a missing worker.
+            if (w->serving() || w->retiring) continue;
+            std::string why = w->name + " is " + std::string(fsm::to_string(w->slot.state));
+            if (!w->last_error.empty())
+                why += ": " + w->last_error;
+            else if (!w->last_reason.empty())
+                why += ": " + w->last_reason;
+            problems.push_back(json::string(why));
+        }
+    }
+    json::object o;
+    o["healthy"] = problems.empty();
+    o["checked"] = std::move(checked);
+    o["problems"] = std::move(problems);
+    return o;
+}
+
 }  // namespace cow::views

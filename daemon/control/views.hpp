@@ -22,4 +22,9 @@ boost::json::object history(const std::vector<Worker*>& workers, std::size_t n, 
 // (and the pools that hold them).
 boost::json::object status(const Supervisor& sup, const std::vector<Worker*>* only);
 
+// `cowctl health` and /readyz: healthy when every essential pool (or, with none marked
+// essential, every autostart pool; or only `pool` when given) has all its workers serving.
+// {"healthy", "checked", "problems"}.
+boost::json::object health(const Supervisor& sup, std::string_view pool = {});
+
 }  // namespace cow::views
