@@ -135,6 +135,10 @@ struct PoolConfig {
     // running only once this passes (like ready: notify), and rolls wait for it
     std::optional<ProbeConfig> readiness;
     std::optional<ProbeConfig> liveness;  // fails `failures` times in a row: restart
+    // Commands run with the event as JSON on stdin: after each exit of a worker's process, and
+    // when a worker goes fatal. Empty: none.
+    std::vector<std::string> on_exit, on_fatal;
+    Millis hook_timeout{10000};
     OutputSink stdout_sink;
     OutputSink stderr_sink;
     Backpressure backpressure = Backpressure::block;  // a sink slower than the worker

@@ -30,6 +30,8 @@ std::vector<std::string> pool_keys(const PoolConfig& a, const PoolConfig& b) {
     check(a.watchdog == b.watchdog, "watchdog");
     check(a.readiness == b.readiness, "readiness");
     check(a.liveness == b.liveness, "liveness");
+    check(a.on_exit == b.on_exit && a.on_fatal == b.on_fatal && a.hook_timeout == b.hook_timeout,
+          "hooks");
     check(a.stdout_sink == b.stdout_sink, "stdout");
     check(a.stderr_sink == b.stderr_sink, "stderr");
     check(a.backpressure == b.backpressure, "log_backpressure");

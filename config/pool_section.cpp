@@ -505,7 +505,10 @@ bool is_pool_key(std::string_view key) {
                                                  "clear_env",
                                                  "env_remove",
                                                  "readiness",
-                                                 "liveness"};
+                                                 "liveness",
+                                                 "on_exit",
+                                                 "on_fatal",
+                                                 "hook_timeout"};
     for (auto k : kKeys)
         if (k == key) return true;
     return false;
@@ -553,6 +556,12 @@ void read_pool(Diagnostics& diag, const Field& f, const std::string& base_dir, P
         {"watchdog", duration_reader(diag, out.watchdog)},
         {"readiness", [&](const Field& v) { read_probe(diag, v, out.readiness); }},
         {"liveness", [&](const Field& v) { read_probe(diag, v, out.liveness); }},
+        {"on_exit", [&](const Field& v) { read_command(diag, v, out.on_exit); }},
+        {"on_fatal", [&](const Field& v) { read_command(diag, v, out.on_fatal); }},
+        {"hook_timeout",
+         [&](const Field& v) {
+             if (auto d = read_duration(diag, v, true)) out.hook_timeout = *d;
+         }},
         {"stdout", [&](const Field& v) { read_sink(diag, v, out.stdout_sink); }},
         {"stderr", [&](const Field& v) { read_sink(diag, v, out.stderr_sink); }},
         {"log_backpressure",

@@ -153,7 +153,11 @@ int Daemon::run() {
     }
     sup_ = std::make_unique<Supervisor>(sys_, cfg_, std::move(setup));
     sup_->set_stdin(devnull_);
-    sup_->events().on_event = [this](const EventRecord& e) { event_feed_.publish(e); };
+    hooks_ = std::make_unique<Hooks>(io_, *sup_, devnull_);
+    sup_->events().on_event = [this](const EventRecord& e) {
+        event_feed_.publish(e);
+        hooks_->on_event(e);
+    };
     sup_->on_essential_exit = [this](int code, const std::string& why) {
         exit_code_ = code;
         request_shutdown(why + "; exiting with " + std::to_string(code));
@@ -273,7 +277,9 @@ void Daemon::on_signal(int signo) {
     // A batch is bounded: past it, the rest is reaped on a later turn of the loop, so that
     // control requests and timers get theirs even while workers exit as fast as they restart.
     auto on_exit = [this](pid_t pid, int status) {
-        if (!helpers_ || !helpers_->reaped(pid, status)) sup_->on_reaped(pid, status);
+        if (helpers_ && helpers_->reaped(pid, status)) return;
+        if (hooks_ && hooks_->reaped(pid, status)) return;
+        sup_->on_reaped(pid, status);
     };
     const auto until = sys_.now() + kReapBudget;
     int reaped = 0;

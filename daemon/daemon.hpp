@@ -17,6 +17,7 @@
 #include "daemon/control/commands.hpp"
 #include "daemon/control/control_server.hpp"
 #include "daemon/control/metrics.hpp"
+#include "daemon/hooks.hpp"
 #include "daemon/logs/log_writer.hpp"
 #include "daemon/logs/output.hpp"
 #include "daemon/memory/memory_sampler.hpp"
@@ -71,6 +72,7 @@ class Daemon {
     std::unique_ptr<Recycler> recycler_;
     std::unique_ptr<Helpers> helpers_;  // exec probes, hooks
     std::unique_ptr<Prober> prober_;
+    std::unique_ptr<Hooks> hooks_;  // on_exit, on_fatal
     std::unique_ptr<Signals> signals_;
     std::unique_ptr<NotifyServer> notify_;
     std::unique_ptr<ControlServer> control_;
