@@ -35,7 +35,7 @@ void EventLog::emit(fsm::TimePoint now, std::string_view kind, std::string_view 
 std::vector<const EventRecord*> EventLog::since(fsm::TimePoint from, std::string_view pool) const {
     std::vector<const EventRecord*> out;
     for (const auto& r : ring_)
-        if (r.at >= from && (pool.empty() || r.pool == pool)) out.push_back(&r);
+        if (r.at >= from && (pool.empty() || r.pool.empty() || r.pool == pool)) out.push_back(&r);
     return out;
 }
 

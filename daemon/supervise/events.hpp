@@ -35,7 +35,8 @@ class EventLog {
     void emit(fsm::TimePoint now, std::string_view kind, std::string_view pool,
               std::string_view worker, std::string_view msg, boost::json::object fields = {});
 
-    // Kept events at or after `from` (of one pool, or all when pool is empty), oldest first.
+    // Kept events at or after `from` (of one pool and the daemon's own, or all when pool is
+    // empty), oldest first.
     std::vector<const EventRecord*> since(fsm::TimePoint from, std::string_view pool) const;
     std::uint64_t emitted() const { return seq_; }
 

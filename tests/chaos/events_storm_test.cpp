@@ -115,6 +115,10 @@ TEST_F(EventsStorm, AStalledSubscriberMissesEventsAndIsToldHowMany) {
         EXPECT_LT(rss_after, rss_before + 16 * 1024)
             << "daemon RSS grew from " << rss_before << " to " << rss_after << " KiB";
     }
+    // Every worker took its turns: none was left unreaped behind the others' exits (waitpid(-1)
+    // serves one thread's children first; the spawn crew started some of these).
+    for (auto& w : workers("storm"))
+        EXPECT_GE(as_int(w["restarts"]), 3) << w["name"].as_string() << " was never reaped";
     ASSERT_EQ(ctl({"stop", "storm"}).code, 0);
 
     // Now it reads: events, one {"missed":N}, then events again; N is exactly the gap between
