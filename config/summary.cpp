@@ -66,6 +66,8 @@ std::string extras(const PoolConfig& p) {
     static constexpr const char* kKinds[] = {"http", "tcp", "exec"};
     if (p.readiness) add(std::string("readiness=") + kKinds[static_cast<int>(p.readiness->kind)]);
     if (p.liveness) add(std::string("liveness=") + kKinds[static_cast<int>(p.liveness->kind)]);
+    if (!p.on_exit.empty()) add("on_exit");
+    if (!p.on_fatal.empty()) add("on_fatal");
     for (const auto& s : p.sockets)
         add("socket " + s.name + "=" + s.listen);
     if (p.memory.max_private)
