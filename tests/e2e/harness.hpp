@@ -8,6 +8,9 @@
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "tests/support/run.hpp"
@@ -18,6 +21,19 @@ namespace fs = std::filesystem;
 
 inline std::string bin(const std::string& name) {
     return std::string(COWHERD_BIN_DIR) + "/" + name;
+}
+
+// A loopback TCP port that was free a moment ago (the kernel's pick), for a test's server.
+inline int free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
 }
 
 class DaemonFixture : public ::testing::Test {
