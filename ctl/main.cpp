@@ -369,7 +369,7 @@ int cowctl(int argc, char** argv, Options& o) {
                      "only new ones)");
     events->add_option("--since", events_since,
                        "only events newer than this, like 10m or 30s (the daemon keeps the last "
-                       "4096)");
+                       "1024)");
     events->add_option("--pool", events_pool, "only this pool's events (and the daemon's own)");
     events->callback([&] {
         json::object a{{proto::arg::follow, events_follow}};
