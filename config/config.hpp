@@ -74,7 +74,7 @@ struct ProbeConfig {
     Millis interval{1000};
     Millis timeout{1000};
     Millis initial_delay{0};
-    int failures = 3;  // in a row, before it counts (liveness: a restart)
+    int failures = 3;                        // in a row, before it counts (liveness: a restart)
     int status_min = 200, status_max = 399;  // http: the statuses that pass
     bool operator==(const ProbeConfig&) const = default;
 };
@@ -172,7 +172,8 @@ struct DaemonConfig {
 };
 
 // A restart of this pool is rolling (successors first, old processes after): its readiness
-// can be told (ready: notify, a readiness probe), or it serves on sockets that must never go unanswered.
+// can be told (ready: notify, a readiness probe), or it serves on sockets that must never go
+// unanswered.
 inline bool restarts_rolling(const PoolConfig& pc) {
     return !pc.sockets.empty() || pc.ready == Ready::notify || pc.readiness.has_value();
 }

@@ -31,9 +31,9 @@ inline constexpr std::string_view events = "events";
 
 // What a member of readonly_group may run: the verbs that change nothing. The denial message
 // lists them in this order, and README.md and config/README.md name the same set.
-inline constexpr std::array kReadOnlyVerbs{verb::status, verb::tree,    verb::mem,    verb::logs,
-                                           verb::health, verb::version, verb::history,
-                                           verb::events};
+inline constexpr std::array kReadOnlyVerbs{verb::status,  verb::tree,   verb::mem,
+                                           verb::logs,    verb::health, verb::version,
+                                           verb::history, verb::events};
 
 constexpr bool read_only_verb(std::string_view v) {
     return std::ranges::find(kReadOnlyVerbs, v) != kReadOnlyVerbs.end();

@@ -302,9 +302,8 @@ void Daemon::on_signal(int signo) {
         std::rotate(pids.begin(), std::upper_bound(pids.begin(), pids.end(), swept_to_),
                     pids.end());
         const auto sweep_until = sys_.now() + kReapBudget;
-        const std::size_t looked = reap_each(pids, on_exit, [&] {
-            return sys_.now() >= sweep_until;
-        });
+        const std::size_t looked =
+            reap_each(pids, on_exit, [&] { return sys_.now() >= sweep_until; });
         swept_to_ = looked == pids.size() || looked == 0 ? 0 : pids[looked - 1];
     }
     if (reaped > 0) sup_->after_reap();

@@ -22,7 +22,6 @@
 #include "daemon/logs/output.hpp"
 #include "daemon/memory/memory_sampler.hpp"
 #include "daemon/memory/recycler.hpp"
-#include "daemon/probe/prober.hpp"
 #include "daemon/os/background.hpp"
 #include "daemon/os/helpers.hpp"
 #include "daemon/os/leftovers.hpp"
@@ -30,6 +29,7 @@
 #include "daemon/os/sd_notify.hpp"
 #include "daemon/os/signals.hpp"
 #include "daemon/os/sys.hpp"
+#include "daemon/probe/prober.hpp"
 #include "daemon/supervise/supervisor.hpp"
 
 namespace cow {

@@ -30,20 +30,18 @@ void Hooks::on_event(const EventRecord& e) {
                             input = e.json + "\n", pool_name = e.pool,
                             timeout = pool->cfg->hook_timeout] {
         if (alive.expired()) return;
-        helpers_.run(cmd, input, timeout,
-                     [this, alive, name, pool_name, timeout](const HelperResult& r) {
-                         if (alive.expired() || (r.ran && !r.timed_out && r.exit.success()))
-                             return;
-                         const std::string why =
-                             !r.ran         ? r.error
-                             : r.timed_out ? "cut at hook_timeout " + format_duration(timeout)
-                                           : describe(r.exit);
-                         const std::string msg =
-                             "pool " + pool_name + ": " + name + " hook failed: " + why;
-                         spdlog::warn("{}", msg);
-                         sup_.events().emit(sup_.now(), proto::event::hook, pool_name, {}, msg,
-                                            {{"hook", name}, {"detail", why}});
-                     });
+        helpers_.run(
+            cmd, input, timeout, [this, alive, name, pool_name, timeout](const HelperResult& r) {
+                if (alive.expired() || (r.ran && !r.timed_out && r.exit.success())) return;
+                const std::string why = !r.ran ? r.error
+                                        : r.timed_out
+                                            ? "cut at hook_timeout " + format_duration(timeout)
+                                            : describe(r.exit);
+                const std::string msg = "pool " + pool_name + ": " + name + " hook failed: " + why;
+                spdlog::warn("{}", msg);
+                sup_.events().emit(sup_.now(), proto::event::hook, pool_name, {}, msg,
+                                   {{"hook", name}, {"detail", why}});
+            });
     });
 }
 

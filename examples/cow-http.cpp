@@ -351,7 +351,8 @@ size_t max_conns() {
 
 [[noreturn]] void usage(const char* msg) {
     std::fprintf(stderr,
-                 "cow-http: %s\nusage: cow-http [--port N] [--ready-file PATH] [--startup-delay MS] [--fail-start]\n",
+                 "cow-http: %s\nusage: cow-http [--port N] [--ready-file PATH] [--startup-delay "
+                 "MS] [--fail-start]\n",
                  msg);
     std::exit(2);
 }
@@ -376,7 +377,9 @@ int main(int argc, char** argv) {
         } else if (a == "--fail-start") {
             fail_start = true;
         } else if (a == "-h" || a == "--help") {
-            std::printf("usage: cow-http [--port N] [--ready-file PATH] [--startup-delay MS] [--fail-start]\n");
+            std::printf(
+                "usage: cow-http [--port N] [--ready-file PATH] [--startup-delay MS] "
+                "[--fail-start]\n");
             return 0;
         } else {
             usage(("unknown argument: " + a).c_str());

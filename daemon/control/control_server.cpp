@@ -183,9 +183,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         auto& req = std::get<proto::Request>(decoded);
         // A pending connection's first request decides its budget; a follower's is taken by
         // start_stream, once the daemon has accepted the stream.
-        const bool streams =
-            (req.cmd == proto::verb::logs || req.cmd == proto::verb::events) &&
-            proto::get_bool(req.args, proto::arg::follow).value_or(false);
+        const bool streams = (req.cmd == proto::verb::logs || req.cmd == proto::verb::events) &&
+                             proto::get_bool(req.args, proto::arg::follow).value_or(false);
         if (budget_ == Budget::pending && !streams) {
             auto b = srv_.admit(peer_);
             if (!b) {

@@ -17,7 +17,7 @@ namespace cow::probe {
 struct Endpoint {
     std::string host;  // numeric; "localhost" is read as 127.0.0.1
     std::uint16_t port = 0;
-    std::string path = "/";  // http only
+    std::string path = "/";   // http only
     std::string host_header;  // http only: as written in the URL
 };
 

@@ -77,11 +77,11 @@ void Prober::tick() {
     }
     states_ = std::move(keep);
     timer_.expires_after(kTick);
-    timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](
-                          const boost::system::error_code& ec) {
-        if (ec || alive.expired()) return;
-        tick();
-    });
+    timer_.async_wait(
+        [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+            if (ec || alive.expired()) return;
+            tick();
+        });
 }
 
 void Prober::launch(Worker& w, State& st, const config::ProbeConfig& pc) {
@@ -99,11 +99,13 @@ void Prober::launch(Worker& w, State& st, const config::ProbeConfig& pc) {
         std::vector<std::string> argv;
         for (const auto& a : pc.command)
             argv.push_back(probe::expand(a, pc, pool, w.index, w.pid));
-        helpers_.run(std::move(argv), {}, pc.timeout, [reply, t = pc.timeout](const HelperResult& r) {
-            if (!r.ran) return reply(false, r.error);
-            if (r.timed_out) return reply(false, "timed out after " + format_duration(t));
-            reply(r.exit.success(), r.exit.success() ? "exit 0" : describe(r.exit));
-        });
+        helpers_.run(std::move(argv), {}, pc.timeout,
+                     [reply, t = pc.timeout](const HelperResult& r) {
+                         if (!r.ran) return reply(false, r.error);
+                         if (r.timed_out)
+                             return reply(false, "timed out after " + format_duration(t));
+                         reply(r.exit.success(), r.exit.success() ? "exit 0" : describe(r.exit));
+                     });
         return;
     }
     const std::string target = probe::expand(pc.target, pc, pool, w.index, w.pid);

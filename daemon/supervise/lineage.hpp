@@ -113,7 +113,7 @@ class Lineage {
     std::unordered_map<pid_t, Worker*> by_pid_;
     std::unordered_map<pid_t, Worker*> pred_by_pid_;  // processes being replaced
     std::unordered_set<pid_t> helpers_;
-    std::unordered_set<pid_t> failed_spawns_;         // died before exec; reaped silently
+    std::unordered_set<pid_t> failed_spawns_;  // died before exec; reaped silently
     std::map<pid_t, Orphan> orphans_;
     // Leaders reaped recently, and every live or draining generation cgroup: how orphans are
     // traced back to the worker they came from.

@@ -178,9 +178,8 @@ void Rollout::advance() {
             spdlog::info("{}", msg);
         else
             spdlog::warn("{}", msg);
-        boost::json::object f{{"what", why.empty() ? "done" : "stopped"},
-                              {"replaced", replaced},
-                              {"total", total}};
+        boost::json::object f{
+            {"what", why.empty() ? "done" : "stopped"}, {"replaced", replaced}, {"total", total}};
         if (!why.empty()) f["why"] = why;
         sup_.events_.emit(sup_.now(), proto::event::roll, pool, {}, msg, std::move(f));
         if (done) done(why.empty(), why.empty() ? "" : why);

@@ -492,8 +492,7 @@ void Supervisor::record_exit(Worker& w, pid_t pid, const ExitInfo& info, fsm::Ti
     if (r.cause.cause == ExitCause::oom_killed || r.cause.cause == ExitCause::killed_externally)
         spdlog::warn("{} pid {} {}", w.name, pid, describe(info, r.cause));
     events_.emit(now, proto::event::exit, w.pool->name(), w.name,
-                 fmt::format("{} pid {} {}", w.name, pid, describe(info, r.cause)),
-                 exit_fields(r));
+                 fmt::format("{} pid {} {}", w.name, pid, describe(info, r.cause)), exit_fields(r));
     w.history.push_back(std::move(r));
     if (w.history.size() > Worker::kHistory)
         w.history.erase(w.history.begin(), w.history.end() - Worker::kHistory);
@@ -707,7 +706,8 @@ namespace cow {
 // ---- sd_notify ----
 
 void Supervisor::probe_ready(Worker& w) {
-    if (w.slot.state == State::starting && w.alive()) apply(w, Event{EventType::ready, sys_.now(), {}});
+    if (w.slot.state == State::starting && w.alive())
+        apply(w, Event{EventType::ready, sys_.now(), {}});
 }
 
 void Supervisor::on_notify(pid_t sender, const NotifyMessage& msg) {

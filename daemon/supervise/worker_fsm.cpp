@@ -164,11 +164,11 @@ Actions on_timer(Slot& s, const Policy& p, TimePoint now) {
         case State::starting: {
             if (p.ready_notify) {
                 // No READY=1 in time: stop it, and count the attempt as a failed start.
-                return begin_stop(s, p,
-                                  std::string(p.ready_by_probe ? "readiness probe not passed"
-                                                               : "no READY=1") +
-                                      " within start_timeout " + format_duration(p.start_timeout),
-                                  StopCause::start_failed);
+                return begin_stop(
+                    s, p,
+                    std::string(p.ready_by_probe ? "readiness probe not passed" : "no READY=1") +
+                        " within start_timeout " + format_duration(p.start_timeout),
+                    StopCause::start_failed);
             }
             return become_running(s, p, "up for start_timeout " + format_duration(p.start_timeout));
         }

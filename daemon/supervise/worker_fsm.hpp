@@ -38,9 +38,9 @@ struct Policy {
     config::MaxRestarts max_restarts;
     int stop_signal = 15;
     Millis stop_timeout{10000};
-    bool ready_notify = false;  // running only after READY=1, and start_timeout is a deadline
+    bool ready_notify = false;    // running only after READY=1, and start_timeout is a deadline
     bool ready_by_probe = false;  // that readiness comes from a probe, not READY=1
-    Millis watchdog{0};         // running: WATCHDOG=1 is due this often, else SIGABRT
+    Millis watchdog{0};           // running: WATCHDOG=1 is due this often, else SIGABRT
 };
 Policy policy_from(const config::PoolConfig& pool);
 

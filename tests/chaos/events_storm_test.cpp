@@ -53,7 +53,8 @@ std::string ask(const std::string& path, const std::string& request) {
     std::string reply;
     if (send_line(fd, request + "\n")) {
         char buf[65536];
-        for (ssize_t n; reply.find('\n') == std::string::npos && (n = read(fd, buf, sizeof buf)) > 0;)
+        for (ssize_t n;
+             reply.find('\n') == std::string::npos && (n = read(fd, buf, sizeof buf)) > 0;)
             reply.append(buf, static_cast<std::size_t>(n));
     }
     close(fd);
@@ -81,7 +82,8 @@ TEST_F(EventsStorm, AStalledSubscriberMissesEventsAndIsToldHowMany) {
     // The stalled subscriber: asks to follow, then reads nothing until the storm is over.
     int stalled = connect_to(socket, 4096);
     ASSERT_GE(stalled, 0);
-    ASSERT_TRUE(send_line(stalled, "{\"v\":1,\"id\":7,\"cmd\":\"events\",\"args\":{\"follow\":true}}\n"));
+    ASSERT_TRUE(
+        send_line(stalled, "{\"v\":1,\"id\":7,\"cmd\":\"events\",\"args\":{\"follow\":true}}\n"));
 
     auto last_seq = [&]() -> std::uint64_t {
         auto v = ctl_json({"events", "--since", "1s"});

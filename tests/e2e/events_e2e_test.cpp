@@ -14,8 +14,9 @@ namespace {
 
 class Events : public DaemonFixture {
   protected:
-    const std::string pools = "  web:\n    command: [sleep, \"100000\"]\n    workers: 2\n"
-                              "  db:\n    command: [sleep, \"100000\"]\n";
+    const std::string pools =
+        "  web:\n    command: [sleep, \"100000\"]\n    workers: 2\n"
+        "  db:\n    command: [sleep, \"100000\"]\n";
     json::array events(std::vector<std::string> args) {
         args.insert(args.begin(), "events");
         auto v = ctl_json(args);
@@ -50,10 +51,11 @@ TEST_F(Events, ListsWhatHappenedByPoolAndSince) {
 TEST_F(Events, FollowPrintsLiveEventsOfItsPool) {
     start(pools);
     ASSERT_TRUE(WaitFor([&] { return count_state("", "running") == 3; }));
-    const std::string out = (dir / "follow.txt").string(), json_out = (dir / "follow.json").string();
+    const std::string out = (dir / "follow.txt").string(),
+                      json_out = (dir / "follow.json").string();
     int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    pid_t text = spawn_with({bin("cowctl"), "--socket", socket, "events", "-f", "--pool", "web"},
-                            fd, fd);
+    pid_t text =
+        spawn_with({bin("cowctl"), "--socket", socket, "events", "-f", "--pool", "web"}, fd, fd);
     close(fd);
     fd = open(json_out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     pid_t js = spawn_with({bin("cowctl"), "--socket", socket, "--json", "events", "-f"}, fd, fd);

@@ -51,7 +51,8 @@ class ExitCauses : public DaemonFixture {
                 }
             }
             return false;
-        })) << "no exit event for " << worker;
+        })) << "no exit event for "
+            << worker;
         if (!ev.empty()) {
             EXPECT_EQ(ev["cause"], e["cause"]) << json::serialize(ev);
         }

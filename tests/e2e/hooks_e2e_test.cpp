@@ -28,9 +28,8 @@ TEST_F(Hooks, ExitsAndAFatalWorkerRunTheirHooksWithTheEvent) {
     const std::string fatal = (dir / "fatal.json").string();
     start("  flaky:\n    command: [\"" + bin("exit_with") + "\", \"3\"]\n" +
           "    start_timeout: 5s\n    backoff: {initial: 50ms}\n" +
-          "    max_restarts: {count: 2, within: 1m}\n" +
-          "    on_exit: [sh, -c, \"cat >> " + exits + "\"]\n" +
-          "    on_fatal: [sh, -c, \"cat > " + fatal + "\"]\n" +
+          "    max_restarts: {count: 2, within: 1m}\n" + "    on_exit: [sh, -c, \"cat >> " + exits +
+          "\"]\n" + "    on_fatal: [sh, -c, \"cat > " + fatal + "\"]\n" +
           "  keep:\n    command: [sleep, \"100000\"]\n");
     ASSERT_TRUE(WaitFor([&] { return lines_of(fatal).size() == 1; }, std::chrono::seconds(20)));
     auto f = lines_of(fatal)[0];

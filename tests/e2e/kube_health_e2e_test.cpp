@@ -33,9 +33,10 @@ class KubeHealth : public DaemonFixture {
 };
 
 TEST_F(KubeHealth, ReadyzFollowsTheEssentialPools) {
-    start("  web:\n    command: [sleep, \"100000\"]\n    essential: true\n    start_timeout: 200ms\n"
-          "  side:\n    command: [sleep, \"100000\"]\n    start_timeout: 200ms\n",
-          metrics());
+    start(
+        "  web:\n    command: [sleep, \"100000\"]\n    essential: true\n    start_timeout: 200ms\n"
+        "  side:\n    command: [sleep, \"100000\"]\n    start_timeout: 200ms\n",
+        metrics());
     EXPECT_EQ(get("/livez").first, "200");
     ASSERT_TRUE(WaitFor([&] { return get("/readyz").first == "200"; }));
     EXPECT_EQ(get("/readyz?pool=side").first, "200");
@@ -62,11 +63,11 @@ TEST_F(KubeHealth, LivezFailsWhileTheLoopIsBlocked) {
     start("  web:\n    command: [sleep, \"100000\"]\n", metrics());
     unsetenv("COWHERD_TEST_BLOCK_LOOP");
     EXPECT_EQ(get("/livez").first, "200");
-    ASSERT_TRUE(WaitFor([&] { return get("/livez", "0.5").first == "000"; },
-                        std::chrono::seconds(10)))
+    ASSERT_TRUE(
+        WaitFor([&] { return get("/livez", "0.5").first == "000"; }, std::chrono::seconds(10)))
         << "a blocked loop must not look alive";
-    EXPECT_TRUE(WaitFor([&] { return get("/livez", "0.5").first == "200"; },
-                        std::chrono::seconds(15)))
+    EXPECT_TRUE(
+        WaitFor([&] { return get("/livez", "0.5").first == "200"; }, std::chrono::seconds(15)))
         << "and it answers again once the loop runs";
 }
 

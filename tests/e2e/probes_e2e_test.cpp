@@ -44,8 +44,8 @@ TEST_F(Probes, AReadinessProbeGatesRunning) {
     })) << "the worker should be starting, with the probe's failure shown";
     const pid_t pid = static_cast<pid_t>(as_int(workers("web")[0]["pid"]));
     EXPECT_FALSE(fs::exists(dir / ("ready." + std::to_string(pid))));
-    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 1; },
-                        std::chrono::seconds(20)));
+    ASSERT_TRUE(
+        WaitFor([&] { return count_state("web", "running") == 1; }, std::chrono::seconds(20)));
     // Running only once it was ready, and the same process.
     EXPECT_TRUE(fs::exists(dir / ("ready." + std::to_string(pid))));
     EXPECT_EQ(as_int(workers("web")[0]["pid"]), pid);
@@ -98,8 +98,8 @@ TEST_F(Probes, ALivenessProbeRestartsAHungWorker) {
 TEST_F(Probes, ARollGatedByAReadinessProbeFailsNoRequest) {
     const int port = free_port();
     start(web(port, "700", 2));
-    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 2; },
-                        std::chrono::seconds(20)));
+    ASSERT_TRUE(
+        WaitFor([&] { return count_state("web", "running") == 2; }, std::chrono::seconds(20)));
     const std::string load_out = (dir / "load.txt").string();
     int fd = open(load_out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     pid_t load = spawn_with({bin("bench_httpload"), "127.0.0.1", std::to_string(port),
@@ -110,8 +110,8 @@ TEST_F(Probes, ARollGatedByAReadinessProbeFailsNoRequest) {
     auto r = ctl({"restart", "web"}, std::chrono::seconds(60));
     EXPECT_EQ(r.code, 0) << r.out << r.err;
     int st = 0;
-    ASSERT_TRUE(WaitFor([&] { return waitpid(load, &st, WNOHANG) == load; },
-                        std::chrono::seconds(30)));
+    ASSERT_TRUE(
+        WaitFor([&] { return waitpid(load, &st, WNOHANG) == load; }, std::chrono::seconds(30)));
     EXPECT_EQ(decode(st), 0) << "requests failed during the roll:\n" << slurp(load_out);
     // Each replacement came up through its probe.
     int passed = 0;

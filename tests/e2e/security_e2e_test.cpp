@@ -68,10 +68,10 @@ TEST_F(Security, ReadonlyGroupMayOnlyRead) {
     auto stop = as_nobody(gid("tty"), {"stop", "w"});
     EXPECT_EQ(stop.code, 1);
     // Built from proto::kReadOnlyVerbs, and quoted word for word by config/README.md.
-    EXPECT_NE(stop.err.find(
-                  "uid 65534 may only read (status, tree, mem, logs, health, version, history, "
-                  "events)"),
-              std::string::npos)
+    EXPECT_NE(
+        stop.err.find("uid 65534 may only read (status, tree, mem, logs, health, version, history, "
+                      "events)"),
+        std::string::npos)
         << stop.err;
     auto shut = as_nobody(gid("tty"), {"shutdown"});
     EXPECT_EQ(shut.code, 1);

@@ -1,4 +1,6 @@
 // The event log's ring and --since, and the fan-out's bounded queue with its missed count.
+#include "daemon/supervise/events.hpp"
+
 #include <deque>
 #include <string>
 
@@ -7,7 +9,6 @@
 
 #include "daemon/control/event_feed.hpp"
 #include "daemon/logs/item_stream.hpp"
-#include "daemon/supervise/events.hpp"
 
 namespace cow {
 namespace {

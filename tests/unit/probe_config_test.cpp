@@ -18,8 +18,9 @@ std::string first_error(const config::LoadResult& r) {
 }
 
 TEST(ProbeConfig, LoadsEachKindWithDefaults) {
-    auto r = load("    readiness: {http: \"http://127.0.0.1:{port}/healthz\", port: 8000}\n"
-                  "    liveness: {tcp: \"localhost:9000\", interval: 500ms, failures: 2}\n");
+    auto r = load(
+        "    readiness: {http: \"http://127.0.0.1:{port}/healthz\", port: 8000}\n"
+        "    liveness: {tcp: \"localhost:9000\", interval: 500ms, failures: 2}\n");
     ASSERT_TRUE(r.ok()) << first_error(r);
     const auto& p = r.config->pools.at(0);
     ASSERT_TRUE(p.readiness && p.liveness);
