@@ -16,18 +16,6 @@ bool have(const std::string& tool) {
     return run({"sh", "-c", "command -v " + tool}).code == 0;
 }
 
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
 class Integration : public DaemonFixture {};
 
 TEST_F(Integration, SdNotifyReadyOnlyOnceWorkersRunThenStopping) {
