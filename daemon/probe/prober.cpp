@@ -36,7 +36,8 @@ void Prober::start() {
 
 void Prober::tick() {
     const auto now = sup_.now();
-    std::unordered_map<std::uint64_t, State> keep;
+    // Updated in place (no map rebuilt ten times a second); what this tick did not visit goes.
+    ++tick_;
     for (const auto& pool : sup_.pools()) {
         const auto& cfg = *pool->cfg;
         if (!cfg.readiness && !cfg.liveness) continue;
@@ -54,11 +55,12 @@ void Prober::tick() {
             auto it = states_.find(w.id);
             if (!pc) {
                 // Keep one whose answer is still out, so it is not counted twice.
-                if (it != states_.end() && it->second.in_flight) keep.emplace(w.id, it->second);
+                if (it != states_.end() && it->second.in_flight) it->second.seen = tick_;
                 continue;
             }
-            State st = it == states_.end() ? State{} : it->second;
-            if (st.pid != w.pid || st.phase != phase || it == states_.end()) {
+            const bool fresh = it == states_.end();
+            State& st = fresh ? states_[w.id] : it->second;
+            if (fresh || st.pid != w.pid || st.phase != phase) {
                 const bool busy = st.in_flight;
                 st = State{};
                 st.in_flight = busy;
@@ -67,15 +69,15 @@ void Prober::tick() {
                 // initial_delay counts from the process's start, for either phase.
                 st.next_at = std::max(now, w.started_at + pc->initial_delay);
             }
+            st.seen = tick_;
             if (!st.in_flight && now >= st.next_at && in_flight_ < kMaxInFlight) {
                 st.next_at = now + pc->interval;
                 st.in_flight = true;
                 launch(w, st, *pc);
             }
-            keep.emplace(w.id, st);
         }
     }
-    states_ = std::move(keep);
+    std::erase_if(states_, [this](const auto& kv) { return kv.second.seen != tick_; });
     timer_.expires_after(kTick);
     timer_.async_wait(
         [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {

@@ -42,6 +42,7 @@ class Prober {
         fsm::TimePoint next_at{};
         int fails = 0;
         bool in_flight = false;
+        std::uint64_t seen = 0;  // the last tick that visited it
     };
     void tick();
     void launch(Worker& w, State& st, const config::ProbeConfig& pc);
@@ -56,6 +57,7 @@ class Prober {
     boost::asio::steady_timer timer_;
     std::unordered_map<std::uint64_t, State> states_;  // by worker id
     std::size_t in_flight_ = 0;
+    std::uint64_t tick_ = 0;
     std::uint64_t runs_ = 0, failed_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
