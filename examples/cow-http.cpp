@@ -5,15 +5,19 @@
 //
 // Sockets. It takes its listening sockets the systemd way: when LISTEN_PID equals its pid and
 // LISTEN_FDS >= 1, it serves every listening stream socket among fds 3 .. 3+LISTEN_FDS-1 (fd 3
-// is SD_LISTEN_FDS_START). Otherwise it binds 127.0.0.1:N itself with SO_REUSEPORT (`--port N`),
-// so that several copies can run under another supervisor. Inherited sockets are put in
+// is SD_LISTEN_FDS_START). With `--port N` it also binds 127.0.0.1:N itself, with SO_REUSEPORT
+// so that several copies can run under another supervisor; beside inherited sockets that is a
+// port of its own, for a probe (`--port $COWHERD_PROBE_PORT`). Inherited sockets are put in
 // non-blocking mode: O_NONBLOCK lives on the open file description, which every worker shares,
 // so accept() may and does return EAGAIN when a sibling won the race.
 //
-// Requests. Every request (any method, any path) gets `200 OK`, `Connection: close` and the body
+// Requests. Every request (any method, any path) gets `200 OK` and the body
 // `pid <pid> worker <COWHERD_WORKER> <COW_HTTP_TAG>\n`. `GET /slow?ms=N` waits N ms (at most
 // 5000) before answering. The request is read up to the end of its headers within 5 s (else 408)
-// and 16 KiB (else 431); nothing but the request line is parsed.
+// and 16 KiB (else 431); only the request line and a `Connection: close` header are looked at.
+// An HTTP/1.1 connection without `Connection: close` is kept open for the next request (idle for
+// at most 15 s), as a real server's would be, so that keep-alive clients can be measured; an
+// HTTP/1.0 request, or any request once draining, gets `Connection: close`.
 //
 // Stopping. SIGTERM or SIGINT stops accepting at once: an inherited socket is simply no longer
 // polled, so its queue stays with the siblings; a socket of its own (--port) has its queue
@@ -30,6 +34,7 @@
 // sends READY=1; --fail-start exits 1 instead of becoming ready (after the delay, if any): a
 // broken new version.
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -58,6 +63,7 @@ namespace {
 constexpr int kListenFdsStart = 3;           // SD_LISTEN_FDS_START
 constexpr int64_t kReadTimeoutMs = 5000;     // to receive the whole request head
 constexpr int64_t kWriteTimeoutMs = 5000;    // to send the response
+constexpr int64_t kKeepAliveMs = 15000;      // idle between requests on one connection
 constexpr int64_t kLingerMs = 1000;          // to see the client's EOF after our response
 constexpr size_t kLingerMaxBytes = 1 << 20;  // unread request bytes we discard before closing
 constexpr size_t kMaxHead = 16 * 1024;       // request line + headers
@@ -155,7 +161,7 @@ struct Listener {
     std::string desc;
 };
 
-// The systemd way. Returns false when the environment is not for us (then --port applies).
+// The systemd way. Returns false when the environment is not for us.
 bool inherited_listeners(std::vector<Listener>& out) {
     uint64_t pid = 0, n = 0;
     if (!parse_u64(std::getenv("LISTEN_PID"), INT32_MAX, pid) ||
@@ -215,15 +221,23 @@ struct Conn {
     int64_t deadline = 0;  // of the current state
     int64_t wake = 0;      // for State::Waiting
     bool head = false;     // HEAD request: no body
+    bool keep = false;     // answer this request with keep-alive, then read the next one
+    bool idle = false;     // kept alive, and no byte of the next request yet
+    size_t consumed = 0;   // of `in`: the current request's head
 };
+
+bool g_draining = false;
+uint64_t g_requests = 0;  // answered or being answered, over every connection  // no more
+                          // keep-alive: every answer says `Connection: close`
 
 std::string g_body;  // "pid P worker W TAG\n", fixed for the life of the process
 
-std::string response(int code, const char* reason, const std::string& body, bool head) {
+std::string response(int code, const char* reason, const std::string& body, bool head,
+                     bool keep = false) {
     std::string r =
         "HTTP/1.1 " + std::to_string(code) + " " + reason +
         "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-        "\r\nConnection: close\r\n\r\n";
+        (keep ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\nConnection: close\r\n\r\n");
     if (!head) r += body;
     return r;
 }
@@ -233,6 +247,8 @@ void close_conn(Conn& c) {
     c.fd = -1;
     c.state = State::Closed;
 }
+
+void handle_request(Conn& c, size_t end, int64_t now);
 
 void try_write(Conn& c, int64_t now) {
     while (c.off < c.out.size()) {
@@ -247,6 +263,16 @@ void try_write(Conn& c, int64_t now) {
             close_conn(c);
             return;
         }
+    }
+    if (c.keep && !g_draining) {
+        c.in.erase(0, c.consumed);
+        c.out.clear();
+        c.state = State::Reading;
+        c.idle = c.in.empty();
+        c.deadline = now + (c.idle ? kKeepAliveMs : kReadTimeoutMs);
+        if (size_t end = c.in.find("\r\n\r\n"); end != std::string::npos && end + 4 <= kMaxHead)
+            handle_request(c, end, now);  // pipelined: the next head is already in
+        return;
     }
     // Sent. Close our side, then read until the client's EOF before close(): closing with
     // unread request bytes would send an RST that can destroy the response in flight.
@@ -276,6 +302,13 @@ void handle_request(Conn& c, size_t end, int64_t now) {
     std::string_view method = line.substr(0, sp1);
     std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
     c.head = method == "HEAD";
+    ++g_requests;
+    c.consumed = end + 4;
+    std::string lower(head);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    c.keep = !g_draining && line.substr(sp2 + 1) == "HTTP/1.1" &&
+             lower.find("\r\nconnection: close") == std::string::npos;
     size_t q = target.find('?');
     std::string_view path = target.substr(0, q);
     int64_t slow = 0;
@@ -300,7 +333,7 @@ void handle_request(Conn& c, size_t end, int64_t now) {
         c.wake = now + slow;
         return;
     }
-    respond(c, response(200, "OK", g_body, c.head), now);
+    respond(c, response(200, "OK", g_body, c.head, c.keep && !g_draining), now);
 }
 
 void on_readable(Conn& c, int64_t now) {
@@ -318,6 +351,10 @@ void on_readable(Conn& c, int64_t now) {
             if (c.discarded > kLingerMaxBytes) close_conn(c);
             if (c.state == State::Closed) return;
             continue;
+        }
+        if (c.idle) {  // the next request begins: it has the head's time from now
+            c.idle = false;
+            c.deadline = now + kReadTimeoutMs;
         }
         size_t from = c.in.size() >= 3 ? c.in.size() - 3 : 0;
         c.in.append(buf, static_cast<size_t>(n));
@@ -406,8 +443,8 @@ int main(int argc, char** argv) {
     if (sfd < 0) return 1;
     raise_nofile();
 
-    if (!inherited) {
-        if (!have_port) usage("no LISTEN_FDS for this pid and no --port");
+    if (!inherited && !have_port) usage("no LISTEN_FDS for this pid and no --port");
+    if (have_port) {
         int fd = bind_port(static_cast<uint16_t>(port));
         if (fd < 0) {
             log("bind 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(errno));
@@ -488,7 +525,10 @@ int main(int argc, char** argv) {
     auto start_draining = [&](int64_t now) {
         if (draining) return;
         draining = true;
+        g_draining = true;
         sd_notify("STOPPING=1\nSTATUS=draining");
+        for (auto& c : conns)  // kept alive but between requests: nothing to finish
+            if (c.state == State::Reading && c.idle) close_conn(c);
         // An inherited socket stays open for the siblings (and its queue with them); we just
         // stop polling it. A socket of our own goes away when we do, and so would the
         // connections in its queue: accept them all first, then close it so the kernel sends
@@ -558,9 +598,11 @@ int main(int argc, char** argv) {
         }
         for (auto& c : conns) {
             if (c.state == State::Waiting && now >= c.wake) {
-                respond(c, response(200, "OK", g_body, c.head), now);
+                respond(c, response(200, "OK", g_body, c.head, c.keep && !g_draining), now);
             } else if (c.state != State::Waiting && c.state != State::Closed && now >= c.deadline) {
-                if (c.state == State::Reading) {
+                if (c.state == State::Reading && c.idle) {
+                    close_conn(c);  // a kept-alive connection nobody used again
+                } else if (c.state == State::Reading) {
                     respond(c, response(408, "Request Timeout", "request timeout\n", false), now);
                 } else {
                     close_conn(c);  // stuck writer, or a client that never closes
@@ -573,7 +615,8 @@ int main(int argc, char** argv) {
             wd_next = now + wd_every;
         }
     }
-    log("drained, exiting after " + std::to_string(served) + " connection(s)");
+    log("drained, exiting after " + std::to_string(served) + " connection(s) and " +
+        std::to_string(g_requests) + " request(s)");
     if (!ready_file.empty()) unlink(ready_file.c_str());
     return 0;
 }
