@@ -1,5 +1,5 @@
 // Why a worker died: each cause produced for real, then read back from `cowctl history`,
-// `status` and the daemon's log line.
+// `status`, `events`, the metrics and the daemon's log line.
 #include <fstream>
 
 #include <signal.h>
@@ -18,6 +18,30 @@ const std::string kKeepUp = "  keep:\n    command: [sleep, \"100000\"]\n";
 
 class ExitCauses : public DaemonFixture {
   protected:
+    int metrics_port = free_port();
+    // Every test's daemon serves metrics, so that each cause is checked there too.
+    void begin(const std::string& pools) {
+        start(pools, "  metrics: \"127.0.0.1:" + std::to_string(metrics_port) + "\"\n");
+    }
+    // The sum of cowherd_worker_exits_total for this worker and cause (over its code or signal
+    // label); -1 when there is no such series.
+    long exits_metric(const std::string& worker, const std::string& cause) {
+        auto r = run({"curl", "-s", "--max-time", "5",
+                      "http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics"},
+                     std::chrono::seconds(10));
+        const std::string series = "cowherd_worker_exits_total{pool=\"" +
+                                   worker.substr(0, worker.rfind('.')) + "\",worker=\"" + worker +
+                                   "\",cause=\"" + cause + "\"";
+        long sum = -1;
+        for (auto at = r.out.find(series); at != std::string::npos;
+             at = r.out.find(series, at + 1)) {
+            auto end = r.out.find("} ", at);
+            if (end == std::string::npos) break;
+            sum = std::max(sum, 0L) + std::strtol(r.out.c_str() + end + 2, nullptr, 10);
+        }
+        return sum;
+    }
+
     // The exits of one worker, newest first.
     json::array exits(const std::string& worker) {
         auto v = ctl_json({"history", worker});
@@ -56,6 +80,9 @@ class ExitCauses : public DaemonFixture {
         if (!ev.empty()) {
             EXPECT_EQ(ev["cause"], e["cause"]) << json::serialize(ev);
         }
+        // The metrics count it.
+        EXPECT_TRUE(WaitFor([&] { return exits_metric(worker, cause) >= 1; }))
+            << "cowherd_worker_exits_total has no " << cause << " exit of " << worker;
         if (es.size() == 1) {
             auto st = workers(worker);
             if (!st.empty() && st[0]["last_exit"].is_object()) {
@@ -69,7 +96,7 @@ class ExitCauses : public DaemonFixture {
 };
 
 TEST_F(ExitCauses, AnExitCodeIsExited) {
-    start("  w:\n    command: [\"" + bin("exit_with") + "\", \"3\"]\n    restart: never\n" +
+    begin("  w:\n    command: [\"" + bin("exit_with") + "\", \"3\"]\n    restart: never\n" +
           kKeepUp);
     auto e = first_exit("w.0", "exited");
     EXPECT_EQ(as_int(e["code"]), 3);
@@ -79,14 +106,14 @@ TEST_F(ExitCauses, AnExitCodeIsExited) {
 }
 
 TEST_F(ExitCauses, ASegfaultTheWorkerRaisedIsACrash) {
-    start("  w:\n    command: [sh, -c, \"kill -SEGV $$\"]\n    restart: never\n" + kKeepUp);
+    begin("  w:\n    command: [sh, -c, \"kill -SEGV $$\"]\n    restart: never\n" + kKeepUp);
     auto e = first_exit("w.0", "crashed");
     EXPECT_EQ(as_int(e["signal"]), SIGSEGV);
     EXPECT_TRUE(WaitFor([&] { return log_count("crashed") > 0; })) << "the log line names it";
 }
 
 TEST_F(ExitCauses, AKillFromOutsideIsExternalAndSaidSo) {
-    start("  w:\n    command: [sleep, \"100000\"]\n    restart: never\n" + kKeepUp);
+    begin("  w:\n    command: [sleep, \"100000\"]\n    restart: never\n" + kKeepUp);
     ASSERT_TRUE(WaitFor([&] { return count_state("w", "running") == 1; }));
     const pid_t pid = static_cast<pid_t>(as_int(workers("w")[0]["pid"]));
     ASSERT_EQ(kill(pid, SIGKILL), 0);
@@ -103,7 +130,7 @@ TEST_F(ExitCauses, AKillFromOutsideIsExternalAndSaidSo) {
 
 TEST_F(ExitCauses, TheStopsKillAfterStopTimeoutIsCowherds) {
     const std::string ready = (dir / "ignoring").string();
-    start("  w:\n    command: [\"" + bin("term_ignorer") + "\", \"" + ready +
+    begin("  w:\n    command: [\"" + bin("term_ignorer") + "\", \"" + ready +
           "\"]\n    stop_timeout: 300ms\n");
     ASSERT_TRUE(WaitFor([&] { return fs::exists(ready); }));
     auto r = ctl({"stop", "w"});
@@ -114,7 +141,7 @@ TEST_F(ExitCauses, TheStopsKillAfterStopTimeoutIsCowherds) {
 }
 
 TEST_F(ExitCauses, AWatchdogKillIsCowherds) {
-    start("  w:\n    command: [\"" + bin("notifier") +
+    begin("  w:\n    command: [\"" + bin("notifier") +
           "\", ready-then-stop-pinging, \"100\"]\n    ready: notify\n    watchdog: 300ms\n"
           "    restart: never\n" +
           kKeepUp);
@@ -124,7 +151,7 @@ TEST_F(ExitCauses, AWatchdogKillIsCowherds) {
 }
 
 TEST_F(ExitCauses, ARecycleIsCowherdsWithItsReason) {
-    start("  w:\n    command: [\"" + bin("memhog") +
+    begin("  w:\n    command: [\"" + bin("memhog") +
           "\", \"48\", \"0\", \"0\"]\n    memory: {max_private: 16MiB, check_every: 100ms}\n");
     auto e = first_exit("w.0", "killed_by_cowherd");
     EXPECT_EQ(e["detail"].as_string().subview().rfind("recycle: private", 0), 0u)
@@ -132,7 +159,7 @@ TEST_F(ExitCauses, ARecycleIsCowherdsWithItsReason) {
 }
 
 TEST_F(ExitCauses, ARestartNamesItself) {
-    start("  w:\n    command: [sleep, \"100000\"]\n");
+    begin("  w:\n    command: [sleep, \"100000\"]\n");
     ASSERT_TRUE(WaitFor([&] { return count_state("w", "running") == 1; }));
     ASSERT_EQ(ctl({"restart", "w"}).code, 0);
     auto e = first_exit("w.0", "killed_by_cowherd");
@@ -142,7 +169,7 @@ TEST_F(ExitCauses, ARestartNamesItself) {
 
 // A rolling restart's old process: its exit is the slot's too, and cowherd's doing.
 TEST_F(ExitCauses, ARollingRestartsOldProcessIsRecorded) {
-    start(
+    begin(
         "  w:\n    command: [sleep, \"100000\"]\n    start_timeout: 100ms\n"
         "    sockets: [{name: http, listen: \"unix:" +
         (dir / "w.sock").string() + "\"}]\n");
@@ -156,7 +183,7 @@ TEST_F(ExitCauses, ARollingRestartsOldProcessIsRecorded) {
 }
 
 TEST_F(ExitCauses, HistoryKeepsTheNewestFirstAndRefusesABadCount) {
-    start(
+    begin(
         "  w:\n    command: [sh, -c, \"exit 7\"]\n    backoff: {initial: 10ms, max: 10ms}\n"
         "    max_restarts: {count: 5, within: 60s}\n");
     ASSERT_TRUE(WaitFor([&] { return workers("w")[0]["state"].as_string() == "fatal"; }));
