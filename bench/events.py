@@ -10,7 +10,7 @@ latency  A pool of --workers `sleep` workers and one `cowctl events -f --json` s
          socket of this script's). --kills times: SIGKILL one running worker, and time from
          the kill until its `exit` event (matched by pid) reaches the subscriber. p50, p99, max.
 probes   --workers cow-http workers, each on its own port, with a liveness probe every 1 s
-         (http GET, or a tcp connect). Over --seconds: the daemon's CPU (utime+stime of its
+         (http GET on a kept-alive connection, or a tcp connect and reset). Over --seconds: the daemon's CPU (utime+stime of its
          threads, /proc) as a share of one core, and `status` latency p50/p99 (a request every
          50 ms on a socket of this script's). The same run without probes gives the baseline.
 storm    --workers workers that exit at once and are restarted at once, until --events events
@@ -153,7 +153,9 @@ def probes(a, tmp):
         if with_probe:
             target = ('http: "http://127.0.0.1:{port}/"' if a.kind == "http" else 'tcp: "127.0.0.1:{port}"')
             probe = f"    liveness: {{{target}, port: {base}, interval: 1s, timeout: 1s}}\n"
-        pools = (f"  web:\n    command: [sh, -c, \"exec {BIN}/cow-http --port $(({base} + COWHERD_WORKER))\"]\n"
+        # Each server's own port: COWHERD_PROBE_PORT when the probe has one, else the same one.
+        port = "$COWHERD_PROBE_PORT" if with_probe else f"$(({base} + 2 * COWHERD_WORKER))"
+        pools = (f"  web:\n    command: [sh, -c, \"exec {BIN}/cow-http --port {port}\"]\n"
                  f"    workers: {a.workers}\n    start_timeout: 500ms\n{probe}")
         d, sock = start_daemon(tmp, pools)
         try:

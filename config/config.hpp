@@ -70,7 +70,7 @@ struct ProbeConfig {
     Kind kind = Kind::http;
     std::string target;                // http: the URL; tcp: HOST:PORT
     std::vector<std::string> command;  // exec
-    std::optional<int> port;           // {port} is port + the worker's index when set
+    std::optional<int> port;           // the base of each process's own port: probe_port()
     Millis interval{1000};
     Millis timeout{1000};
     Millis initial_delay{0};
@@ -78,6 +78,13 @@ struct ProbeConfig {
     int status_min = 200, status_max = 399;  // http: the statuses that pass
     bool operator==(const ProbeConfig&) const = default;
 };
+
+// A process's own probe port, for a probe with `port`: two per worker index, alternating by
+// generation, so that a replacement is never asked at its predecessor's port while both run (a
+// rolling restart). The process finds it in COWHERD_PROBE_PORT; a probe's {port} is this.
+constexpr int probe_port(int base, int index, std::uint64_t generation) {
+    return base + 2 * index + static_cast<int>(generation & 1);
+}
 
 // Who a worker runs as and with what limits (issue: least privilege). Names are resolved
 // when the config is loaded, in the parent, never between fork and exec.

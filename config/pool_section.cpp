@@ -44,8 +44,8 @@ bool valid_env_name(std::string_view name) {
 
 // Variables the daemon sets for each worker; a config value would be silently overwritten.
 bool reserved_env_name(std::string_view name) {
-    return name == "COWHERD_POOL" || name == "COWHERD_WORKER" || name == "NOTIFY_SOCKET" ||
-           name.starts_with("LISTEN_");
+    return name == "COWHERD_POOL" || name == "COWHERD_WORKER" || name == "COWHERD_PROBE_PORT" ||
+           name == "NOTIFY_SOCKET" || name.starts_with("LISTEN_");
 }
 
 void read_command(Diagnostics& diag, const Field& f, std::vector<std::string>& out) {
@@ -608,6 +608,11 @@ void read_pool(Diagnostics& diag, const Field& f, const std::string& base_dir, P
     if (out.readiness && out.ready == Ready::notify)
         diag.error(f.pos, join_path(f.path, "readiness"),
                    "choose one way to tell readiness: ready: notify or a readiness probe");
+    if (out.readiness && out.liveness && out.readiness->port && out.liveness->port &&
+        *out.readiness->port != *out.liveness->port)
+        diag.error(f.pos, join_path(f.path, "liveness.port"),
+                   "differs from readiness.port: a process has one probe port "
+                   "(COWHERD_PROBE_PORT), so give both the same port or only one of them");
     if (out.watchdog.count() > 0 && out.ready != Ready::notify)
         diag.error(f.pos, join_path(f.path, "watchdog"),
                    "watchdog needs ready: notify (WATCHDOG=1 arrives over NOTIFY_SOCKET)");

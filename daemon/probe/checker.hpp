@@ -1,6 +1,7 @@
 // The network side of probes: HTTP GETs and TCP connects, on a thread of their own with its own
 // io_context, so that a thousand probes a second never take the loop's time; each outcome is
-// posted back to the loop. Every check is cut at its timeout.
+// posted back to the loop. Every check is cut at its timeout. HTTP connections are kept alive
+// between probes (at most 30 s each); TCP probes connect and reset.
 #pragma once
 
 #include <chrono>
@@ -15,6 +16,8 @@
 #include "daemon/probe/probe_target.hpp"
 
 namespace cow::probe {
+
+class Pool;
 
 struct Outcome {
     bool ok = false;
@@ -42,6 +45,7 @@ class Checker {
     boost::asio::io_context& loop_;
     boost::asio::io_context io_;
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+    std::unique_ptr<Pool> pool_;  // sockets on io_: goes before it, after the thread is joined
     std::thread thread_;
 };
 

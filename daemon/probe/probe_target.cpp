@@ -43,14 +43,14 @@ std::variant<Endpoint, std::string> split_host_port(std::string_view hp) {
 }  // namespace
 
 std::string expand(const std::string& text, const config::ProbeConfig& probe,
-                   const config::PoolConfig& pool, int index, pid_t pid) {
+                   const config::PoolConfig& pool, int index, pid_t pid, std::uint64_t generation) {
     std::string out = text;
     replace_all(out, "{index}", std::to_string(index));
     replace_all(out, "{pid}", std::to_string(pid));
     if (out.find("{port}") != std::string::npos) {
         int port = 0;
         if (probe.port) {
-            port = *probe.port + index;
+            port = config::probe_port(*probe.port, index, generation);
         } else {
             for (const auto& s : pool.sockets)
                 if (s.kind == config::SocketConfig::Kind::tcp) {
@@ -79,17 +79,6 @@ std::variant<Endpoint, std::string> parse_http(const std::string& url) {
 
 std::variant<Endpoint, std::string> parse_tcp(const std::string& hostport) {
     return split_host_port(hostport);
-}
-
-std::optional<int> status_of(const std::string& line) {
-    if (!line.starts_with("HTTP/")) return std::nullopt;
-    auto sp = line.find(' ');
-    if (sp == std::string::npos || sp + 4 > line.size()) return std::nullopt;
-    int code = 0;
-    auto [end, ec] = std::from_chars(line.data() + sp + 1, line.data() + sp + 4, code);
-    if (ec != std::errc() || end != line.data() + sp + 4 || code < 100 || code > 599)
-        return std::nullopt;
-    return code;
 }
 
 }  // namespace cow::probe

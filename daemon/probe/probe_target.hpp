@@ -21,16 +21,13 @@ struct Endpoint {
     std::string host_header;  // http only: as written in the URL
 };
 
-// {index} is the worker's index, {pid} its main process's pid; {port} is the probe's `port`
-// plus the index when the probe has one, else the port of the pool's first tcp socket.
+// {index} is the worker's index, {pid} its main process's pid; {port} is config::probe_port() when
+// the probe has `port`, else the port of the pool's first tcp socket.
 std::string expand(const std::string& text, const config::ProbeConfig& probe,
-                   const config::PoolConfig& pool, int index, pid_t pid);
+                   const config::PoolConfig& pool, int index, pid_t pid, std::uint64_t generation);
 
 // "http://127.0.0.1:8000/healthz" or "127.0.0.1:8000" (already expanded); the error says why not.
 std::variant<Endpoint, std::string> parse_http(const std::string& url);
 std::variant<Endpoint, std::string> parse_tcp(const std::string& hostport);
-
-// "HTTP/1.1 503 Service Unavailable" -> 503; nullopt when it is no status line.
-std::optional<int> status_of(const std::string& status_line);
 
 }  // namespace cow::probe

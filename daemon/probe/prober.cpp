@@ -100,7 +100,7 @@ void Prober::launch(Worker& w, State& st, const config::ProbeConfig& pc) {
     if (pc.kind == Kind::exec) {
         std::vector<std::string> argv;
         for (const auto& a : pc.command)
-            argv.push_back(probe::expand(a, pc, pool, w.index, w.pid));
+            argv.push_back(probe::expand(a, pc, pool, w.index, w.pid, w.generation));
         helpers_.run(std::move(argv), {}, pc.timeout,
                      [reply, t = pc.timeout](const HelperResult& r) {
                          if (!r.ran) return reply(false, r.error);
@@ -110,7 +110,7 @@ void Prober::launch(Worker& w, State& st, const config::ProbeConfig& pc) {
                      });
         return;
     }
-    const std::string target = probe::expand(pc.target, pc, pool, w.index, w.pid);
+    const std::string target = probe::expand(pc.target, pc, pool, w.index, w.pid, w.generation);
     auto ep = pc.kind == Kind::http ? probe::parse_http(target) : probe::parse_tcp(target);
     if (auto* err = std::get_if<std::string>(&ep)) {
         // Post, not call: the answer must not arrive inside tick().

@@ -38,7 +38,7 @@ void Launcher::build_template(Pool& pool) {
         auto eq = entry.find('=');
         std::string_view key = entry.substr(0, eq);
         if (key == "COWHERD_POOL" || key == "COWHERD_WORKER" || key == "NOTIFY_SOCKET" ||
-            key == "COWHERD_SOCKET" || key.starts_with("LISTEN_"))
+            key == "COWHERD_SOCKET" || key == "COWHERD_PROBE_PORT" || key.starts_with("LISTEN_"))
             return true;
         for (const auto& [k, v] : pc.env)
             if (k == key) return true;
@@ -146,6 +146,17 @@ std::unique_ptr<Launcher::Pending> Launcher::prepare(Worker& w) {
     for (auto& e : pool.env)
         plan.envp.push_back(e.data());
     plan.envp.push_back(w.env_worker.data());
+    const auto& probe = pool.cfg->readiness ? pool.cfg->readiness : pool.cfg->liveness;
+    const auto& other = pool.cfg->readiness ? pool.cfg->liveness : pool.cfg->readiness;
+    const std::optional<int> base = probe && probe->port   ? probe->port
+                                    : other && other->port ? other->port
+                                                           : std::nullopt;
+    if (base) {
+        // The generation this spawn will be: record() counts it once the process exists.
+        pending->probe_port_env = "COWHERD_PROBE_PORT=" + std::to_string(config::probe_port(
+                                                              *base, w.index, w.generation + 1));
+        plan.envp.push_back(pending->probe_port_env.data());
+    }
     if (!pool.cfg->cwd.empty()) plan.cwd = pool.cfg->cwd.c_str();
     // Identity and limits, resolved when the config was loaded.
     const auto& pc = *pool.cfg;

@@ -60,6 +60,7 @@ class Launcher {
         Worker* w = nullptr;
         spawn::Plan plan;
         std::string cg_path, cg_procs;  // the plan points into cg_procs: never moved
+        std::string probe_port_env;     // and into this
         fsm::TimePoint now{};
     };
     std::unique_ptr<Pending> prepare(Worker& w);

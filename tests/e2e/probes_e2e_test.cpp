@@ -1,5 +1,6 @@
 // Readiness and liveness probes on a real HTTP server (examples/cow-http), with no sd_notify:
-// readiness gates running and rolls, liveness restarts a hung worker with its cause said.
+// readiness gates running and rolls, liveness restarts a hung worker with its cause said, and a
+// kept-alive probe connection whose server is gone is not a failure.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -24,6 +25,17 @@ class Probes : public DaemonFixture {
                "\"}]\n    start_timeout: 30s\n    stop_timeout: 5s\n" +
                "    readiness:\n      exec: [test, -e, \"" + (dir / "ready.").string() +
                "{pid}\"]\n      interval: 100ms\n";
+    }
+    // Serves on a shared socket, and answers an HTTP readiness probe on a port of its own
+    // (COWHERD_PROBE_PORT) once it serves, `delay_ms` after it starts.
+    std::string web_http(int port, int probe_base, const std::string& delay_ms, int workers) {
+        return "  web:\n    command: [sh, -c, \"exec " + bin("cow-http") + " --startup-delay " +
+               delay_ms + " --port $COWHERD_PROBE_PORT\"]\n" +
+               "    workers: " + std::to_string(workers) + "\n" +
+               "    sockets: [{name: http, listen: \"tcp://127.0.0.1:" + std::to_string(port) +
+               "\"}]\n    start_timeout: 30s\n    stop_timeout: 5s\n" +
+               "    readiness:\n      http: \"http://127.0.0.1:{port}/\"\n      port: " +
+               std::to_string(probe_base) + "\n      interval: 100ms\n";
     }
     std::vector<json::object> events_of(const std::string& pool, const std::string& kind) {
         std::vector<json::object> out;
@@ -58,14 +70,16 @@ TEST_F(Probes, AReadinessProbeGatesRunning) {
 
 TEST_F(Probes, ALivenessProbeRestartsAHungWorker) {
     const int port = free_port();
-    start("  api:\n    command: [\"" + bin("cow-http") + "\", --port, \"" + std::to_string(port) +
-          "\"]\n    stop_timeout: 2s\n    liveness:\n      http: \"http://127.0.0.1:{port}/\"\n" +
-          "      port: " + std::to_string(port) +
-          "\n      interval: 200ms\n      timeout: 200ms\n      failures: 2\n");
+    const int metrics = free_port();
+    start("  api:\n    command: [sh, -c, \"exec " + bin("cow-http") +
+              " --port $COWHERD_PROBE_PORT\"]\n    stop_timeout: 2s\n    liveness:\n"
+              "      http: \"http://127.0.0.1:{port}/\"\n      port: " +
+              std::to_string(port) +
+              "\n      interval: 200ms\n      timeout: 200ms\n      failures: 2\n",
+          "  metrics: \"127.0.0.1:" + std::to_string(metrics) + "\"\n");
     ASSERT_TRUE(WaitFor([&] { return count_state("api", "running") == 1; }));
     const pid_t pid = static_cast<pid_t>(as_int(workers("api")[0]["pid"]));
-    // Passing: nothing happens for a while (several intervals).
-    ASSERT_TRUE(WaitFor([&] { return events_of("api", "probe").empty(); }));
+    ASSERT_TRUE(events_of("api", "probe").empty()) << "a serving worker passes";
     ASSERT_EQ(kill(pid, SIGSTOP), 0);  // hung: alive, answering nothing
     json::object exit;
     ASSERT_TRUE(WaitFor(
@@ -88,6 +102,15 @@ TEST_F(Probes, ALivenessProbeRestartsAHungWorker) {
     for (auto& e : events_of("api", "exit"))
         exit_event |= as_int(e["pid"]) == pid && e["cause"] == "killed_by_cowherd";
     EXPECT_TRUE(exit_event);
+    // The metrics count it as cowherd's.
+    EXPECT_TRUE(WaitFor([&] {
+        auto r = run({"curl", "-s", "--max-time", "5",
+                      "http://127.0.0.1:" + std::to_string(metrics) + "/metrics"},
+                     std::chrono::seconds(10));
+        return r.out.find(
+                   "cowherd_worker_exits_total{pool=\"api\",worker=\"api.0\",cause="
+                   "\"killed_by_cowherd\",") != std::string::npos;
+    }));
     // And a new process serves.
     ASSERT_TRUE(WaitFor([&] {
         auto ws = workers("api");
@@ -95,9 +118,13 @@ TEST_F(Probes, ALivenessProbeRestartsAHungWorker) {
     }));
 }
 
+// Plain HTTP servers without sd_notify, gated by an HTTP probe of each process's own port.
 TEST_F(Probes, ARollGatedByAReadinessProbeFailsNoRequest) {
     const int port = free_port();
-    start(web(port, "700", 2));
+    // Four probe ports: two workers, two generations each. free_port() gives one; the ones after
+    // it are free as far as this test goes, and a clash would fail the start, not pass it.
+    const int probe_base = free_port();
+    start(web_http(port, probe_base, "700", 2));
     ASSERT_TRUE(
         WaitFor([&] { return count_state("web", "running") == 2; }, std::chrono::seconds(20)));
     const std::string load_out = (dir / "load.txt").string();
@@ -118,6 +145,59 @@ TEST_F(Probes, ARollGatedByAReadinessProbeFailsNoRequest) {
     for (auto& e : events_of("web", "transition"))
         passed += e["to"] == "running" && e["reason"] == "readiness probe passed";
     EXPECT_EQ(passed, 4) << "two at start, two in the roll";
+    // Each was asked at its own port: a replacement's probe failed until it served, where a
+    // probe of its predecessor's port would have passed at once.
+    EXPECT_FALSE(events_of("web", "probe").empty());
+}
+
+// A probe keeps its HTTP connection between probes; when the server behind it dies, the next
+// probe finds the connection closed, and that is not the new server's failure.
+TEST_F(Probes, AKeptAliveConnectionToAServerThatDiedIsNotAFailure) {
+    const int port = free_port();
+    start("  api:\n    command: [\"" + bin("cow-http") + "\", --port, \"" + std::to_string(port) +
+          "\"]\n    start_timeout: 100ms\n    stop_timeout: 5s\n"
+          "    backoff: {initial: 10ms, max: 10ms}\n"
+          "    liveness:\n      http: \"http://127.0.0.1:" +
+          std::to_string(port) + "/\"\n      interval: 100ms\n      failures: 1\n");
+    auto uptime_past = [&](pid_t not_pid, long ms) {
+        auto ws = workers("api");
+        return !ws.empty() && ws[0]["state"] == "running" && as_int(ws[0]["pid"]) != not_pid &&
+               as_int(ws[0]["uptime_ms"]) >= ms;
+    };
+    ASSERT_TRUE(WaitFor([&] { return uptime_past(0, 1000); }));
+    const pid_t first = static_cast<pid_t>(as_int(workers("api")[0]["pid"]));
+    ASSERT_EQ(kill(first, SIGKILL), 0);
+    ASSERT_TRUE(WaitFor([&] { return uptime_past(first, 2500); }, std::chrono::seconds(20)));
+    const pid_t second = static_cast<pid_t>(as_int(workers("api")[0]["pid"]));
+    auto v = ctl_json({"history", "api.0"});
+    auto& es = v.as_object()["workers"].as_array()[0].as_object()["exits"].as_array();
+    ASSERT_EQ(es.size(), 1u) << "only the outside kill: " << json::serialize(es);
+    EXPECT_EQ(es[0].as_object()["cause"], "killed_externally");
+    EXPECT_TRUE(events_of("api", "probe").empty());
+    // Its server saw many requests on few connections: the probes reused theirs.
+    ASSERT_EQ(ctl({"stop", "api"}).code, 0);
+    std::string line;
+    ASSERT_TRUE(WaitFor([&] {
+        auto r = ctl({"logs", "api", "-n", "100"});
+        const std::string tag = "[" + std::to_string(second) + "]";
+        auto at = r.out.find("drained, exiting after ");
+        for (; at != std::string::npos; at = r.out.find("drained, exiting after ", at + 1)) {
+            auto bol = r.out.rfind('\n', at);
+            line = r.out.substr(bol == std::string::npos ? 0 : bol + 1,
+                                r.out.find('\n', at) - (bol == std::string::npos ? 0 : bol + 1));
+            if (line.find(tag) != std::string::npos) return true;
+        }
+        return false;
+    })) << "no drain line of pid "
+        << second;
+    unsigned long conns = 0, reqs = 0;
+    ASSERT_EQ(
+        std::sscanf(line.substr(line.find("drained")).c_str(),
+                    "drained, exiting after %lu connection(s) and %lu request(s)", &conns, &reqs),
+        2)
+        << line;
+    EXPECT_GE(reqs, 10u) << line;
+    EXPECT_LE(conns, 2u) << line;
 }
 
 }  // namespace

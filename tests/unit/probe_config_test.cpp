@@ -54,6 +54,13 @@ TEST(ProbeConfig, RefusesWhatCannotWork) {
     EXPECT_NE(first_error(load("    ready: notify\n    readiness: {tcp: \"1:1\"}\n"))
                   .find("choose one way to tell readiness"),
               std::string::npos);
+    EXPECT_NE(first_error(load("    readiness: {tcp: \"1:{port}\", port: 9000}\n"
+                               "    liveness: {tcp: \"1:{port}\", port: 9100}\n"))
+                  .find("pools.a.liveness.port: differs from readiness.port"),
+              std::string::npos);
+    EXPECT_EQ(first_error(load("    readiness: {tcp: \"1:{port}\", port: 9000}\n"
+                               "    liveness: {tcp: \"1:{port}\", port: 9000}\n")),
+              "(no error)");
 }
 
 TEST(ProbeTarget, FillsInTheWorkerAndParses) {
@@ -64,9 +71,13 @@ TEST(ProbeTarget, FillsInTheWorkerAndParses) {
     pool.sockets.push_back(s);
     config::ProbeConfig own;
     own.port = 8000;
-    EXPECT_EQ(probe::expand("http://127.0.0.1:{port}/w/{index}?p={pid}", own, pool, 3, 42),
-              "http://127.0.0.1:8003/w/3?p=42");
-    EXPECT_EQ(probe::expand("127.0.0.1:{port}", config::ProbeConfig{}, pool, 3, 42),
+    EXPECT_EQ(probe::expand("http://127.0.0.1:{port}/w/{index}?p={pid}", own, pool, 3, 42, 4),
+              "http://127.0.0.1:8006/w/3?p=42");
+    EXPECT_EQ(probe::expand("127.0.0.1:{port}", own, pool, 3, 43, 5), "127.0.0.1:8007")
+        << "a replacement is asked at a port its predecessor does not have";
+    EXPECT_EQ(probe::expand("127.0.0.1:{port}", own, pool, 2, 44, 5), "127.0.0.1:8005")
+        << "and no two indexes share one";
+    EXPECT_EQ(probe::expand("127.0.0.1:{port}", config::ProbeConfig{}, pool, 3, 42, 1),
               "127.0.0.1:7000")
         << "without a port of its own: the pool's socket";
     auto ep = std::get<probe::Endpoint>(probe::parse_http("http://localhost:8003/healthz?x=1"));
@@ -77,9 +88,6 @@ TEST(ProbeTarget, FillsInTheWorkerAndParses) {
     EXPECT_EQ(std::get<probe::Endpoint>(probe::parse_http("http://[::1]:80")).path, "/");
     EXPECT_TRUE(std::holds_alternative<std::string>(probe::parse_tcp("127.0.0.1:0")));
     EXPECT_TRUE(std::holds_alternative<std::string>(probe::parse_tcp("nohost")));
-    EXPECT_EQ(probe::status_of("HTTP/1.1 503 Service Unavailable"), 503);
-    EXPECT_EQ(probe::status_of("HTTP/1.0 200"), 200);
-    EXPECT_FALSE(probe::status_of("SSH-2.0-OpenSSH"));
 }
 
 }  // namespace
