@@ -418,10 +418,15 @@ std::string render_history(const json::value& result, const Style& style) {
                                 : cause == "killed_by_cowherd" ? nullptr
                                                                : "\x1b[31m";
             const auto ago = now_ms - num(eo.if_contains("ended_ms"));
+            // A kept orphan's exit says whose it was.
+            std::string detail = text(eo.if_contains("detail"));
+            if (const auto* o = eo.if_contains("orphan"); o && o->is_string())
+                detail = "kept orphan (" + std::string(o->get_string()) + ")" +
+                         (detail.empty() ? "" : ": " + detail);
             t.add({text(wo.if_contains("name")), text(eo.if_contains("pid")),
                    format_duration(Millis(ago > 0 ? ago : 0)) + " ago",
                    format_duration(Millis(num(eo.if_contains("uptime_ms")))), exit,
-                   color ? colored(style, cause, color) : cause, text(eo.if_contains("detail"))});
+                   color ? colored(style, cause, color) : cause, detail});
         }
     }
     if (t.empty()) return "no exits recorded\n";

@@ -47,9 +47,9 @@ json::object worker(const Worker& w, fsm::TimePoint now) {
         }
         e["at_ms"] = epoch_ms(w.last_exit_at, now);
         e["pid"] = w.last_exit_pid;
-        if (!w.history.empty() && w.history.back().pid == w.last_exit_pid) {
-            e["cause"] = to_string(w.history.back().cause.cause);
-            e["detail"] = w.history.back().cause.detail;
+        if (const ExitRecord* last = w.last_main_exit(); last && last->pid == w.last_exit_pid) {
+            e["cause"] = to_string(last->cause.cause);
+            e["detail"] = last->cause.detail;
         }
         o["last_exit"] = std::move(e);
     } else {

@@ -102,6 +102,7 @@ boost::json::object exit_fields(const ExitRecord& r) {
     e["cause"] = to_string(r.cause.cause);
     e["detail"] = r.cause.detail;
     e["uptime_ms"] = std::chrono::duration_cast<Millis>(r.ended_at - r.started_at).count();
+    if (!r.orphan.empty()) e["orphan"] = r.orphan;
     return e;
 }
 

@@ -64,6 +64,7 @@ struct ExitRecord {
     fsm::TimePoint ended_at{};
     ExitInfo info;
     ExitCauseFound cause;
+    std::string orphan;  // a kept orphan's comm; "" for the slot's main process
 };
 
 // "killed by signal 9 (KILL): oom_killed (OOM kill counted in the container's cgroup)".

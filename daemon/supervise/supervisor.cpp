@@ -184,11 +184,11 @@ void Supervisor::apply(Worker& w, const Event& ev) {
     if (a.counted_restart) ++w.restarts;
     // The exit's cause (found at reap) goes into the transition's reason, and so into the log
     // line, `status` and the observers.
-    if (ev.type == EventType::exited && !w.history.empty() &&
-        w.history.back().cause.cause != ExitCause::exited) {
+    if (const ExitRecord* last = w.last_main_exit();
+        ev.type == EventType::exited && last && last->cause.cause != ExitCause::exited) {
         const std::string plain = describe(ev.exit);
         if (auto at = a.reason.find(plain); at != std::string::npos)
-            a.reason.replace(at, plain.size(), describe(ev.exit, w.history.back().cause));
+            a.reason.replace(at, plain.size(), describe(ev.exit, last->cause));
     }
     if (a.signal) {
         if (*a.signal != SIGCONT) w.sent.push_back(SentSignal{*a.signal, stop_reason(w)});
@@ -341,6 +341,7 @@ void Supervisor::on_reaped(pid_t pid, int wait_status) {
         const Orphan& o = *reaped.orphan;
         spdlog::info("orphan pid {} ({}) from {} {}", pid, o.comm, o.from, describe(info));
         orphan_event(o, "gone", describe(info));
+        if (o.policy == config::OrphanPolicy::keep) record_orphan_exit(o, info);
         lineage_.orphan_died(Lineage::Owner{o.worker_id, o.generation, o.from});
         any_finished_ = true;  // a kept orphan may have been all that held the daemon up
         return;
@@ -484,18 +485,55 @@ void Supervisor::record_exit(Worker& w, pid_t pid, const ExitInfo& info, fsm::Ti
     const auto& sent = pred ? pred->sent : w.sent;
     r.cause =
         classify_exit(info, sent, oom_evidence(sent, pred ? pred->cgroup : w.cgroup, pid, info));
+    file_exit(w, std::move(r), fmt::format("pid {}", pid));
+}
+
+// The record goes to the slot's history, its count to the metrics, and it is an event.
+void Supervisor::file_exit(Worker& w, ExitRecord r, const std::string& who) {
     std::string key = "cause=\"" + std::string(to_string(r.cause.cause)) + "\",";
-    key += info.code ? "code=\"" + std::to_string(*info.code) + "\""
-                     : "signal=\"" + std::string(signal_name(info.signal.value_or(0))) + "\"";
+    key += r.info.code ? "code=\"" + std::to_string(*r.info.code) + "\""
+                       : "signal=\"" + std::string(signal_name(r.info.signal.value_or(0))) + "\"";
     ++w.exits[key];
+    const std::string what = fmt::format("{} {} {}", w.name, who, describe(r.info, r.cause));
     // The transition's line says it too; these two get a line of their own to grep for.
     if (r.cause.cause == ExitCause::oom_killed || r.cause.cause == ExitCause::killed_externally)
-        spdlog::warn("{} pid {} {}", w.name, pid, describe(info, r.cause));
-    events_.emit(now, proto::event::exit, w.pool->name(), w.name,
-                 fmt::format("{} pid {} {}", w.name, pid, describe(info, r.cause)), exit_fields(r));
+        spdlog::warn("{}", what);
+    events_.emit(r.ended_at, proto::event::exit, w.pool->name(), w.name, what, exit_fields(r));
     w.history.push_back(std::move(r));
     if (w.history.size() > Worker::kHistory)
         w.history.erase(w.history.begin(), w.history.end() - Worker::kHistory);
+}
+
+// A kept orphan is the slot's as much as its main process (a daemonized service): its exit gets
+// a record in the slot's history, an event and a count, just the same, marked with its name.
+void Supervisor::record_orphan_exit(const Orphan& o, const ExitInfo& info) {
+    Worker* w = o.worker_id ? find_worker(o.worker_id) : nullptr;
+    if (!w) return;
+    const auto now = sys_.now();
+    ExitRecord r;
+    r.pid = o.pid;
+    r.generation = o.generation;
+    r.started_at = o.adopted_at;
+    // Its age, from its start time (ticks since boot): longer than since it was adopted.
+    timespec boot{};
+    const long tick = ::sysconf(_SC_CLK_TCK);
+    if (o.starttime && tick > 0 && ::clock_gettime(CLOCK_BOOTTIME, &boot) == 0) {
+        const auto up = std::chrono::seconds(boot.tv_sec) + std::chrono::nanoseconds(boot.tv_nsec);
+        const auto born = std::chrono::milliseconds(o.starttime * 1000 / tick);
+        if (up > born)
+            r.started_at = now - std::chrono::duration_cast<fsm::Clock::duration>(up - born);
+    }
+    r.ended_at = now;
+    r.info = info;
+    r.orphan = o.comm;
+    // Cowherd ends a kept orphan only with its slot (stop, restart, shutdown): TERM, then KILL.
+    std::vector<SentSignal> sent;
+    if (o.terminating)
+        sent = {{SIGTERM, "ended with " + o.from},
+                {SIGCONT, "ended with " + o.from},
+                {SIGKILL, "ended with " + o.from}};
+    r.cause = classify_exit(info, sent, oom_evidence(sent, o.cgroup, o.pid, info));
+    file_exit(*w, std::move(r), fmt::format("orphan pid {} ({})", o.pid, o.comm));
 }
 
 void Supervisor::orphan_event(const Orphan& o, std::string_view what, const std::string& how) {

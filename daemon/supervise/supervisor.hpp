@@ -210,6 +210,8 @@ class Supervisor {
     void stage_shutdown();
     void start_dependents();
     std::string stop_reason(const Worker& w) const;
+    void record_orphan_exit(const Orphan& o, const ExitInfo& info);
+    void file_exit(Worker& w, ExitRecord r, const std::string& who);
     OomEvidence oom_evidence(const std::vector<SentSignal>& sent, const std::string& cgroup,
                              pid_t pid, const ExitInfo& info);
     // An exit of the slot's main process, or of its predecessor under a rolling restart.

@@ -53,6 +53,12 @@ struct Worker {
     // slots that never exited must cost nothing.
     static constexpr std::size_t kHistory = 32;
     std::vector<ExitRecord> history;
+    // The newest exit of the slot's own process (history also holds its kept orphans').
+    const ExitRecord* last_main_exit() const {
+        for (auto it = history.rbegin(); it != history.rend(); ++it)
+            if (it->orphan.empty()) return &*it;
+        return nullptr;
+    }
     std::uint64_t recycles = 0;  // restarts for memory.max_private
     std::string recycle_reason;  // "private 530 MiB > 512 MiB"
     std::uint64_t timer_seq = 0;

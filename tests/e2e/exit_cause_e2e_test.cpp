@@ -205,3 +205,55 @@ TEST_F(ExitCauses, HistoryKeepsTheNewestFirstAndRefusesABadCount) {
 }
 
 }  // namespace
+
+namespace {
+
+// A kept orphan (a service a script daemonized) is the slot's: its exit is recorded like the
+// main process's, marked with its name, and the slot's last exit stays its main process's.
+TEST_F(ExitCauses, AKeptOrphansExitIsRecordedAsTheSlots) {
+    const std::string pidfile = (dir / "orphan.pid").string();
+    begin("  w:\n    command: [sh, -c, \"sleep 100000 & echo $! > " + pidfile +
+          "; exit 0\"]\n    restart: never\n    orphans: keep\n" + kKeepUp);
+    pid_t orphan = 0;
+    ASSERT_TRUE(WaitFor([&] {
+        std::ifstream in(pidfile);
+        return (in >> orphan) && orphan > 0 && exits("w.0").size() == 1;
+    })) << "the script's own exit comes first";
+    const auto main_pid = exits("w.0")[0].as_object()["pid"];
+    ASSERT_EQ(kill(orphan, SIGTERM), 0);
+    json::object rec;
+    ASSERT_TRUE(WaitFor([&] {
+        auto es = exits("w.0");
+        if (es.size() < 2) return false;
+        rec = es[0].as_object();  // the newest
+        return true;
+    })) << "no record of the orphan's exit";
+    EXPECT_EQ(as_int(rec["pid"]), orphan);
+    // Its name as it was when adopted: "sleep", or "sh" if the fork had not exec'd yet.
+    ASSERT_TRUE(rec["orphan"].is_string()) << json::serialize(rec);
+    const std::string comm(rec["orphan"].as_string());
+    EXPECT_TRUE(comm == "sleep" || comm == "sh") << comm;
+    EXPECT_EQ(rec["cause"], "killed_externally");
+    EXPECT_EQ(as_int(rec["signal"]), SIGTERM);
+    EXPECT_GE(as_int(rec["uptime_ms"]), 0);
+    // An event says the same, and the metrics count it.
+    EXPECT_TRUE(WaitFor([&] {
+        auto v = ctl_json({"events", "--pool", "w"});
+        for (auto& x : v.as_object()["events"].as_array()) {
+            auto& o = x.as_object();
+            if (o["kind"] == "exit" && o["pid"] == rec["pid"] && o["orphan"] == rec["orphan"])
+                return true;
+        }
+        return false;
+    }));
+    EXPECT_TRUE(WaitFor([&] { return exits_metric("w.0", "killed_externally") == 1; }));
+    // status's last exit is still the script's.
+    auto st = workers("w.0");
+    ASSERT_FALSE(st.empty());
+    EXPECT_EQ(st[0]["last_exit"].as_object()["pid"], main_pid);
+    EXPECT_EQ(st[0]["last_exit"].as_object()["cause"], "exited");
+    auto r = ctl({"history", "w"});
+    EXPECT_NE(r.out.find("kept orphan (" + comm + ")"), std::string::npos) << r.out;
+}
+
+}  // namespace

@@ -111,11 +111,12 @@ TEST_F(Probes, ALivenessProbeRestartsAHungWorker) {
                    "cowherd_worker_exits_total{pool=\"api\",worker=\"api.0\",cause="
                    "\"killed_by_cowherd\",") != std::string::npos;
     }));
-    // And a new process serves.
+    // And a new process serves; the restart was cowherd's own, so it counts.
     ASSERT_TRUE(WaitFor([&] {
         auto ws = workers("api");
         return !ws.empty() && ws[0]["state"] == "running" && as_int(ws[0]["pid"]) != pid;
     }));
+    EXPECT_EQ(as_int(workers("api")[0]["restarts"]), 1);
 }
 
 // Plain HTTP servers without sd_notify, gated by an HTTP probe of each process's own port.
