@@ -46,6 +46,21 @@ std::vector<std::string> pool_keys(const PoolConfig& a, const PoolConfig& b) {
     return k;
 }
 
+// Probes and hooks are read from the pool's config each time they run, so a change to them
+// needs no new process, unless it moves the probe port a process was given in its environment
+// (COWHERD_PROBE_PORT).
+bool in_place(const PoolConfig& a, const PoolConfig& b, const std::vector<std::string>& keys) {
+    auto port = [](const PoolConfig& p) {
+        if (p.readiness && p.readiness->port) return p.readiness->port;
+        if (p.liveness && p.liveness->port) return p.liveness->port;
+        return std::optional<int>{};
+    };
+    if (port(a) != port(b)) return false;
+    for (const auto& k : keys)
+        if (k != "workers" && k != "readiness" && k != "liveness" && k != "hooks") return false;
+    return true;
+}
+
 }  // namespace
 
 ReloadPlan plan_reload(const Config& running, const Config& next) {
@@ -64,6 +79,8 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
                 c.kind = PoolChange::Kind::unchanged;
             else if (c.keys.size() == 1 && c.keys[0] == "workers")
                 c.kind = PoolChange::Kind::resized;
+            else if (in_place(*op, np, c.keys))
+                c.kind = PoolChange::Kind::updated;
             else
                 c.kind = PoolChange::Kind::changed;
         }
@@ -103,6 +120,8 @@ std::string_view to_string(PoolChange::Kind k) {
             return "unchanged";
         case PoolChange::Kind::resized:
             return "resized";
+        case PoolChange::Kind::updated:
+            return "updated";
         case PoolChange::Kind::changed:
             return "changed";
     }

@@ -10,7 +10,9 @@
 namespace cow::config {
 
 struct PoolChange {
-    enum class Kind { added, removed, unchanged, resized, changed };
+    // updated: only settings the daemon applies without a restart changed (probes that keep
+    // their port, hooks), perhaps with workers.
+    enum class Kind { added, removed, unchanged, resized, updated, changed };
     std::string name;
     Kind kind = Kind::unchanged;
     std::vector<std::string> keys;  // the settings that differ ("env", "command", ...)

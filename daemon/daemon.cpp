@@ -479,6 +479,12 @@ static boost::json::object plan_json(const config::ReloadPlan& plan, const confi
                 action = "scale " + std::to_string(c.old_workers) + " -> " +
                          std::to_string(c.new_workers);
                 break;
+            case Kind::updated:
+                action = "update in place";
+                if (c.old_workers != c.new_workers)
+                    action += ", scale " + std::to_string(c.old_workers) + " -> " +
+                              std::to_string(c.new_workers);
+                break;
             case Kind::changed: {
                 const auto* pc = next.find_pool(c.name);
                 const bool roll = pc && config::restarts_rolling(*pc);

@@ -82,6 +82,13 @@ int Supervisor::apply_reload(std::shared_ptr<const config::Config> next,
         launcher_.build_template(*pool);
         if (change.old_workers != change.new_workers)
             resize_later.emplace_back(pool.get(), pc.workers);
+        if (change.kind == Kind::updated) {
+            std::string keys;
+            for (const auto& k : change.keys)
+                if (k != "workers") keys += (keys.empty() ? "" : ", ") + k;
+            spdlog::info("reload: pool {} updated in place ({}): no worker restarted", pc.name,
+                         keys);
+        }
         if (change.kind == Kind::changed) {
             std::string keys;
             for (const auto& k : change.keys)

@@ -63,6 +63,29 @@ TEST(ConfigLoad, ReloadPlanListsEveryChangedDaemonKey) {
                                                           "readonly_group"}));
 }
 
+// Probes and hooks apply in place, unless a probe's port (each process's COWHERD_PROBE_PORT)
+// moves; any other change restarts the pool.
+TEST(ReloadPlan, ProbesAndHooksUpdateInPlaceUnlessThePortMoves) {
+    auto kind = [](const char* from, const char* to) {
+        auto a = must_load(std::string("pools:\n  a:\n    command: x\n") + from);
+        auto b = must_load(std::string("pools:\n  a:\n    command: x\n") + to);
+        if (!a || !b) return std::string("load failed");
+        return std::string(to_string(plan_reload(*a, *b).pools.at(0).kind));
+    };
+    EXPECT_EQ(kind("", "    liveness: {tcp: \"127.0.0.1:1\"}\n"), "updated");
+    EXPECT_EQ(kind("    liveness: {tcp: \"127.0.0.1:1\", failures: 2}\n",
+                   "    liveness: {tcp: \"127.0.0.1:1\", failures: 5}\n    workers: 3\n"),
+              "updated");
+    EXPECT_EQ(kind("", "    on_exit: [/bin/true]\n"), "updated");
+    EXPECT_EQ(kind("    readiness: {tcp: \"127.0.0.1:{port}\", port: 9000}\n",
+                   "    readiness: {tcp: \"127.0.0.1:{port}\", port: 9000, interval: 2s}\n"),
+              "updated");
+    EXPECT_EQ(kind("    readiness: {tcp: \"127.0.0.1:{port}\", port: 9000}\n",
+                   "    readiness: {tcp: \"127.0.0.1:{port}\", port: 9100}\n"),
+              "changed");
+    EXPECT_EQ(kind("", "    liveness: {tcp: \"127.0.0.1:1\"}\n    env: {A: b}\n"), "changed");
+}
+
 TEST(ConfigLoad, MinimalConfigGetsDefaults) {
     auto cfg = must_load(
         "pools:\n"
