@@ -163,10 +163,7 @@ void Prober::result(std::uint64_t worker_id, pid_t pid, Phase phase, bool ok,
     w->probe_note = std::string(what) + ": " + detail;
     if (!ready_phase && st.fails >= pc.failures) {
         st.fails = 0;
-        // Cowherd's own decision, not an operator's: it counts as a restart (kubelet counts a
-        // liveness restart in restartCount too).
-        ++w->restarts;
-        sup_.command({w}, fsm::EventType::restart, "liveness probe: " + detail);
+        sup_.unhealthy(*w, "liveness probe: " + detail);
         if (after_) after_();
     }
 }

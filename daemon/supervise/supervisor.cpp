@@ -426,6 +426,14 @@ void Supervisor::adopt_orphans() {
     }
 }
 
+void Supervisor::unhealthy(Worker& w, const std::string& why) {
+    if (w.slot.state != State::running) return;
+    w.stop_reason = why;
+    Event ev{EventType::restart, sys_.now(), {}};
+    ev.unhealthy = true;
+    apply(w, ev);
+}
+
 // Why cowherd is stopping the worker's current process, for the cause of its exit.
 std::string Supervisor::stop_reason(const Worker& w) const {
     if (shutting_down_) return "shutdown";
@@ -434,6 +442,7 @@ std::string Supervisor::stop_reason(const Worker& w) const {
             return "watchdog";
         case fsm::StopCause::start_failed:
             return "start timeout";
+        case fsm::StopCause::liveness:  // the probe's own words, set by unhealthy()
         case fsm::StopCause::requested:
             break;
     }

@@ -66,6 +66,9 @@ class Supervisor {
     // `why` names a stop for the cause of the exit it brings ("recycle: ...", "reload"); an
     // operator's verb by default.
     void command(const std::vector<Worker*>& targets, fsm::EventType ev, std::string_view why = {});
+    // A failed liveness probe: the running worker is stopped and restarted, and the exit
+    // counts like a crash (RESTARTS, max_restarts, fatal). `why` is its exit's detail.
+    void unhealthy(Worker& w, const std::string& why);
     // A readiness probe passed for the worker's current process: running, as READY=1 makes it.
     void probe_ready(Worker& w);
     // sd_notify from a process: accepted for a worker from itself or its descendants.

@@ -144,7 +144,13 @@ Actions on_stop(Slot& s, const Policy& p) {
     return {};
 }
 
-Actions on_restart(Slot& s, const Policy& p) {
+Actions on_restart(Slot& s, const Policy& p, const Event& ev) {
+    // Not serving: stopped gracefully, and the exit counts like a watchdog's, against
+    // max_restarts, so a probe that always fails ends in fatal rather than a restart loop.
+    if (ev.unhealthy && s.state == State::running) {
+        s.want = Want::up;
+        return begin_stop(s, p, "liveness probe failed", StopCause::liveness);
+    }
     switch (s.state) {
         case State::starting:
         case State::running: {
@@ -220,10 +226,19 @@ Actions on_exited(Slot& s, const Policy& p, const Event& ev) {
         case State::stopping: {
             const StopCause cause = s.stop_cause;
             s.stop_cause = StopCause::requested;
-            if (s.want == Want::up && cause == StopCause::watchdog) {
-                if (!wants_restart(p, ev.exit)) return finish(s, "watchdog: " + what);
-                if (!admit_restart(s, p, ev.now)) return give_up(s, p, "watchdog: " + what);
-                Actions a = begin_start(s, "watchdog timeout, then " + what + "; restarting");
+            if (s.want == Want::up &&
+                (cause == StopCause::watchdog || cause == StopCause::liveness)) {
+                const std::string why = cause == StopCause::watchdog ? "watchdog" : "liveness";
+                // A server stopped for its liveness often exits 0 on the TERM: that is no
+                // success of its own, so only restart: never lets it rest.
+                const bool again = cause == StopCause::liveness ? p.restart != RestartPolicy::never
+                                                                : wants_restart(p, ev.exit);
+                if (!again) return finish(s, why + ": " + what);
+                if (!admit_restart(s, p, ev.now)) return give_up(s, p, why + ": " + what);
+                Actions a = begin_start(
+                    s,
+                    (cause == StopCause::watchdog ? "watchdog timeout" : "liveness probe failed") +
+                        std::string(", then ") + what + "; restarting");
                 a.counted_restart = true;
                 return a;
             }
@@ -274,6 +289,8 @@ std::string_view to_string(StopCause c) {
             return "start_failed";
         case StopCause::watchdog:
             return "watchdog";
+        case StopCause::liveness:
+            return "liveness";
     }
     return "unknown";
 }
@@ -377,7 +394,7 @@ Actions dispatch(Slot& s, const Event& ev, const Policy& p) {
         case EventType::stop:
             return on_stop(s, p);
         case EventType::restart:
-            return on_restart(s, p);
+            return on_restart(s, p, ev);
         case EventType::spawned: {
             if (s.state != State::starting) return {};
             if (!p.ready_notify && p.start_timeout.count() == 0)

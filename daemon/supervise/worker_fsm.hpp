@@ -50,6 +50,7 @@ enum class StopCause : std::uint8_t {
     requested,     // an operator's stop or restart, a scale-down, a shutdown
     start_failed,  // no READY=1 within start_timeout: the exit counts as a failed start
     watchdog,      // WATCHDOG=1 stopped coming: the exit counts as a crash
+    liveness,      // the liveness probe failed: the exit counts as a crash too
 };
 std::string_view to_string(StopCause c);
 
@@ -86,8 +87,9 @@ inline constexpr EventType kAllEvents[] = {
 struct Event {
     EventType type;
     TimePoint now{};
-    ExitInfo exit{};   // for exited
-    Millis extend{0};  // for extend
+    ExitInfo exit{};         // for exited
+    Millis extend{0};        // for extend
+    bool unhealthy = false;  // restart: a failed liveness probe's, counted like a crash
 };
 
 struct Actions {

@@ -519,6 +519,46 @@ TEST(WorkerFsm, WatchdogFailureWithRestartsExhaustedGoesFatal) {
     EXPECT_TRUE(a.gave_up);
 }
 
+// A failed liveness probe stops the worker gracefully; its exit, even a clean one after the
+// TERM, counts like a crash: restarted and counted, and fatal once max_restarts is spent.
+TEST(WorkerFsm, ALivenessRestartCountsLikeACrash) {
+    Driver d;
+    d.p.restart = config::RestartPolicy::on_failure;
+    d.p.max_restarts = {1, 60s};
+    auto unhealthy = [&] {
+        Event e{EventType::restart, d.now, {}};
+        e.unhealthy = true;
+        return step(d.s, e, d.p);
+    };
+    d.send(EventType::start);
+    d.send(EventType::spawned);
+    d.send(EventType::timer);  // up for start_timeout
+    ASSERT_EQ(d.s.state, State::running);
+    Actions stop = unhealthy();
+    EXPECT_EQ(d.s.state, State::stopping);
+    EXPECT_EQ(d.s.stop_cause, StopCause::liveness);
+    EXPECT_EQ(stop.signal, 15) << "graceful: the stop signal, not an abort";
+    Actions again = d.send(EventType::exited, 0);
+    EXPECT_EQ(d.s.state, State::starting) << "exit 0 after the TERM is no success of its own";
+    EXPECT_TRUE(again.spawn);
+    EXPECT_TRUE(again.counted_restart);
+    d.send(EventType::spawned);
+    d.send(EventType::timer);
+    ASSERT_EQ(d.s.state, State::running);
+    unhealthy();
+    Actions last = d.send(EventType::exited, 0);
+    EXPECT_EQ(d.s.state, State::fatal) << "max_restarts 1 is spent";
+    EXPECT_TRUE(last.gave_up);
+    // Only a running worker is unhealthy: a starting one is a plain restart.
+    Driver e;
+    e.send(EventType::start);
+    e.send(EventType::spawned);
+    Event r{EventType::restart, e.now, {}};
+    r.unhealthy = true;
+    step(e.s, r, e.p);
+    EXPECT_EQ(e.s.stop_cause, StopCause::requested);
+}
+
 TEST(WorkerFsm, AnOperatorStopDuringAFailedStartEndsStopped) {
     Driver d;
     d.p.ready_notify = true;
