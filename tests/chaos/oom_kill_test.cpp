@@ -42,6 +42,7 @@ class OomKill : public DaemonFixture {
 // A memory cgroup inside the one cowherd runs in (as a container's would be), with a small
 // limit and no swap; a wrapper joins it and a worker allocates past it.
 TEST_F(OomKill, AKernelOomKillInOurCgroupIsOomKilled) {
+    const int metrics_port = free_port();
     const std::string parent = own_memory_cgroup();
     if (geteuid() != 0 || parent.empty() ||
         access((parent + "/memory.oom_control").c_str(), R_OK) != 0)
@@ -56,8 +57,9 @@ TEST_F(OomKill, AKernelOomKillInOurCgroupIsOomKilled) {
     if (access((cgroup + "/memory.memsw.limit_in_bytes").c_str(), W_OK) == 0)
         std::ofstream(cgroup + "/memory.memsw.limit_in_bytes") << (32 << 20);
     start("  w:\n    command: [sh, -c, \"echo $$ > " + cgroup + "/cgroup.procs && exec " +
-          bin("memhog") + " 256 0 0\"]\n    restart: never\n" +
-          "  keep:\n    command: [sleep, \"100000\"]\n");
+              bin("memhog") + " 256 0 0\"]\n    restart: never\n" +
+              "  keep:\n    command: [sleep, \"100000\"]\n",
+          "  metrics: \"127.0.0.1:" + std::to_string(metrics_port) + "\"\n");
     json::array es;
     ASSERT_TRUE(WaitFor(
         [&] {
@@ -79,6 +81,21 @@ TEST_F(OomKill, AKernelOomKillInOurCgroupIsOomKilled) {
         EXPECT_FALSE(e["detail"].as_string().empty());
     auto w = workers("w")[0];
     EXPECT_EQ(w["last_exit"].as_object()["cause"].as_string(), "oom_killed");
+    // The event stream and the metrics say the same.
+    bool event = false;
+    auto ev = ctl_json({"events", "--pool", "w"});
+    for (auto& x : ev.as_object()["events"].as_array())
+        event |= x.as_object()["kind"] == "exit" && x.as_object()["pid"] == e["pid"] &&
+                 x.as_object()["cause"] == "oom_killed";
+    EXPECT_TRUE(event) << json::serialize(ev);
+    auto r = run({"curl", "-s", "--max-time", "5",
+                  "http://127.0.0.1:" + std::to_string(metrics_port) + "/metrics"},
+                 std::chrono::seconds(10));
+    EXPECT_NE(
+        r.out.find("cowherd_worker_exits_total{pool=\"w\",worker=\"w.0\",cause=\"oom_killed\","
+                   "signal=\"KILL\"} 1"),
+        std::string::npos)
+        << r.out;
 }
 
 }  // namespace
