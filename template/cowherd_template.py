@@ -1,0 +1,218 @@
+"""Run a Python program as a cowherd template (`spawn: template`), standard library only.
+
+    python3 -m cowherd_template --preload pkg.heavy [--preload ...] [--setup mod:fn]
+                                [--no-freeze] --run pkg.app:main [-- ARG ...]
+
+It imports each --preload module and calls --setup (what every worker should share: code,
+tables, models), then runs gc.collect() and gc.freeze(), so that the collector never writes to
+the shared objects (reference counting still does, a page at a time: `cowctl mem` shows the
+erosion). Under cowherd's `spawn: template` it then tells cowherd it is ready and forks a
+worker for each request; in each worker it calls the --run function with sys.argv set to
+[target, ARG ...], and exits with what it returns. Without cowherd (COWHERD_TEMPLATE_FD unset)
+it runs the function once, in this process: the same command works under `spawn: exec`.
+
+Workers are forked with os.fork(), so Python's own bookkeeping (locks, threads, the
+os.register_at_fork hooks) is done as for any fork; each is forked twice, so that it is
+cowherd's child (cowherd is a subreaper), not the template's. In a worker: its own session,
+the signal dispositions a fresh Python has (SIGINT raises KeyboardInterrupt, SIGPIPE and SIGXFSZ
+ignored, every other signal at its default) with none blocked, stdin on /dev/null, stdout and
+stderr on cowherd's pipes, the pool's sockets at fds 3.. with LISTEN_FDS and LISTEN_PID, and
+cowherd's variables in os.environ. The protocol is described in cowtemplate.h.
+
+serve() is the same thing for a program that wants its own main: it returns False when not a
+template, True in each worker, and never returns in the template.
+"""
+
+import argparse
+import fcntl
+import gc
+import importlib
+import os
+import signal
+import socket
+import struct
+import sys
+
+__all__ = ["serve", "main"]
+
+_MAX_MESSAGE = 64 * 1024
+_MAX_FDS = 253
+_FIXED_FDS = 3  # the go pipe, stdout, stderr
+
+
+def _threads():
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
+
+
+def _become_worker(sock, text, fds):
+    sock.close()
+    os.setsid()
+    # cowherd registers the worker (and places it in its cgroup) first: one byte says go,
+    # EOF says it was cancelled.
+    if len(os.read(fds[0], 1)) != 1:
+        os._exit(0)
+    os.close(fds[0])
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(fds[1], 1)
+    os.dup2(fds[2], 2)
+    if null > 2:
+        os.close(null)
+    listen = fds[_FIXED_FDS:]
+    # Out of the way of every target first, then into place at 3.. .
+    high = [fcntl.fcntl(f, fcntl.F_DUPFD_CLOEXEC, 3 + len(listen)) for f in listen]
+    for f in fds[1:]:
+        if f > 2:
+            os.close(f)
+    for i, h in enumerate(high):
+        os.dup2(h, 3 + i)
+        os.close(h)
+    for line in text.split("\n")[1:]:
+        key, eq, value = line.partition("=")
+        if eq and key:
+            os.environ[key] = value
+    if listen:
+        os.environ["LISTEN_PID"] = str(os.getpid())
+
+
+def _fork(sock, text, fds):
+    """One request: True in the worker, False in the template."""
+    head = text.split("\n", 1)[0]
+    try:
+        rid = int(head[5:])
+    except ValueError:
+        sock.send(b"failed 0 no request id")
+        return False
+    if len(fds) < _FIXED_FDS:
+        sock.send(b"failed %d the request carried %d fds, not at least 3" % (rid, len(fds)))
+        return False
+    threads = _threads()
+    if threads > 1 and os.environ.get("COWHERD_TEMPLATE_THREADS") != "allow":
+        sock.send(b"failed %d the template has %d threads; a fork copies only the calling one, "
+                  b"with whatever locks the others held (set template_threads: allow if this "
+                  b"program forks safely)" % (rid, threads))
+        return False
+    # What the template printed must not be printed again by each worker.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    r, w = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        # Forked twice: the middle process exits at once, so the worker is reparented to the
+        # nearest subreaper, cowherd, and reaped by it like any worker.
+        worker = -1
+        try:
+            os.close(r)
+            try:
+                worker = os.fork()
+            except OSError as e:
+                worker = -e.errno
+            if worker != 0:
+                os.write(w, struct.pack("i", worker))
+        except BaseException:
+            os._exit(1)
+        if worker != 0:
+            os._exit(0)
+        try:
+            os.close(w)
+            _become_worker(sock, text, fds)
+        except BaseException:
+            os._exit(127)
+        return True
+    os.close(w)
+    try:
+        got = os.read(r, 4)
+    finally:
+        os.close(r)
+        os.waitpid(middle, 0)
+    if len(got) != 4:
+        sock.send(b"failed %d the forking process died" % rid)
+    else:
+        (pid,) = struct.unpack("i", got)
+        if pid < 0:
+            sock.send(b"failed %d fork: %s" % (rid, os.strerror(-pid).encode()))
+        else:
+            sock.send(b"forked %d %d" % (rid, pid))
+    return False
+
+
+def serve():
+    """False when not a template; True in each worker; in the template it never returns."""
+    fd = os.environ.pop("COWHERD_TEMPLATE_FD", None)
+    if not fd:
+        return False
+    sock = socket.socket(fileno=int(fd))
+    os.set_inheritable(sock.fileno(), False)
+    sock.send(b"ready")
+    while True:
+        msg, fds, _flags, _addr = socket.recv_fds(sock, _MAX_MESSAGE, _MAX_FDS,
+                                                  socket.MSG_CMSG_CLOEXEC)
+        if not msg:
+            sys.exit(0)  # cowherd closed it: this generation is over
+        text = msg.decode("utf-8", "replace")
+        in_worker = False
+        if text.startswith("fork "):
+            in_worker = _fork(sock, text, fds)
+        else:
+            sock.send(b"failed 0 unknown request")
+        if in_worker:
+            return True
+        for f in fds:
+            os.close(f)
+
+
+def _resolve(target):
+    module, _, name = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in (name or "main").split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python3 -m cowherd_template",
+                                 description="Run a Python program as a cowherd template.")
+    ap.add_argument("--preload", action="append", default=[], metavar="MODULE",
+                    help="import this in the template, shared by every worker (repeatable)")
+    ap.add_argument("--setup", metavar="MODULE:FUNCTION",
+                    help="call this in the template after the preloads")
+    ap.add_argument("--no-freeze", action="store_true",
+                    help="skip gc.freeze() (to measure what it saves)")
+    ap.add_argument("--run", required=True, metavar="MODULE:FUNCTION",
+                    help="the worker's entry point")
+    ap.add_argument("args", nargs=argparse.REMAINDER, help="the worker's arguments, after --")
+    a = ap.parse_args(argv)
+    args = a.args[1:] if a.args[:1] == ["--"] else a.args
+    for module in a.preload:
+        importlib.import_module(module)
+    if a.setup:
+        _resolve(a.setup)()
+    entry = _resolve(a.run)
+    if not a.no_freeze:
+        gc.collect()
+        gc.freeze()
+    serve()
+    sys.argv = [a.run] + args
+    result = entry()
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""A small app for the template tests: a table and many objects built at import, shared by
+every worker a template forks."""
+import os
+import signal
+import threading
+
+MIB = int(os.environ.get("TAPP_TABLE_MIB", "16"))
+TABLE = bytes(range(256)) * (MIB * 4096)
+OBJECTS = {i: str(i) for i in range(int(os.environ.get("TAPP_OBJECTS", "100000")))}
+
+
+def start_thread():
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+
+
+def main():
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    env = os.environ.get
+    print("worker %s pid %d table %d MiB listen_pid %s template_fd %s"
+          % (env("COWHERD_WORKER", "-"), os.getpid(), len(TABLE) >> 20, env("LISTEN_PID", "-"),
+             env("COWHERD_TEMPLATE_FD", "-")), flush=True)
+    signal.sigwait({signal.SIGTERM})
+    return 0
