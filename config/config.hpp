@@ -19,7 +19,9 @@ namespace cow::config {
 using namespace std::chrono_literals;
 
 enum class RestartPolicy { always, on_failure, never };
-enum class KillMode { auto_, cgroup, group };  // auto: cgroup when usable, else group
+enum class KillMode { auto_, cgroup, group };
+// exec: fork-exec each worker; template: fork it from the pool's template (template/).
+enum class SpawnMode { exec, template_ };  // auto: cgroup when usable, else group
 enum class OrphanPolicy { kill, keep };
 // Who gets stop_signal: the main process alone (then the rest of its tree, once it is gone),
 // or every process of the worker at once.
@@ -131,6 +133,9 @@ struct PoolConfig {
     int stop_signal = SIGTERM;
     Millis stop_timeout{10s};
     KillMode kill_mode = KillMode::auto_;
+    SpawnMode spawn = SpawnMode::exec;
+    bool template_threads = false;  // template_threads: allow
+    Millis template_timeout{60000};  // for the template to say ready; 0: wait forever
     OrphanPolicy orphans = OrphanPolicy::kill;
     StopScope stop_scope = StopScope::main;
     bool essential = false;

@@ -20,6 +20,9 @@ std::vector<std::string> pool_keys(const PoolConfig& a, const PoolConfig& b) {
     check(a.stop_signal == b.stop_signal, "stop_signal");
     check(a.stop_timeout == b.stop_timeout, "stop_timeout");
     check(a.kill_mode == b.kill_mode, "kill_mode");
+    check(a.spawn == b.spawn, "spawn");
+    check(a.template_threads == b.template_threads, "template_threads");
+    check(a.template_timeout == b.template_timeout, "template_timeout");
     check(a.orphans == b.orphans, "orphans");
     check(a.stop_scope == b.stop_scope, "stop_scope");
     check(a.essential == b.essential, "essential");

@@ -15,6 +15,10 @@ constexpr RestartPolicy kRestartValues[] = {RestartPolicy::always, RestartPolicy
                                             RestartPolicy::never};
 constexpr std::string_view kKillModes[] = {"auto", "cgroup", "group"};
 constexpr KillMode kKillModeValues[] = {KillMode::auto_, KillMode::cgroup, KillMode::group};
+constexpr std::string_view kSpawnModes[] = {"exec", "template"};
+constexpr SpawnMode kSpawnValues[] = {SpawnMode::exec, SpawnMode::template_};
+constexpr std::string_view kTemplateThreads[] = {"refuse", "allow"};
+constexpr bool kTemplateThreadValues[] = {false, true};
 constexpr std::string_view kOrphanPolicies[] = {"kill", "keep"};
 constexpr OrphanPolicy kOrphanValues[] = {OrphanPolicy::kill, OrphanPolicy::keep};
 constexpr std::string_view kStopScopes[] = {"main", "tree"};
@@ -508,7 +512,10 @@ bool is_pool_key(std::string_view key) {
                                                  "liveness",
                                                  "on_exit",
                                                  "on_fatal",
-                                                 "hook_timeout"};
+                                                 "hook_timeout",
+                                                 "spawn",
+                                                 "template_threads",
+                                                 "template_timeout"};
     for (auto k : kKeys)
         if (k == key) return true;
     return false;
@@ -546,6 +553,13 @@ void read_pool(Diagnostics& diag, const Field& f, const std::string& base_dir, P
          }},
         {"stop_timeout", duration_reader(diag, out.stop_timeout)},
         {"kill_mode", choice_reader(diag, kKillModes, kKillModeValues, out.kill_mode)},
+        {"spawn", choice_reader(diag, kSpawnModes, kSpawnValues, out.spawn)},
+        {"template_threads",
+         choice_reader(diag, kTemplateThreads, kTemplateThreadValues, out.template_threads)},
+        {"template_timeout",
+         [&](const Field& v) {
+             if (auto d = read_duration(diag, v, true)) out.template_timeout = *d;
+         }},
         {"orphans", choice_reader(diag, kOrphanPolicies, kOrphanValues, out.orphans)},
         {"stop_scope", choice_reader(diag, kStopScopes, kStopScopeValues, out.stop_scope)},
         {"essential", bool_reader(diag, out.essential)},

@@ -160,6 +160,7 @@ def serve():
         return False
     sock = socket.socket(fileno=int(fd))
     os.set_inheritable(sock.fileno(), False)
+    sock.setblocking(True)  # we wait on it
     sock.send(b"ready")
     while True:
         msg, fds, _flags, _addr = socket.recv_fds(sock, _MAX_MESSAGE, _MAX_FDS,

@@ -5,9 +5,12 @@
 #include <cstring>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/spawn/template_protocol.hpp"
 #include "daemon/supervise/output_hooks.hpp"
 
 extern char** environ;
@@ -132,6 +135,27 @@ std::vector<Launcher::Launched> Launcher::flush() {
     return out;
 }
 
+// Where it runs, as whom and with what limits: the same for a worker and a template.
+void Launcher::process_settings(spawn::Plan& plan, const config::PoolConfig& pc) const {
+    if (!pc.cwd.empty()) plan.cwd = pc.cwd.c_str();
+    // Identity and limits, resolved when the config was loaded.
+    if (pc.identity.set) {
+        plan.set_ids = true;
+        plan.uid = pc.identity.uid;
+        plan.gid = pc.identity.gid;
+        plan.groups = pc.identity.groups;
+    }
+    for (const auto& rl : pc.rlimits)
+        plan.rlimits.push_back({rl.resource, rl.soft, rl.hard});
+    if (pc.umask) plan.umask = static_cast<int>(*pc.umask);
+    plan.no_new_privs = pc.no_new_privs;
+    if (pc.oom_score_adj) {
+        plan.set_oom_score_adj = true;
+        plan.oom_score_adj = *pc.oom_score_adj;
+    }
+    if (stdin_fd_ >= 0) plan.stdin_fd = stdin_fd_;
+}
+
 std::unique_ptr<Launcher::Pending> Launcher::prepare(Worker& w) {
     Pool& pool = *w.pool;
     auto pending = std::make_unique<Pending>();
@@ -157,24 +181,7 @@ std::unique_ptr<Launcher::Pending> Launcher::prepare(Worker& w) {
                                                               *base, w.index, w.generation + 1));
         plan.envp.push_back(pending->probe_port_env.data());
     }
-    if (!pool.cfg->cwd.empty()) plan.cwd = pool.cfg->cwd.c_str();
-    // Identity and limits, resolved when the config was loaded.
-    const auto& pc = *pool.cfg;
-    if (pc.identity.set) {
-        plan.set_ids = true;
-        plan.uid = pc.identity.uid;
-        plan.gid = pc.identity.gid;
-        plan.groups = pc.identity.groups;
-    }
-    for (const auto& rl : pc.rlimits)
-        plan.rlimits.push_back({rl.resource, rl.soft, rl.hard});
-    if (pc.umask) plan.umask = static_cast<int>(*pc.umask);
-    plan.no_new_privs = pc.no_new_privs;
-    if (pc.oom_score_adj) {
-        plan.set_oom_score_adj = true;
-        plan.oom_score_adj = *pc.oom_score_adj;
-    }
-    if (stdin_fd_ >= 0) plan.stdin_fd = stdin_fd_;
+    process_settings(plan, *pool.cfg);
     if (!pool.sockets.empty()) {
         for (const auto& s : pool.sockets)
             plan.pass_fds.push_back(s->fd());
@@ -237,6 +244,105 @@ bool Launcher::record(Pending& pending, const spawn::Result& r) {
     lineage_.add_main(r.pid, w);
     spdlog::debug("{} spawned pid {} (generation {})", w.name, r.pid, w.generation);
     return true;
+}
+
+pid_t Launcher::spawn_template(Pool& pool, int sock, std::string& why) {
+    const auto& pc = *pool.cfg;
+    // The pool's environment, without what only a worker gets (its sockets, readiness).
+    std::vector<std::string> env;
+    for (const auto& e : pool.env)
+        if (!e.starts_with("LISTEN_") && !e.starts_with("NOTIFY_SOCKET=") &&
+            !e.starts_with("WATCHDOG_USEC="))
+            env.push_back(e);
+    env.emplace_back("COWHERD_TEMPLATE_FD=3");
+    if (pc.template_threads) env.emplace_back("COWHERD_TEMPLATE_THREADS=allow");
+    spawn::Plan plan;
+    plan.exec_paths = pool.exec_paths;
+    plan.display_path = pool.argv.at(0);
+    for (auto& a : pool.argv)
+        plan.argv.push_back(a.data());
+    for (auto& e : env)
+        plan.envp.push_back(e.data());
+    process_settings(plan, pc);
+    plan.pass_fds.push_back(sock);
+    spawn::Result r = sys_.spawn(plan);
+    if (!r.ok) {
+        if (r.pid > 0) lineage_.add_failed_spawn(r.pid);
+        why = r.message;
+        return 0;
+    }
+    return r.pid;
+}
+
+Launcher::Launched Launcher::fork_from_template(Worker& w, int sock, std::uint64_t id,
+                                                Millis timeout) {
+    auto p = prepare(w);
+    spawn::Plan& plan = p->plan;
+    std::vector<std::string> env;
+    for (char* e : plan.envp)
+        if (e && !std::string_view(e).starts_with("LISTEN_PID=")) env.emplace_back(e);
+    spawn::Result r;
+    int go[2] = {-1, -1};
+    if (::pipe2(go, O_CLOEXEC) != 0) {
+        r.message = std::string("template: pipe: ") + std::strerror(errno);
+    } else {
+        // Without capture (output: inherit) the worker writes where the daemon does.
+        std::vector<int> fds{go[0], plan.stdout_fd >= 0 ? plan.stdout_fd : 1,
+                             plan.stderr_fd >= 0 ? plan.stderr_fd : 2};
+        for (int fd : plan.pass_fds)
+            fds.push_back(fd);
+        if (int err = spawn::send_fork(sock, spawn::encode_fork(id, env), fds); err != 0) {
+            r.message = std::string("template: send: ") + std::strerror(err);
+        } else {
+            // Answers come in request order; one for an earlier, abandoned request is skipped.
+            const auto until = sys_.now() + timeout;
+            for (;;) {
+                const auto left = std::chrono::duration_cast<Millis>(until - sys_.now()).count();
+                pollfd pf{sock, POLLIN, 0};
+                if (left <= 0 || ::poll(&pf, 1, static_cast<int>(left)) <= 0) {
+                    r.message = "template: no answer within " + format_duration(timeout);
+                    break;
+                }
+                char buf[1024];
+                const ssize_t n = ::recv(sock, buf, sizeof buf, MSG_DONTWAIT);
+                if (n <= 0) {
+                    r.message = "template: its socket closed";
+                    break;
+                }
+                auto reply = spawn::parse_reply(std::string_view(buf, static_cast<size_t>(n)));
+                if (reply.kind == spawn::TemplateReply::Kind::forked && reply.id == id) {
+                    r.ok = true;
+                    r.pid = reply.pid;
+                    break;
+                }
+                if (reply.kind == spawn::TemplateReply::Kind::failed && reply.id == id) {
+                    r.message = "template: " + reply.why;
+                    break;
+                }
+                if (reply.kind == spawn::TemplateReply::Kind::bad) {
+                    r.message = "template: " + reply.why;
+                    break;
+                }
+            }
+        }
+        ::close(go[0]);
+    }
+    if (r.ok && !p->cg_procs.empty()) {
+        // Before it runs: what it starts is born in its cgroup.
+        const std::string pid = std::to_string(r.pid);
+        const int fd = ::open(p->cg_procs.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || ::write(fd, pid.data(), pid.size()) < 0)
+            spdlog::warn("{}: cannot move pid {} into its cgroup: {}", w.name, r.pid,
+                         std::strerror(errno));
+        if (fd >= 0) ::close(fd);
+    }
+    Launched out{&w, record(*p, r), p->now};
+    if (go[1] >= 0) {
+        if (r.ok && ::write(go[1], "g", 1) != 1)
+            spdlog::warn("{}: cannot start pid {}: {}", w.name, r.pid, std::strerror(errno));
+        ::close(go[1]);  // without the byte: cancelled, it exits
+    }
+    return out;
 }
 
 }  // namespace cow

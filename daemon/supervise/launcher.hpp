@@ -55,6 +55,15 @@ class Launcher {
     // their processes.
     std::vector<Launched> flush();
 
+    // spawn: template. The pool's template process, fork-exec'd at once with `sock` as its
+    // fd 3 (COWHERD_TEMPLATE_FD=3); its output goes where the daemon's does. Returns its pid,
+    // or 0 with `why`.
+    pid_t spawn_template(Pool& pool, int sock, std::string& why);
+    // A worker forked by the pool's ready template (on `sock`): the request carries the env
+    // and fds an exec'd worker would get. The worker is on record and in its cgroup before
+    // the go byte lets it run. Blocks for the template's answer, at most `timeout`.
+    Launched fork_from_template(Worker& w, int sock, std::uint64_t id, Millis timeout);
+
   private:
     struct Pending {
         Worker* w = nullptr;
@@ -64,6 +73,7 @@ class Launcher {
         fsm::TimePoint now{};
     };
     std::unique_ptr<Pending> prepare(Worker& w);
+    void process_settings(spawn::Plan& plan, const config::PoolConfig& pc) const;
     bool record(Pending& pending, const spawn::Result& r);
 
     Sys& sys_;

@@ -3,6 +3,7 @@
 // purpose: each decision here is an event applied to a worker, and only the Supervisor applies
 // events. The graph queries they use are pool_graph's.
 #include <algorithm>
+#include <csignal>
 
 #include <spdlog/spdlog.h>
 
@@ -60,6 +61,15 @@ void Supervisor::start_dependents() {
 
 void Supervisor::command(const std::vector<Worker*>& targets, EventType ev, std::string_view why) {
     const auto now = sys_.now();
+    // A restart of a whole template pool (a deploy) forks from a new template.
+    if (ev == EventType::restart)
+        for (auto& p : pools_) {
+            const auto in = std::count_if(targets.begin(), targets.end(),
+                                          [&](Worker* t) { return t->pool == p.get(); });
+            if (in > 0 && in == std::count_if(p->workers.begin(), p->workers.end(),
+                                              [](const auto& w) { return !w->retiring; }))
+                renew_template(*p);
+        }
     if (ev == EventType::stop || ev == EventType::restart)
         for (Worker* w : targets)
             w->stop_reason = why.empty() ? std::string(fsm::to_string(ev)) : std::string(why);
@@ -180,6 +190,9 @@ void Supervisor::begin_shutdown() {
     spdlog::info("shutting down: stopping {} pools, dependents first", pools_.size());
     for (auto& [pid, o] : lineage_.orphans())
         terminate_orphan(o, o.grace);
+    // No new worker is forked now; the workers stop on their own terms.
+    for (auto& p : pools_)
+        retire_template(*p, SIGTERM);
     stage_shutdown();
 }
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -37,7 +38,10 @@ Supervisor::Supervisor(Sys& sys, std::shared_ptr<const config::Config> cfg, Supe
     oom_seen_ = sys_.oom_counters("");
 }
 
-Supervisor::~Supervisor() = default;
+Supervisor::~Supervisor() {
+    for (auto& p : pools_)
+        if (p->tpl.sock >= 0) ::close(p->tpl.sock);
+}
 
 Pool& Supervisor::add_pool(std::shared_ptr<const config::PoolConfig> pc) {
     auto pool = std::make_unique<Pool>();
@@ -309,6 +313,7 @@ void Supervisor::deliver_notices() {
 }
 
 void Supervisor::do_spawn(Worker& w) {
+    if (w.pool->cfg->spawn == config::SpawnMode::template_) return template_spawn(w);
     if (auto r = launcher_.launch(w))
         apply(w, Event{r->ok ? EventType::spawned : EventType::spawn_failed, r->at, {}});
 }
@@ -319,6 +324,7 @@ void Supervisor::flush_spawns() {
 }
 
 void Supervisor::on_reaped(pid_t pid, int wait_status) {
+    if (template_reaped(pid, decode_wait_status(wait_status))) return;
     auto reaped = lineage_.reaped(pid);
     using Kind = Lineage::Reaped::Kind;
     if (reaped.kind == Kind::failed_spawn) return;
@@ -602,6 +608,7 @@ void Supervisor::after_reap() {
 }
 
 void Supervisor::on_timers() {
+    poll_templates();
     const auto now = sys_.now();
     auto find = [this](std::uint64_t id) { return find_worker(id); };
     while (Worker* w = timers_.pop_due(now, find))
@@ -655,6 +662,13 @@ std::optional<fsm::TimePoint> Supervisor::next_deadline() const {
         if (w->pred && w->pred->kill_at) consider(*w->pred->kill_at);
     for (std::uint64_t id : crash_draining_)
         if (const Worker* w = find_worker(id); w && w->drain_until) consider(*w->drain_until);
+    // A loading template is looked at every 20 ms (a fixed time, not "20 ms from now", which
+    // every control request would push back): nothing else says it is ready.
+    for (const auto& p : pools_)
+        if (p->tpl.state == Pool::Template::State::starting) {
+            consider(p->tpl.next_poll);
+            if (p->tpl.deadline) consider(*p->tpl.deadline);
+        }
     return next;
 }
 
@@ -692,6 +706,7 @@ void Supervisor::add_waiter(Waiter w) {
 
 void Supervisor::settle() {
     adopted_this_turn_ = false;
+    release_stopped_held();
     rollout_->advance();
     remove_retired();
     start_dependents();
@@ -777,6 +792,10 @@ void Supervisor::on_notify(pid_t sender, const NotifyMessage& msg) {
 
 void Supervisor::start_roll(Pool& pool, const std::vector<Worker*>& workers, int batch,
                             RollCallbacks cb) {
+    if (workers.size() ==
+        static_cast<std::size_t>(std::count_if(pool.workers.begin(), pool.workers.end(),
+                                               [](const auto& w) { return !w->retiring; })))
+        renew_template(pool);
     rollout_->start(pool, workers, batch, std::move(cb));
 }
 
@@ -843,6 +862,7 @@ void Supervisor::remove_retired() {
     }
     std::erase_if(pools_, [this](const std::unique_ptr<Pool>& p) {
         if (!p->removed || !p->workers.empty()) return false;
+        retire_template(*p, SIGTERM);
         spdlog::info("pool {} is gone", p->name());
         if (auto* out = launcher_.setup().output) out->pool_removed(p->name());
         return true;

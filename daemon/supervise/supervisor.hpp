@@ -107,7 +107,16 @@ class Supervisor {
     void helper_started(pid_t pid) { lineage_.add_helper(pid); }
     void helper_reaped(pid_t pid) { lineage_.drop_helper(pid); }
     // The children we know of, for a reap of each by pid (daemon/os/reaper.hpp).
-    std::vector<pid_t> known_children() const { return lineage_.known_pids(); }
+    std::vector<pid_t> known_children() const {
+        auto pids = lineage_.known_pids();
+        for (const auto& p : pools_)
+            if (p->tpl.pid > 0) pids.push_back(p->tpl.pid);
+        for (const auto& [pid, pool] : retired_templates_)
+            pids.push_back(pid);
+        return pids;
+    }
+    // spawn: template pools whose template is loading: has it said ready? (on_timers asks.)
+    void poll_templates();
     void after_reap();
     // Adopts descendants that reparented to us without any reap telling us (their parent was
     // reaped by someone else): run before showing trees or orphans.
@@ -182,6 +191,16 @@ class Supervisor {
 
   private:
     friend class Rollout;  // drives one worker's replacement through apply() and reinstate()
+
+    // spawn: template (templates.cpp).
+    void template_spawn(Worker& w);
+    void start_template(Pool& p);
+    void fail_held(Pool& p, const std::string& why);
+    void retire_template(Pool& p, int sig);
+    void renew_template(Pool& p);
+    bool template_reaped(pid_t pid, const ExitInfo& info);
+    void release_stopped_held();
+    std::map<pid_t, std::string> retired_templates_;  // pid -> pool: gone, not yet reaped
 
     Pool& add_pool(std::shared_ptr<const config::PoolConfig> pc);
     Worker& add_worker(Pool& pool, int index);

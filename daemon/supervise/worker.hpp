@@ -126,6 +126,22 @@ struct Pool {
     std::vector<std::string> env;  // "K=V", the daemon's environment overlaid with the pool's
     std::vector<std::string> exec_paths;
 
+    // spawn: template: the pool's template process (template/cowtemplate.h). Workers wait in
+    // `held` while it loads; once it says ready, each spawn is a fork request on `sock`.
+    struct Template {
+        enum class State { down, starting, ready };
+        State state = State::down;
+        pid_t pid = 0;
+        int sock = -1;  // ours; the template has the other end as fd 3
+        std::uint64_t next_id = 1;
+        std::uint64_t generation = 0;
+        fsm::TimePoint started_at{};
+        std::optional<fsm::TimePoint> deadline;  // to say ready: template_timeout
+        fsm::TimePoint next_poll{};              // when to look for its ready again
+        std::vector<std::uint64_t> held;         // worker ids waiting for it
+    };
+    Template tpl;
+
     const std::string& name() const { return cfg->name; }
 };
 

@@ -52,6 +52,22 @@ TEST(ConfigLoad, AnExplicitGroupWinsWhereverItIsWritten) {
     }
 }
 
+TEST(ConfigLoad, TemplatePoolSettings) {
+    auto cfg = must_load(
+        "pools:\n  a: {command: x, spawn: template, template_threads: allow, "
+        "template_timeout: 2m}\n  b: {command: x}\n");
+    ASSERT_TRUE(cfg);
+    EXPECT_EQ(cfg->pools[0].spawn, SpawnMode::template_);
+    EXPECT_TRUE(cfg->pools[0].template_threads);
+    EXPECT_EQ(cfg->pools[0].template_timeout, std::chrono::minutes(2));
+    EXPECT_EQ(cfg->pools[1].spawn, SpawnMode::exec) << "fork-exec stays the default";
+    EXPECT_FALSE(cfg->pools[1].template_threads);
+    auto bad = load_text("pools:\n  a: {command: x, spawn: clone}\n", "t.yaml", "/base");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.errors.front().to_string().find("pools.a.spawn"), std::string::npos)
+        << bad.errors.front().to_string();
+}
+
 TEST(ConfigLoad, ReloadPlanListsEveryChangedDaemonKey) {
     auto a = must_load("pools: {a: {command: x}}\n");
     auto b = must_load(

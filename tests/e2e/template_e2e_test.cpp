@@ -1,0 +1,269 @@
+// spawn: template end to end: a real cowherd forks each worker from the pool's template (the
+// C example, or a Python app through python3 -m cowherd_template), and the workers share what
+// the template loaded, outlive it, and move to a new one on a restart.
+#include <set>
+
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "tests/e2e/harness.hpp"
+
+using namespace cow::test;
+namespace json = boost::json;
+
+namespace {
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+double num(const json::value& v) {
+    return v.is_int64()    ? static_cast<double>(v.as_int64())
+           : v.is_uint64() ? static_cast<double>(v.as_uint64())
+                           : v.as_double();
+}
+
+class TemplatePools : public DaemonFixture {
+  protected:
+    std::string c_pool(int workers, int mib, const std::string& extra = "") {
+        return "  web:\n    command: [\"" + bin("cow-template") + "\", --table-mib, \"" +
+               std::to_string(mib) +
+               "\"]\n    spawn: template\n    workers: " + std::to_string(workers) +
+               "\n    start_timeout: 200ms\n" + extra;
+    }
+    std::string py_pool(const std::string& name, int workers, const std::string& args,
+                        const std::string& extra = "", const std::string& more_env = "") {
+        return "  " + name + ":\n    command: [/usr/bin/python3, -m, cowherd_template, " + args +
+               "]\n    spawn: template\n    workers: " + std::to_string(workers) +
+               "\n    start_timeout: 300ms\n    env: {PYTHONPATH: \"" + COWHERD_SOURCE_DIR +
+               "/template:" + COWHERD_TEST_DATA + "/template\"" + more_env + "}\n" + extra;
+    }
+    json::object pool_status(const std::string& pool) {
+        auto v = ctl_json({"status", pool});
+        for (auto& p : v.as_object()["pools"].as_array())
+            if (p.as_object()["name"] == json::value(pool)) return p.as_object();
+        return {};
+    }
+    json::object tpl(const std::string& pool) {
+        auto p = pool_status(pool);
+        return p.contains("template") ? p["template"].as_object() : json::object{};
+    }
+    std::set<pid_t> pids(const std::string& pool) {
+        std::set<pid_t> out;
+        for (auto& w : workers(pool))
+            out.insert(static_cast<pid_t>(as_int(w["pid"])));
+        return out;
+    }
+    static std::string status_of(pid_t pid, const std::string& key) {
+        std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/status"));
+        std::string line;
+        while (std::getline(in, line))
+            if (line.rfind(key + ":", 0) == 0)
+                return line.substr(line.find_first_not_of(" \t", key.size() + 1));
+        return "";
+    }
+};
+
+TEST_F(TemplatePools, WorkersAreForkedFromTheTemplateAndShareItsPages) {
+    start(c_pool(4, 32));
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 4; }));
+    auto t = tpl("web");
+    EXPECT_EQ(t["state"], "ready");
+    const pid_t template_pid = static_cast<pid_t>(as_int(t["pid"]));
+    ASSERT_GT(template_pid, 0);
+    for (pid_t w : pids("web")) {
+        EXPECT_EQ(status_of(w, "PPid"), std::to_string(daemon)) << "the daemon's own child";
+        EXPECT_EQ(getsid(w), w);
+    }
+    // The pool's footprint counts the table about once, template included.
+    json::object pool;
+    auto mem = ctl_json({"mem", "web"});  // kept: the loop below points into it
+    for (auto& p : mem.as_object()["pools"].as_array())
+        if (p.as_object()["name"] == "web") pool = p.as_object();
+    const double footprint = num(pool["totals"].as_object()["footprint"]);
+    const double uss = num(pool["totals"].as_object()["uss"]);
+    EXPECT_LE(footprint, (32 * kMiB + uss) * 1.1 + 8 * kMiB)
+        << "five processes that each map the 32 MiB table";
+    EXPECT_GE(footprint, 32 * kMiB);
+    // The human view says where the workers came from.
+    auto r = ctl({"status", "web"});
+    EXPECT_NE(r.out.find("template of web: ready, pid " + std::to_string(template_pid)),
+              std::string::npos)
+        << r.out;
+}
+
+TEST_F(TemplatePools, WorkersOutliveTheirTemplateAndANewOneReplacesIt) {
+    start(c_pool(3, 8));
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 3; }));
+    const pid_t first = static_cast<pid_t>(as_int(tpl("web")["pid"]));
+    const auto before = pids("web");
+    ASSERT_EQ(kill(first, SIGKILL), 0);
+    ASSERT_TRUE(WaitFor([&] { return tpl("web")["state"] == "down"; }));
+    EXPECT_EQ(pids("web"), before) << "the workers keep serving";
+    EXPECT_EQ(count_state("web", "running"), 3);
+    EXPECT_TRUE(WaitFor([&] { return log_count("template_lost") > 0; }));
+    // A worker killed meanwhile is forked from a new template.
+    const pid_t victim = *before.begin();
+    ASSERT_EQ(kill(victim, SIGKILL), 0);
+    ASSERT_TRUE(
+        WaitFor([&] { return count_state("web", "running") == 3 && !pids("web").count(victim); }));
+    auto t = tpl("web");
+    EXPECT_EQ(t["state"], "ready");
+    EXPECT_NE(as_int(t["pid"]), first);
+    EXPECT_EQ(as_int(t["generation"]), 2);
+}
+
+TEST_F(TemplatePools, ARestartForksEveryWorkerFromANewTemplate) {
+    start(c_pool(2, 8));
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 2; }));
+    const pid_t old_template = static_cast<pid_t>(as_int(tpl("web")["pid"]));
+    const auto old = pids("web");
+    auto r = ctl({"restart", "web"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 2; }));
+    for (pid_t p : pids("web"))
+        EXPECT_FALSE(old.count(p));
+    auto t = tpl("web");
+    EXPECT_NE(as_int(t["pid"]), old_template);
+    EXPECT_EQ(as_int(t["generation"]), 2);
+    // The old template is gone, reaped by the daemon (not a zombie, not an orphan).
+    EXPECT_TRUE(WaitFor([&] { return kill(old_template, 0) != 0; }));
+}
+
+TEST_F(TemplatePools, AThreadedTemplateIsRefusedUnlessThePoolAllowsIt) {
+    start(py_pool("refused", 1, "--setup, \"tapp:start_thread\", --run, \"tapp:main\"") +
+          py_pool("allowed", 1, "--setup, \"tapp:start_thread\", --run, \"tapp:main\"",
+                  "    template_threads: allow\n"));
+    ASSERT_TRUE(
+        WaitFor([&] { return count_state("allowed", "running") == 1; }, std::chrono::seconds(30)));
+    std::string why;
+    ASSERT_TRUE(WaitFor(
+        [&] {
+            auto ws = workers("refused");
+            if (ws.empty() || !ws[0]["error"].is_string()) return false;
+            why = std::string(ws[0]["error"].as_string());
+            return why.find("threads") != std::string::npos;
+        },
+        std::chrono::seconds(30)))
+        << "no refusal";
+    EXPECT_NE(why.find("the template has 2 threads; a fork copies only the calling one"),
+              std::string::npos)
+        << why;
+    EXPECT_NE(count_state("refused", "running"), 1);
+}
+
+TEST_F(TemplatePools, ATemplateThatNeverSaysReadyIsKilledAndItsWorkersBackOff) {
+    start(
+        "  web:\n    command: [sleep, \"100000\"]\n    spawn: template\n"
+        "    template_timeout: 200ms\n    backoff: {initial: 5s, max: 5s}\n");
+    std::string why;
+    ASSERT_TRUE(WaitFor([&] {
+        auto ws = workers("web");
+        if (ws.empty() || ws[0]["state"] != "backoff" || !ws[0]["error"].is_string()) return false;
+        why = std::string(ws[0]["error"].as_string());
+        return true;
+    }));
+    EXPECT_EQ(why, "the template did not say ready within template_timeout 200ms");
+    EXPECT_EQ(tpl("web")["state"], "down");
+    EXPECT_TRUE(WaitFor([&] { return log_count("old template pid") > 0; })) << "reaped";
+}
+
+// A Python app with a 256 MiB table and a few hundred thousand small objects built at import:
+// 8 workers forked from its template hold it about once, where fork-exec'd copies hold it each.
+TEST_F(TemplatePools, APythonPoolSharesItsTableAcrossEightWorkers) {
+    const std::string env = ", TAPP_TABLE_MIB: \"256\", TAPP_OBJECTS: \"200000\"";
+    start(py_pool("app", 8, "--preload, tapp, --run, \"tapp:main\"", "", env) +
+          "  copies:\n    command: [/usr/bin/python3, -c, \"import tapp; tapp.main()\"]\n"
+          "    workers: 2\n    start_timeout: 300ms\n    env: {PYTHONPATH: \"" +
+          std::string(COWHERD_TEST_DATA) + "/template\"" + env + "}\n");
+    ASSERT_TRUE(WaitFor(
+        [&] { return count_state("app", "running") == 8 && count_state("copies", "running") == 2; },
+        std::chrono::seconds(60)));
+    auto mem = ctl_json({"mem"});  // kept: what follows points into it
+    json::object app, copies;
+    for (auto& p : mem.as_object()["pools"].as_array()) {
+        if (p.as_object()["name"] == "app") app = p.as_object();
+        if (p.as_object()["name"] == "copies") copies = p.as_object();
+    }
+    const auto& totals = app["totals"].as_object();
+    const double footprint = num(totals.at("footprint"));
+    const double uss = num(totals.at("uss"));
+    double template_rss = 0;
+    for (auto& wv : app["workers"].as_array()) {
+        auto& w = wv.as_object();
+        auto& self = w["self"].as_object();
+        if (w["name"] == "app.template") {
+            template_rss = num(self["rss"]);
+            continue;
+        }
+        // Each worker maps the whole table, and it is not its own.
+        EXPECT_GE(num(self["rss"]), 256 * kMiB);
+        EXPECT_LE(num(self["uss"]), 32 * kMiB) << json::serialize(w);
+    }
+    ASSERT_GT(template_rss, 256 * kMiB);
+    // The pool holds what the template loaded once (the table, and the interpreter with its
+    // objects), plus what each worker made its own.
+    EXPECT_LE(footprint, (template_rss + uss) * 1.1)
+        << "footprint " << footprint / kMiB << " MiB, template rss " << template_rss / kMiB
+        << " MiB, uss " << uss / kMiB << " MiB";
+    // Fork-exec'd copies of the same app each hold a table of their own.
+    for (auto& wv : copies["workers"].as_array())
+        EXPECT_GE(num(wv.as_object()["self"].as_object()["uss"]), 256 * kMiB);
+}
+
+// Through the template, a worker gets the pool's socket as fd 3 and nothing else of the
+// daemon's or the template's protocol, and sits in its own cgroup when there are cgroups.
+TEST_F(TemplatePools, AWorkerGetsTheSocketsAndNoProtocolFd) {
+    const int port = free_port();
+    start(c_pool(
+        1, 1,
+        "    sockets: [{name: http, listen: \"tcp://127.0.0.1:" + std::to_string(port) + "\"}]\n"));
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 1; }));
+    const pid_t w = *pids("web").begin();
+    std::set<int> fds;
+    if (DIR* d = opendir(("/proc/" + std::to_string(w) + "/fd").c_str())) {
+        while (dirent* e = readdir(d))
+            if (e->d_name[0] != '.') fds.insert(std::atoi(e->d_name));
+        closedir(d);
+    }
+    EXPECT_EQ(fds, (std::set<int>{0, 1, 2, 3}));
+    char link[128] = {};
+    ASSERT_GT(readlink(("/proc/" + std::to_string(w) + "/fd/3").c_str(), link, sizeof link - 1), 0);
+    EXPECT_EQ(std::string(link).rfind("socket:", 0), 0u) << link;
+    const std::string line = slurp(log);
+    EXPECT_NE(line.find("listen_pid " + std::to_string(w) + " template_fd -"), std::string::npos)
+        << "LISTEN_PID is the worker's own, and the protocol's variable is gone";
+    const auto cg = workers("web")[0];
+    if (cg.contains("cgroup") && !cg.at("cgroup").as_string().empty()) {
+        EXPECT_NE(slurp("/proc/" + std::to_string(w) + "/cgroup")
+                      .find(std::string(cg.at("cgroup").as_string())),
+                  std::string::npos);
+    }
+}
+
+// A rolling restart onto a new template, under load, fails no request.
+TEST_F(TemplatePools, ARollOntoANewTemplateFailsNoRequest) {
+    const int port = free_port();
+    start(py_pool("web", 2, "--preload, thttp, --run, \"thttp:main\"",
+                  "    sockets: [{name: http, listen: \"tcp://127.0.0.1:" + std::to_string(port) +
+                      "\"}]\n    stop_timeout: 5s\n"));
+    ASSERT_TRUE(
+        WaitFor([&] { return count_state("web", "running") == 2; }, std::chrono::seconds(60)));
+    const pid_t old_template = static_cast<pid_t>(as_int(tpl("web")["pid"]));
+    const std::string load_out = (dir / "load.txt").string();
+    int fd = open(load_out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    pid_t load = spawn_with({bin("bench_httpload"), "127.0.0.1", std::to_string(port),
+                             "--connections", "4", "--duration", "6"},
+                            fd, fd);
+    close(fd);
+    ASSERT_GT(load, 0);
+    auto r = ctl({"restart", "web"}, std::chrono::seconds(60));
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    int st = 0;
+    ASSERT_TRUE(
+        WaitFor([&] { return waitpid(load, &st, WNOHANG) == load; }, std::chrono::seconds(30)));
+    EXPECT_EQ(decode(st), 0) << "requests failed during the roll:\n" << slurp(load_out);
+    EXPECT_NE(as_int(tpl("web")["pid"]), old_template);
+    EXPECT_TRUE(WaitFor([&] { return kill(old_template, 0) != 0; })) << "the old template is gone";
+}
+
+}  // namespace
