@@ -336,8 +336,14 @@ std::string render_deep(const json::value& result, const Style& style) {
                       size_at(t, "outside") + "; saved within the pool " +
                       size_at(t, "saved_within_pool") + "\n";
     // The partition of RESIDENT first, then the overlapping "who else maps it" counts.
+    // A template pool's master is its template: the column says so.
+    bool from_template = false;
+    for (const auto& pv : r.at("processes").as_array())
+        from_template |= pv.as_object().at("master").as_bool() &&
+                         text(pv.as_object().if_contains("worker")).ends_with(".template");
     Table tb({"WORKER", "PID", "ROLE", "RESIDENT", "PRIVATE", "POOL_SHARED", "OUTSIDE_SHARED",
-              "WITH_MASTER", "WITH_SIBLINGS", "PSS", "SMAPS_DIFF"});
+              from_template ? "WITH_TEMPLATE" : "WITH_MASTER", "WITH_SIBLINGS", "PSS",
+              "SMAPS_DIFF"});
     for (const auto& pv : r.at("processes").as_array()) {
         const auto& p = pv.as_object();
         const bool master = p.at("master").as_bool();
@@ -350,10 +356,11 @@ std::string render_deep(const json::value& result, const Style& style) {
         if (const auto* d = p.if_contains("pss_diff_pct"); d && d->is_double())
             std::snprintf(diff, sizeof diff, "%.2f%%", d->as_double());
         tb.add({text(p.if_contains("worker")), text(p.if_contains("pid")),
-                master ? "master" : "group " + text(p.if_contains("group")), size_at(p, "resident"),
-                size_at(p, "private"), size_at(p, "pool_shared"), size_at(p, "outside_shared"),
-                master ? "" : size_at(p, "with_master"), size_at(p, "with_siblings"),
-                size_at(p, "pss_pages"), diff});
+                master ? (from_template ? "template" : "master")
+                       : "group " + text(p.if_contains("group")),
+                size_at(p, "resident"), size_at(p, "private"), size_at(p, "pool_shared"),
+                size_at(p, "outside_shared"), master ? "" : size_at(p, "with_master"),
+                size_at(p, "with_siblings"), size_at(p, "pss_pages"), diff});
     }
     out += tb.render();
     char tail[160];
@@ -373,7 +380,9 @@ std::string render_deep(const json::value& result, const Style& style) {
                          "  in OUTSIDE_SHARED and in both).\n"
                          "ROLE: master = a lone worker that forked the others; group N = its Nth "
                          "child and that\n"
-                         "  child's descendants (with several workers: worker N). SMAPS_DIFF: PSS "
+                         "  child's descendants (with several workers: worker N); template = the "
+                         "pool's template\n"
+                         "  (spawn: template), WITH_TEMPLATE what it maps too. SMAPS_DIFF: PSS "
                          "from page frames\n"
                          "  against the kernel's smaps_rollup.\n",
                          "2");
@@ -388,7 +397,20 @@ std::string render_status(const json::value& result, const Style& style) {
             for (const auto& w : ws->get_array())
                 add_worker_row(t, w.as_object(), style);
     if (t.empty()) return "no workers\n";
-    return t.render();
+    std::string out = t.render();
+    // spawn: template pools: where their workers are forked from.
+    for (const auto& p : pools->get_array()) {
+        const auto* tpl = p.as_object().if_contains("template");
+        if (!tpl || !tpl->is_object()) continue;
+        const auto& o = tpl->as_object();
+        out += "template of " + text(p.as_object().if_contains("name")) + ": " +
+               text(o.if_contains("state"));
+        if (num(o.if_contains("pid")) > 0)
+            out += ", pid " + text(o.if_contains("pid")) + ", up " +
+                   format_duration(Millis(num(o.if_contains("uptime_ms"))));
+        out += ", generation " + text(o.if_contains("generation")) + "\n";
+    }
+    return out;
 }
 
 std::string render_workers(const json::value& result, const Style& style) {

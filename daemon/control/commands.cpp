@@ -532,9 +532,11 @@ void cmd_mem(CommandContext& ctx, const Peer&, proto::Request& req,
         std::vector<Worker*> ws;
         for (auto& w : workers.front()->pool->workers)
             ws.push_back(w.get());
-        ctx.background.run([sampler, q = mem::make_query(ctx.sup, ws),
-                            pool] { return json::serialize(sampler->deep(q, pool)); },
-                           [resp](std::string out) { resp->ok_raw(std::move(out)); });
+        auto q = mem::make_query(ctx.sup, ws);
+        if (auto t = mem::template_target(*workers.front()->pool)) q.targets.push_back(*t);
+        ctx.background.run(
+            [sampler, q = std::move(q), pool] { return json::serialize(sampler->deep(q, pool)); },
+            [resp](std::string out) { resp->ok_raw(std::move(out)); });
         return;
     }
     std::string sort = proto::get_string(req.args, proto::arg::sort).value_or("");

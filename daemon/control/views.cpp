@@ -90,6 +90,18 @@ json::object status(const Supervisor& sup, const std::vector<Worker*>* only) {
         po["name"] = p->name();
         po["size"] = p->workers.size();
         po["workers"] = std::move(ws);
+        if (p->cfg->spawn == config::SpawnMode::template_) {
+            using TS = Pool::Template::State;
+            const auto& t = p->tpl;
+            po["template"] = json::object{
+                {"state", t.state == TS::ready      ? "ready"
+                          : t.state == TS::starting ? "starting"
+                                                    : "down"},
+                {"pid", t.pid},
+                {"generation", t.generation},
+                {"uptime_ms",
+                 t.pid > 0 ? std::chrono::duration_cast<Millis>(now - t.started_at).count() : 0}};
+        }
         pools.push_back(std::move(po));
     }
     json::object out;

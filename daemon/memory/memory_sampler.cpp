@@ -509,11 +509,19 @@ json::object Sampler::deep(const MemQuery& q, const std::string& pool) {
         if (t.pool == pool && t.pid > 0) targets.push_back(&t);
     // One worker that forked children is a preforking master (gunicorn, unicorn): its children
     // are the "siblings". Several workers: each worker's subtree is one group.
+    // A template (spawn: template) is the master of the pool's workers, each its own group.
     pid_t master = 0;
+    std::size_t workers = 0;
+    for (const Target* t : targets) {
+        if (t->index == kTemplateIndex)
+            master = t->pid;
+        else
+            ++workers;
+    }
     for (const Target* t : targets) {
         std::unordered_map<pid_t, proc::Stat> stats;
         auto pids = tree_of(r, *t, stats);
-        const bool prefork = targets.size() == 1 && pids.size() > 1;
+        const bool prefork = !master && workers == 1 && pids.size() > 1;
         if (prefork) master = t->pid;
         // In the prefork case, group = the child subtree each process belongs to.
         std::unordered_map<pid_t, int> group_of;
@@ -523,7 +531,7 @@ json::object Sampler::deep(const MemQuery& q, const std::string& pool) {
             m.pid = pid;
             if (auto it = stats.find(pid); it != stats.end()) m.starttime = it->second.starttime;
             if (!prefork) {
-                m.group = t->index;
+                m.group = t->index;  // a template's is kTemplateIndex: the master group
             } else if (pid == t->pid) {
                 m.group = proc::kMasterGroup;
             } else {

@@ -32,6 +32,10 @@ struct OrphanRoot {
     std::string cgroup;  // "" without cgroups
 };
 
+// A target that is a pool's template (spawn: template), not a worker: the pages its workers
+// share are its own; `mem --deep` makes it the pool's master (proc::kMasterGroup).
+inline constexpr int kTemplateIndex = -1;
+
 // One worker, as the loop saw it.
 struct Target {
     std::string pool;

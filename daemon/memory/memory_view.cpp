@@ -37,6 +37,20 @@ Target target_of(const Worker& w) {
     return t;
 }
 
+std::optional<Target> template_target(const Pool& p) {
+    if (p.tpl.pid <= 0) return std::nullopt;
+    Target t;
+    t.pool = p.name();
+    t.name = p.name() + ".template";
+    t.index = kTemplateIndex;
+    t.pid = p.tpl.pid;
+    t.generation = p.tpl.generation;
+    const auto& argv = p.cfg->command;
+    for (std::size_t i = 0; i < argv.size() && t.cmd.size() < 256; ++i)
+        t.cmd += (i ? " " : "") + argv[i];
+    return t;
+}
+
 MemQuery make_query(const Supervisor& sup, const std::vector<Worker*>& workers) {
     MemQuery q;
     std::unordered_set<const Worker*> wanted(workers.begin(), workers.end());
@@ -71,6 +85,9 @@ MemQuery report_query(const Supervisor& sup, const std::vector<const Pool*>& poo
             }
             q.targets.push_back(std::move(t));
         }
+        // spawn: template: the template holds the pages its workers share; the pool's
+        // footprint counts it once, as one more process of the pool.
+        if (auto t = template_target(*p)) q.targets.push_back(std::move(*t));
     }
     // What is left came from workers that no longer exist, or from pools not asked for.
     std::map<std::uint64_t, Target> gone;  // by worker id: stable order
