@@ -4,13 +4,13 @@ pipe), so the figures are the template's, not the daemon's. Run by hand; results
 bench/README.md. Python 3 standard library only.
 
     python3 bench/template.py fork  [--sizes 64,256,1024] [--forks 40]
-    python3 bench/template.py ready [--workers 20] [--objects 3000000]
+    python3 bench/template.py ready [--workers 20] [--objects N] [--import-seconds S]
     python3 bench/template.py footprint [--workers 8] [--table-mib 256]
 
 fork       cow-template (C) holding a table of each size: request -> "forked" reply (the two
            forks, which copy the template's page tables).
-ready      a Python app that takes over a second to import (--objects small objects and a
-           64 MiB table): spawn to first line, by fork-exec of python3 against a fork from a
+ready      a Python app that takes over a second to import (--objects small objects, a
+           --table-mib table, and --import-seconds of CPU): spawn to first line, by fork-exec of python3 against a fork from a
            template of the same app (python3 -m cowherd_template). Each worker runs one full
            collection before its first line, as a long-running one's collector gets to.
 footprint  --workers workers of that app each way: the sum of Pss and SwapPss over the
@@ -36,9 +36,12 @@ BIN = os.environ.get("COWHERD_BENCH_BIN", os.path.join(bl.ROOT, "build", "releas
 PR_SET_CHILD_SUBREAPER = 36
 
 APP = '''
-import gc, os, signal
+import gc, os, signal, time
 TABLE = bytes(range(256)) * (%(mib)d * 4096)
 OBJECTS = {i: ("v%%d" %% i, i) for i in range(%(objects)d)}
+_t = time.monotonic()
+while time.monotonic() - _t < %(import_seconds)f:  # what compiling, indexing, warming costs
+    pass
 def main():
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     gc.collect()  # what a long-running worker's collector gets to sooner or later
@@ -132,7 +135,8 @@ def fork_cost(a):
 
 def write_app(tmp, a):
     with open(os.path.join(tmp, "benchapp.py"), "w") as f:
-        f.write(APP % {"mib": a.table_mib, "objects": a.objects})
+        f.write(APP % {"mib": a.table_mib, "objects": a.objects,
+                       "import_seconds": a.import_seconds})
     return dict(PYTHONPATH=os.path.join(bl.ROOT, "template") + ":" + tmp)
 
 
@@ -218,6 +222,8 @@ def main():
     ap.add_argument("--workers", type=int)
     ap.add_argument("--objects", type=int, default=3000000)
     ap.add_argument("--table-mib", type=int, default=64)
+    ap.add_argument("--import-seconds", type=float, default=0.0,
+                    help="CPU time the app's import spends besides building its data")
     a = ap.parse_args()
     if bl.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         sys.exit("cannot become a subreaper")
