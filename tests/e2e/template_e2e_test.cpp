@@ -91,6 +91,32 @@ TEST_F(TemplatePools, WorkersAreForkedFromTheTemplateAndShareItsPages) {
         << r.out;
 }
 
+// mem --deep, from page frames: what each worker shares, it shares with the template.
+TEST_F(TemplatePools, DeepMemAttributesTheSharedPagesToTheTemplate) {
+    if (geteuid() != 0) GTEST_SKIP() << "mem --deep reads /proc/kpagecount, root only";
+    start(c_pool(3, 32));
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 3; }));
+    auto deep = ctl_json({"mem", "--deep", "web"});  // kept: what follows points into it
+    int workers_seen = 0;
+    bool template_seen = false;
+    for (auto& pv : deep.as_object()["processes"].as_array()) {
+        auto& p = pv.as_object();
+        if (p["worker"] == "web.template") {
+            template_seen = true;
+            EXPECT_TRUE(p["master"].as_bool());
+            continue;
+        }
+        ++workers_seen;
+        const double shared = num(p["pool_shared"]) + num(p["outside_shared"]);
+        ASSERT_GT(shared, 32 * kMiB) << json::serialize(p);
+        EXPECT_GE(num(p["with_master"]), 0.95 * shared) << json::serialize(p);
+    }
+    EXPECT_TRUE(template_seen);
+    EXPECT_EQ(workers_seen, 3);
+    auto r = ctl({"mem", "--deep", "web"});
+    EXPECT_NE(r.out.find("WITH_TEMPLATE"), std::string::npos) << r.out;
+}
+
 TEST_F(TemplatePools, WorkersOutliveTheirTemplateAndANewOneReplacesIt) {
     start(c_pool(3, 8));
     ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 3; }));
