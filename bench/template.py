@@ -83,6 +83,15 @@ class Template:
             raise RuntimeError(reply)
         return int(reply.split()[2]), dt, go_w, out_r
 
+    def worker(self):
+        """Forks one, lets it go and waits for its first line: (pid, seconds to the reply)."""
+        pid, dt, go, out = self.fork()
+        os.write(go, b"g")
+        os.close(go)
+        first_line(out)
+        os.close(out)
+        return pid, dt
+
     def close(self):
         self.sock.close()
         self.p.wait(30)
@@ -121,12 +130,8 @@ def fork_cost(a):
         t = Template([f"{BIN}/cow-template", "--table-mib", str(mib)])
         replies = []
         for _ in range(a.forks):
-            pid, dt, go, out = t.fork()
-            os.write(go, b"g")
-            os.close(go)
-            first_line(out)
+            pid, dt = t.worker()
             replies.append(dt)
-            os.close(out)
             stop(pid)
         t.close()
         print(f"template of {mib:5d} MiB: request -> forked p50 {statistics.median(replies) * 1e3:.2f} ms "
@@ -159,12 +164,8 @@ def ready(a, tmp):
     forks = []
     for _ in range(a.workers):
         t0 = time.perf_counter()
-        pid, _, go, out = t.fork()
-        os.write(go, b"g")
-        os.close(go)
-        first_line(out)
+        pid, _ = t.worker()
         forks.append(time.perf_counter() - t0)
-        os.close(out)
         stop(pid)
     t.close()
     print(f"python app ({a.objects} objects, {a.table_mib} MiB table): fork-exec to first line "
@@ -200,12 +201,7 @@ def footprint(a, tmp):
         t = Template(argv, env)
         pids = []
         for _ in range(a.workers):
-            pid, _, go, out = t.fork()
-            os.write(go, b"g")
-            os.close(go)
-            first_line(out)
-            os.close(out)
-            pids.append(pid)
+            pids.append(t.worker()[0])
         tot, uss = measure(pids, [t.p.pid])
         print(f"{a.workers} workers, template{'' if freeze else ' without gc.freeze()'}: "
               f"footprint {tot:.0f} MiB (template included), USS per worker {uss:.0f} MiB")

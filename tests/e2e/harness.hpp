@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <arpa/inet.h>
@@ -150,6 +151,26 @@ class DaemonFixture : public ::testing::Test {
         for (auto p = l.find(needle); p != std::string::npos; p = l.find(needle, p + 1))
             ++n;
         return n;
+    }
+
+    // bench_httpload on 4 connections against 127.0.0.1:port for `seconds`, while `during`
+    // runs: its exit code (0 when no request failed), its report in `report`.
+    int under_load(int port, int seconds, const std::function<void()>& during,
+                   std::string& report) {
+        const std::string out = (dir / "load.txt").string();
+        int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        pid_t load = spawn_with({bin("bench_httpload"), "127.0.0.1", std::to_string(port),
+                                 "--connections", "4", "--duration", std::to_string(seconds)},
+                                fd, fd);
+        close(fd);
+        EXPECT_GT(load, 0);
+        if (load <= 0) return -1;
+        during();
+        int st = 0;
+        const bool done = WaitFor([&] { return waitpid(load, &st, WNOHANG) == load; },
+                                  std::chrono::seconds(seconds + 30));
+        report = slurp(out);
+        return done ? decode(st) : -1;
     }
 
     // Pids listed one per line in a file (forker's $FORKER_PIDS).

@@ -275,19 +275,15 @@ TEST_F(TemplatePools, ARollOntoANewTemplateFailsNoRequest) {
     ASSERT_TRUE(
         WaitFor([&] { return count_state("web", "running") == 2; }, std::chrono::seconds(60)));
     const pid_t old_template = static_cast<pid_t>(as_int(tpl("web")["pid"]));
-    const std::string load_out = (dir / "load.txt").string();
-    int fd = open(load_out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    pid_t load = spawn_with({bin("bench_httpload"), "127.0.0.1", std::to_string(port),
-                             "--connections", "4", "--duration", "6"},
-                            fd, fd);
-    close(fd);
-    ASSERT_GT(load, 0);
-    auto r = ctl({"restart", "web"}, std::chrono::seconds(60));
-    EXPECT_EQ(r.code, 0) << r.out << r.err;
-    int st = 0;
-    ASSERT_TRUE(
-        WaitFor([&] { return waitpid(load, &st, WNOHANG) == load; }, std::chrono::seconds(30)));
-    EXPECT_EQ(decode(st), 0) << "requests failed during the roll:\n" << slurp(load_out);
+    std::string report;
+    const int load = under_load(
+        port, 6,
+        [&] {
+            auto r = ctl({"restart", "web"}, std::chrono::seconds(60));
+            EXPECT_EQ(r.code, 0) << r.out << r.err;
+        },
+        report);
+    EXPECT_EQ(load, 0) << "requests failed during the roll:\n" << report;
     EXPECT_NE(as_int(tpl("web")["pid"]), old_template);
     EXPECT_TRUE(WaitFor([&] { return kill(old_template, 0) != 0; })) << "the old template is gone";
 }
