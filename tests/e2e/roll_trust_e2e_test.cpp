@@ -95,20 +95,25 @@ TEST_F(Rolls, ARollKeepsItsOldWorkerWhileAnotherPoolCrashLoops) {
 }
 
 TEST_F(Rolls, AReloadAndASighupMidRollAreAppliedAtOnce) {
-    start(web("8000"));
-    ASSERT_TRUE(WaitFor([&] { return worker0("web")["state"].as_string() == "running"; }));
+    // The replacement takes 12 s to be ready: both reloads must land inside the roll even on
+    // a loaded machine (a sanitizer build beside other builds), so the pools they add are up
+    // at once (start_timeout 0s) and the roll is long.
+    const std::string extra = "  extra:\n    command: [sleep, \"100000\"]\n    start_timeout: 0s\n";
+    start(web("12000"));
+    ASSERT_TRUE(WaitFor([&] { return worker0("web")["state"].as_string() == "running"; },
+                        std::chrono::seconds(30)));
     auto roll = ctl_bg({"restart", "web"});
     ASSERT_TRUE(WaitFor([&] { return worker0("web")["state"].as_string() == "starting"; }));
-    write_config(web("8000") + "  extra:\n    command: [sleep, \"100000\"]\n");
+    write_config(web("12000") + extra);
     auto r = ctl({"reload"});
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_TRUE(WaitFor([&] { return count_state("extra", "running") == 1; }));
-    write_config(web("8000") + "  extra:\n    command: [sleep, \"100000\"]\n" +
-                 "  extra2:\n    command: [sleep, \"100000\"]\n");
+    write_config(web("12000") + extra +
+                 "  extra2:\n    command: [sleep, \"100000\"]\n    start_timeout: 0s\n");
     kill(daemon, SIGHUP);
     EXPECT_TRUE(WaitFor([&] { return count_state("extra2", "running") == 1; })) << slurp(log);
     EXPECT_FALSE(finished(roll)) << "both came while the roll was still going";
-    EXPECT_TRUE(WaitFor([&] { return finished(roll); }));
+    EXPECT_TRUE(WaitFor([&] { return finished(roll); }, std::chrono::seconds(30)));
     EXPECT_EQ(roll.code, 0) << slurp(roll.out);
 }
 
