@@ -134,7 +134,7 @@ struct PoolConfig {
     Millis stop_timeout{10s};
     KillMode kill_mode = KillMode::auto_;
     SpawnMode spawn = SpawnMode::exec;
-    bool template_threads = false;  // template_threads: allow
+    bool template_threads = false;   // template_threads: allow
     Millis template_timeout{60000};  // for the template to say ready; 0: wait forever
     OrphanPolicy orphans = OrphanPolicy::kill;
     StopScope stop_scope = StopScope::main;

@@ -174,7 +174,7 @@ int cowtemplate_serve(void) {
     const int sock = (int)fd;
     if (fcntl(sock, F_SETFD, FD_CLOEXEC) != 0) return -1;
     const int fl = fcntl(sock, F_GETFL);
-    if (fl < 0 || fcntl(sock, F_SETFL, fl & ~O_NONBLOCK) != 0) return -1;  /* we wait on it */
+    if (fl < 0 || fcntl(sock, F_SETFL, fl & ~O_NONBLOCK) != 0) return -1; /* we wait on it */
     unsetenv("COWHERD_TEMPLATE_FD");
     if (send_text(sock, "ready") != 0) return -1;
 
