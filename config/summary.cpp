@@ -68,6 +68,12 @@ std::string extras(const PoolConfig& p) {
     if (p.liveness) add(std::string("liveness=") + kKinds[static_cast<int>(p.liveness->kind)]);
     if (!p.on_exit.empty()) add("on_exit");
     if (!p.on_fatal.empty()) add("on_fatal");
+    if (p.spawn == SpawnMode::template_) {
+        add("spawn=template");
+        if (p.template_threads) add("template_threads=allow");
+        if (p.template_timeout != PoolConfig{}.template_timeout)
+            add("template_timeout=" + exact_duration(p.template_timeout));
+    }
     for (const auto& s : p.sockets)
         add("socket " + s.name + "=" + s.listen);
     if (p.memory.max_private)

@@ -441,7 +441,12 @@ TEST(ConfigFile, ReferenceExampleLoadsAndUsesEveryKey) {
         // stdout / stderr mappings
         "sink:", "per_worker:", "max_size:", "keep:",
         // rlimits {soft, hard}
-        "soft:", "hard:"};
+        "soft:", "hard:",
+        // probes and hooks
+        "readiness:", "liveness:", "http:", "tcp:", "exec:", "port:", "interval:", "timeout:",
+        "initial_delay:", "failures:", "status:", "on_exit:", "on_fatal:", "hook_timeout:",
+        // template pools
+        "spawn:", "template_threads:", "template_timeout:"};
     for (const char* key : kKeys) {
         bool used = false;
         for (const char* before : {"\n", " ", "{"})
