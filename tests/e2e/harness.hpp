@@ -37,6 +37,30 @@ inline int free_port() {
     return ntohs(a.sin_port);
 }
 
+// `n` consecutive loopback ports, free a moment ago, below the kernel's ephemeral range
+// (32768 and up by default): there no client connection of a busy machine takes one of them
+// meanwhile, as one did to a block found by free_port() + 1.
+inline int free_port_block(int n) {
+    static unsigned seed = static_cast<unsigned>(::getpid()) * 2654435761u;
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        seed = seed * 1103515245u + 12345u;
+        const int base = 20000 + static_cast<int>((seed >> 8) % 12000);
+        bool all = true;
+        for (int p = base; all && p < base + n; ++p) {
+            int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            sockaddr_in a{};
+            a.sin_family = AF_INET;
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            a.sin_port = htons(static_cast<uint16_t>(p));
+            all = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+            ::close(fd);
+        }
+        if (all) return base;
+    }
+    ADD_FAILURE() << "no block of " << n << " free ports below 32000";
+    return 0;
+}
+
 class DaemonFixture : public ::testing::Test {
   protected:
     fs::path dir;

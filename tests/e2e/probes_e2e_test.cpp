@@ -69,7 +69,7 @@ TEST_F(Probes, AReadinessProbeGatesRunning) {
 }
 
 TEST_F(Probes, ALivenessProbeRestartsAHungWorker) {
-    const int port = free_port();
+    const int port = free_port_block(2);  // the probe ports of both generations
     const int metrics = free_port();
     start("  api:\n    command: [sh, -c, \"exec " + bin("cow-http") +
               " --port $COWHERD_PROBE_PORT\"]\n    stop_timeout: 2s\n    liveness:\n"
@@ -122,9 +122,8 @@ TEST_F(Probes, ALivenessProbeRestartsAHungWorker) {
 // Plain HTTP servers without sd_notify, gated by an HTTP probe of each process's own port.
 TEST_F(Probes, ARollGatedByAReadinessProbeFailsNoRequest) {
     const int port = free_port();
-    // Four probe ports: two workers, two generations each. free_port() gives one; the ones after
-    // it are free as far as this test goes, and a clash would fail the start, not pass it.
-    const int probe_base = free_port();
+    // Four probe ports: two workers, two generations each.
+    const int probe_base = free_port_block(4);
     start(web_http(port, probe_base, "700", 2));
     ASSERT_TRUE(
         WaitFor([&] { return count_state("web", "running") == 2; }, std::chrono::seconds(20)));
