@@ -27,20 +27,22 @@ class Pool {
     static constexpr auto kMaxAge = std::chrono::seconds(30);
     static constexpr std::size_t kMaxIdle = 4096;  // fds the cache may hold
 
-    std::optional<tcp::socket> take(const std::string& key) {
+    struct Idle {
+        tcp::socket sock;
+        Clock::time_point opened;
+    };
+
+    // A kept connection to `key` young enough to reuse, if there is one.
+    std::optional<Idle> take(const std::string& key) {
         auto it = idle_.find(key);
         while (it != idle_.end() && !it->second.empty()) {
             Idle c = std::move(it->second.back());
             it->second.pop_back();
             --count_;
-            if (Clock::now() - c.opened < kMaxAge) {
-                opened_ = c.opened;
-                return std::move(c.sock);
-            }
+            if (Clock::now() - c.opened < kMaxAge) return c;
         }
         return std::nullopt;
     }
-    Clock::time_point opened_of_taken() const { return opened_; }
 
     void give(const std::string& key, tcp::socket sock, Clock::time_point opened) {
         const auto now = Clock::now();
@@ -51,10 +53,6 @@ class Pool {
     }
 
   private:
-    struct Idle {
-        tcp::socket sock;
-        Clock::time_point opened;
-    };
     // Connections to workers that are gone (scaled down, replaced) are not asked again; age
     // ends them.
     void sweep(Clock::time_point now) {
@@ -70,7 +68,7 @@ class Pool {
 
     std::unordered_map<std::string, std::vector<Idle>> idle_;
     std::size_t count_ = 0;
-    Clock::time_point last_sweep_{}, opened_{};
+    Clock::time_point last_sweep_{};
 };
 
 namespace {
@@ -134,9 +132,9 @@ struct Op : std::enable_shared_from_this<Op> {
         });
         if (check.http) {
             key = check.at.host + ":" + std::to_string(check.at.port);
-            if (auto s = pool.take(key)) {
-                sock = std::move(*s);
-                opened = pool.opened_of_taken();
+            if (auto c = pool.take(key)) {
+                sock = std::move(c->sock);
+                opened = c->opened;
                 reused = true;
                 return send();
             }

@@ -282,6 +282,7 @@ Launcher::Launched Launcher::fork_from_template(Worker& w, int sock, std::uint64
     for (char* e : plan.envp)
         if (e && !std::string_view(e).starts_with("LISTEN_PID=")) env.emplace_back(e);
     spawn::Result r;
+    bool hung = false;
     int go[2] = {-1, -1};
     if (::pipe2(go, O_CLOEXEC) != 0) {
         r.message = std::string("template: pipe: ") + std::strerror(errno);
@@ -301,6 +302,7 @@ Launcher::Launched Launcher::fork_from_template(Worker& w, int sock, std::uint64
                 pollfd pf{sock, POLLIN, 0};
                 if (left <= 0 || ::poll(&pf, 1, static_cast<int>(left)) <= 0) {
                     r.message = "template: no answer within " + format_duration(timeout);
+                    hung = true;
                     break;
                 }
                 char buf[1024];
@@ -336,7 +338,7 @@ Launcher::Launched Launcher::fork_from_template(Worker& w, int sock, std::uint64
                          std::strerror(errno));
         if (fd >= 0) ::close(fd);
     }
-    Launched out{&w, record(*p, r), p->now};
+    Launched out{&w, record(*p, r), p->now, hung};
     if (go[1] >= 0) {
         if (r.ok && ::write(go[1], "g", 1) != 1)
             spdlog::warn("{}: cannot start pid {}: {}", w.name, r.pid, std::strerror(errno));

@@ -43,7 +43,8 @@ class Launcher {
     struct Launched {
         Worker* w = nullptr;
         bool ok = false;
-        fsm::TimePoint at{};  // when it was prepared: the time its event carries
+        fsm::TimePoint at{};         // when it was prepared: the time its event carries
+        bool template_hung = false;  // fork_from_template: no answer in time
     };
     // Spawns now, or queues the spawn while a batch is open (nullopt).
     std::optional<Launched> launch(Worker& w);

@@ -36,7 +36,7 @@ void Supervisor::template_spawn(Worker& w) {
     auto& t = p.tpl;
     if (t.state == Pool::Template::State::ready) {
         auto r = launcher_.fork_from_template(w, t.sock, t.next_id++, kForkAnswer);
-        if (!r.ok && w.last_error.find("template: no answer") == 0) {
+        if (r.template_hung) {
             // A template that does not answer is of no use to the next spawn either.
             spdlog::warn("pool {}: template pid {} did not answer; stopping it", p.name(), t.pid);
             retire_template(p, SIGKILL);

@@ -197,6 +197,18 @@ class DaemonFixture : public ::testing::Test {
         return done ? decode(st) : -1;
     }
 
+    // `cowctl restart pool` (a roll, for a pool with sockets) under load on `port`, as
+    // under_load() says it; the restart itself must succeed.
+    int restart_under_load(int port, const std::string& pool, std::string& report) {
+        return under_load(
+            port, 6,
+            [&] {
+                auto r = ctl({"restart", pool}, std::chrono::seconds(60));
+                EXPECT_EQ(r.code, 0) << r.out << r.err;
+            },
+            report);
+    }
+
     // Pids listed one per line in a file (forker's $FORKER_PIDS).
     static std::vector<pid_t> pids_in(const std::string& path) {
         std::vector<pid_t> out;

@@ -128,13 +128,7 @@ TEST_F(Probes, ARollGatedByAReadinessProbeFailsNoRequest) {
     ASSERT_TRUE(
         WaitFor([&] { return count_state("web", "running") == 2; }, std::chrono::seconds(20)));
     std::string report;
-    const int load = under_load(
-        port, 6,
-        [&] {
-            auto r = ctl({"restart", "web"}, std::chrono::seconds(60));
-            EXPECT_EQ(r.code, 0) << r.out << r.err;
-        },
-        report);
+    const int load = restart_under_load(port, "web", report);
     EXPECT_EQ(load, 0) << "requests failed during the roll:\n" << report;
     // Each replacement came up through its probe.
     int passed = 0;

@@ -277,13 +277,7 @@ TEST_F(TemplatePools, ARollOntoANewTemplateFailsNoRequest) {
         WaitFor([&] { return count_state("web", "running") == 2; }, std::chrono::seconds(60)));
     const pid_t old_template = static_cast<pid_t>(as_int(tpl("web")["pid"]));
     std::string report;
-    const int load = under_load(
-        port, 6,
-        [&] {
-            auto r = ctl({"restart", "web"}, std::chrono::seconds(60));
-            EXPECT_EQ(r.code, 0) << r.out << r.err;
-        },
-        report);
+    const int load = restart_under_load(port, "web", report);
     EXPECT_EQ(load, 0) << "requests failed during the roll:\n" << report;
     EXPECT_NE(as_int(tpl("web")["pid"]), old_template);
     EXPECT_TRUE(WaitFor([&] { return kill(old_template, 0) != 0; })) << "the old template is gone";
