@@ -11,9 +11,15 @@ worker for each request; in each worker it calls the --run function with sys.arg
 [target, ARG ...], and exits with what it returns. Without cowherd (COWHERD_TEMPLATE_FD unset)
 it runs the function once, in this process: the same command works under `spawn: exec`.
 
-Workers are forked with os.fork(), so Python's own bookkeeping (locks, threads, the
-os.register_at_fork hooks) is done as for any fork; each is forked twice, so that it is
-cowherd's child (cowherd is a subreaper), not the template's. In a worker: its own session,
+A worker must be cowherd's child, not the template's, so that cowherd reaps it. On x86_64,
+aarch64 and riscv64 a single-threaded template makes it with one clone(CLONE_PARENT), framed
+by the steps os.fork() takes around its fork (PyOS_BeforeFork, PyOS_AfterFork_Child or
+_Parent: Python's locks, threads and os.register_at_fork hooks); elsewhere, or when threads
+are allowed (glibc's own at-fork steps then matter), it forks twice with os.fork() and the
+middle process exits, so that the worker is reparented to cowherd, a subreaper. The one clone
+costs half of the two forks, whose page-table copies are most of a spawn; what it skips is
+glibc's own at-fork steps, so C libraries' pthread_atfork handlers do not run in the worker
+(Python's do). COWHERD_TEMPLATE_CLONE=0 in the pool's env forks twice always. In a worker: its own session,
 the signal dispositions a fresh Python has (SIGINT raises KeyboardInterrupt, SIGPIPE and SIGXFSZ
 ignored, every other signal at its default) with none blocked, stdin on /dev/null, stdout and
 stderr on cowherd's pipes, the pool's sockets at fds 3.. with LISTEN_FDS and LISTEN_PID, and
@@ -24,10 +30,12 @@ template, True in each worker, and never returns in the template.
 """
 
 import argparse
+import ctypes
 import fcntl
 import gc
 import importlib
 import os
+import platform
 import signal
 import socket
 import struct
@@ -40,6 +48,46 @@ _MAX_FDS = 253
 _FIXED_FDS = 3  # the go pipe, stdout, stderr
 
 
+_CLONE_PARENT = 0x00008000
+# Architectures whose clone(2) takes the flags first; the other arguments are all 0 (a fork's:
+# the child runs on a copy of this stack), so their order does not matter.
+_SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220}
+
+
+def _clone_api():
+    nr = _SYS_CLONE.get(platform.machine())
+    if nr is None or os.environ.get("COWHERD_TEMPLATE_CLONE") == "0":
+        return None
+    try:
+        # PyDLL: the call keeps the GIL, as os.fork() does across fork().
+        libc = ctypes.PyDLL(None, use_errno=True)
+        api = ctypes.pythonapi
+        return (nr, libc.syscall, api.PyOS_BeforeFork, api.PyOS_AfterFork_Child,
+                api.PyOS_AfterFork_Parent)
+    except (AttributeError, OSError):
+        return None
+
+
+_CLONE = _clone_api()
+
+
+def _clone_parent():
+    """One fork whose child is the template's parent's child: 0 in it, its pid here."""
+    nr, syscall, before, after_child, after_parent = _CLONE
+    zero = ctypes.c_long(0)
+    before()
+    pid = syscall(ctypes.c_long(nr), ctypes.c_long(_CLONE_PARENT | signal.SIGCHLD),
+                  zero, zero, zero, zero)
+    if pid == 0:
+        after_child()
+        return 0
+    err = ctypes.get_errno()
+    after_parent()
+    if pid < 0:
+        raise OSError(err, os.strerror(err))
+    return pid
+
+
 def _threads():
     try:
         return len(os.listdir("/proc/self/task"))
@@ -50,11 +98,6 @@ def _threads():
 def _become_worker(sock, text, fds):
     sock.close()
     os.setsid()
-    # cowherd registers the worker (and places it in its cgroup) first: one byte says go,
-    # EOF says it was cancelled.
-    if len(os.read(fds[0], 1)) != 1:
-        os._exit(0)
-    os.close(fds[0])
     for sig in signal.valid_signals():
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
@@ -66,19 +109,21 @@ def _become_worker(sock, text, fds):
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    # Every fd received out of the way of every target first (0.. and the sockets' 3..).
+    floor = 3 + len(fds) - _FIXED_FDS
+    high = [fcntl.fcntl(f, fcntl.F_DUPFD_CLOEXEC, floor) for f in fds]
+    for f in fds:
+        os.close(f)
+    go, out, err, listen = high[0], high[1], high[2], high[_FIXED_FDS:]
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
-    os.dup2(fds[1], 1)
-    os.dup2(fds[2], 2)
-    if null > 2:
+    if null != 0:
         os.close(null)
-    listen = fds[_FIXED_FDS:]
-    # Out of the way of every target first, then into place at 3.. .
-    high = [fcntl.fcntl(f, fcntl.F_DUPFD_CLOEXEC, 3 + len(listen)) for f in listen]
-    for f in fds[1:]:
-        if f > 2:
-            os.close(f)
-    for i, h in enumerate(high):
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    os.close(out)
+    os.close(err)
+    for i, h in enumerate(listen):
         os.dup2(h, 3 + i)
         os.close(h)
     for line in text.split("\n")[1:]:
@@ -87,6 +132,11 @@ def _become_worker(sock, text, fds):
             os.environ[key] = value
     if listen:
         os.environ["LISTEN_PID"] = str(os.getpid())
+    # Everything above is ready while cowherd registers the worker (and places it in its
+    # cgroup); the program itself runs only after that: one byte says go, EOF says cancelled.
+    if len(os.read(go, 1)) != 1:
+        os._exit(0)
+    os.close(go)
 
 
 def _fork(sock, text, fds):
@@ -112,6 +162,20 @@ def _fork(sock, text, fds):
             stream.flush()
         except (OSError, ValueError):
             pass
+    if _CLONE is not None and threads == 1:
+        try:
+            pid = _clone_parent()
+        except OSError as e:
+            sock.send(b"failed %d clone: %s" % (rid, e.strerror.encode()))
+            return False
+        if pid == 0:
+            try:
+                _become_worker(sock, text, fds)
+            except BaseException:
+                os._exit(127)
+            return True
+        sock.send(b"forked %d %d" % (rid, pid))
+        return False
     r, w = os.pipe()
     middle = os.fork()
     if middle == 0:
