@@ -53,6 +53,7 @@ class TemplatePools : public DaemonFixture {
             out.insert(static_cast<pid_t>(as_int(w["pid"])));
         return out;
     }
+    void expect_fresh_python_worker(const std::string& env);
     static std::string status_of(pid_t pid, const std::string& key) {
         std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/status"));
         std::string line;
@@ -227,13 +228,23 @@ TEST_F(TemplatePools, APythonPoolSharesItsTableAcrossEightWorkers) {
     }
     ASSERT_GT(template_rss, 256 * kMiB);
     // The pool holds what the template loaded once (the table, and the interpreter with its
-    // objects), plus what each worker made its own.
+    // objects: about 40 MiB here, so "the table + 10%" would not hold), plus what each worker
+    // made its own.
     EXPECT_LE(footprint, (template_rss + uss) * 1.1)
         << "footprint " << footprint / kMiB << " MiB, template rss " << template_rss / kMiB
         << " MiB, uss " << uss / kMiB << " MiB";
     // Fork-exec'd copies of the same app each hold a table of their own.
     for (auto& wv : copies["workers"].as_array())
         EXPECT_GE(num(wv.as_object()["self"].as_object()["uss"]), 256 * kMiB);
+    // mem's "saved vs fork-exec" for the template pool is what the exec'd copies show: 8 of
+    // them would cost 4 times what 2 cost, less what the template pool costs.
+    EXPECT_FALSE(copies.contains("saved_vs_exec"));
+    ASSERT_TRUE(app.contains("saved_vs_exec"));
+    const double saved = num(app["saved_vs_exec"]);
+    const double measured = num(copies["totals"].as_object()["footprint"]) * 4 - footprint;
+    EXPECT_GE(saved, 7 * 256 * kMiB);
+    EXPECT_NEAR(saved, measured, measured * 0.15)
+        << "saved_vs_exec " << saved / kMiB << " MiB, measured " << measured / kMiB << " MiB";
 }
 
 // Through the template, a worker gets the pool's socket as fd 3 and nothing else of the
@@ -265,6 +276,51 @@ TEST_F(TemplatePools, AWorkerGetsTheSocketsAndNoProtocolFd) {
                   std::string::npos)
             << slurp("/proc/" + std::to_string(w) + "/cgroup");
     }
+}
+
+// The Python template makes each worker with one clone(CLONE_PARENT): the worker is cowherd's
+// own child, leads a session of its own, holds only its stdio and the pool's socket, and has
+// the signal state a fresh python3 has (SIGPIPE and SIGXFSZ ignored, SIGINT caught, nothing
+// blocked but the SIGTERM tapp blocks to sigwait on it), with either way of forking.
+TEST_F(TemplatePools, APythonWorkerIsCowherdsChildWithAFreshProcessState) {
+    expect_fresh_python_worker("");
+}
+
+TEST_F(TemplatePools, APythonWorkerForkedTwiceIsCowherdsChildWithAFreshProcessState) {
+    expect_fresh_python_worker(", COWHERD_TEMPLATE_CLONE: \"0\"");
+}
+
+void TemplatePools::expect_fresh_python_worker(const std::string& env) {
+    const int port = free_port();
+    start(py_pool(
+        "app", 1, "--preload, tapp, --run, \"tapp:main\"",
+        "    sockets: [{name: http, listen: \"tcp://127.0.0.1:" + std::to_string(port) + "\"}]\n",
+        env));
+    ASSERT_TRUE(
+        WaitFor([&] { return count_state("app", "running") == 1; }, std::chrono::seconds(60)));
+    const pid_t w = *pids("app").begin();
+    // Its line says main() has run (and blocked SIGTERM).
+    ASSERT_TRUE(WaitFor([&] { return log_count("listen_pid " + std::to_string(w)) > 0; }));
+    EXPECT_EQ(status_of(w, "PPid"), std::to_string(daemon));
+    const std::string stat = slurp("/proc/" + std::to_string(w) + "/stat");
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string state, ppid, pgrp, session;
+    fields >> state >> ppid >> pgrp >> session;
+    EXPECT_EQ(session, std::to_string(w)) << stat;
+    EXPECT_EQ(pgrp, std::to_string(w)) << stat;
+    // sigwait() unblocks what it waits for while it waits: SIGTERM may show either way.
+    const std::string blocked = status_of(w, "SigBlk");
+    EXPECT_TRUE(blocked == "0000000000000000" || blocked == "0000000000004000") << blocked;
+    EXPECT_EQ(status_of(w, "SigIgn"), "0000000001001000");
+    EXPECT_EQ(status_of(w, "SigCgt"), "0000000000000002");
+    std::set<int> fds;
+    if (DIR* d = opendir(("/proc/" + std::to_string(w) + "/fd").c_str())) {
+        while (dirent* e = readdir(d))
+            if (e->d_name[0] != '.') fds.insert(std::atoi(e->d_name));
+        closedir(d);
+    }
+    EXPECT_EQ(fds, (std::set<int>{0, 1, 2, 3}));
+    EXPECT_EQ(log_count("listen_pid " + std::to_string(w) + " template_fd -"), 1);
 }
 
 // A rolling restart onto a new template, under load, fails no request.
