@@ -242,6 +242,9 @@ std::string render_mem(const json::value& result, const Style& style) {
                " (rss_sum - pss, includes libraries shared with other programs)";
         if (const auto* c = p.if_contains("cow_lost"); c && c->is_object())
             out += ", cow_lost " + size_at(c->as_object(), "private_dirty_growth");
+        if (p.contains("saved_vs_exec"))
+            out += ", saved vs fork-exec " + size_at(p, "saved_vs_exec") +
+                   " (anonymous pages held once, not once per worker)";
         out += "\n";
         Table tb({"WORKER", "PID", "RSS", "PSS", "USS", "SHR_CLEAN", "SHR_DIRTY", "PRIV_CLEAN",
                   "PRIV_DIRTY", "SWAP_PSS", "COW_LOST", "TREE_PSS", "TREE_USS", "PROCS"});

@@ -348,6 +348,11 @@ json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::str
         Totals pool_totals;
         CowLost pool_cow;
         std::size_t unreadable = 0;
+        // spawn: template: what fork-exec would cost more. Each exec'd worker would hold every
+        // anonymous page it maps as its own (file pages are shared by the page cache either
+        // way); here they are held once between the workers and their template.
+        bool has_template = false, anon_known = true;
+        std::uint64_t workers_anon = 0, pool_pss_anon = 0;
         struct Row {
             json::object obj;
             Totals tree;
@@ -382,6 +387,14 @@ json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::str
                     ++unreadable;
                     procs.push_back(std::move(p));
                     continue;
+                }
+                if (!pm.orphan) {
+                    anon_known = anon_known && pm.now.has("Pss_Anon");
+                    pool_pss_anon += pm.now.pss_anon;
+                    if (wm.target.index == kTemplateIndex)
+                        has_template = true;
+                    else
+                        workers_anon += pm.now.anonymous;
                 }
                 CowLost c;
                 c.add(pm);
@@ -440,6 +453,7 @@ json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::str
         po["totals"] = totals_json(pool_totals);
         po["cow_lost"] = json::object{{"private_dirty_growth", pool_cow.private_dirty_growth},
                                       {"shared_lost", pool_cow.shared_lost}};
+        if (has_template && anon_known) po["saved_vs_exec"] = sat_sub(workers_anon, pool_pss_anon);
         po["unreadable"] = unreadable;
         po["workers"] = std::move(ws);
         pools.push_back(std::move(po));
