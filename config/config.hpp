@@ -180,6 +180,9 @@ struct DaemonConfig {
     std::optional<gid_t> readonly_group;  // may run proto::kReadOnlyVerbs
     std::string socket_group_name, readonly_group_name;
     Millis shutdown_timeout{30s};
+    // Every running worker's tree is sampled this often for `mem --history`, trends and
+    // `top`; 0 turns it off.
+    Millis memory_sample_every{10s};
     bool operator==(const DaemonConfig&) const = default;
 };
 

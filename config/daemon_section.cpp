@@ -44,9 +44,9 @@ void read_access_group(Diagnostics& diag, const Field& v, std::optional<gid_t>& 
 
 bool is_daemon_key(std::string_view key) {
     static constexpr std::string_view kKeys[] = {
-        "socket",           "socket_mode",  "log_level",     "log_format",
-        "log_file",         "log_dir",      "log_line_max",  "metrics",
-        "shutdown_timeout", "socket_group", "readonly_group"};
+        "socket",           "socket_mode",  "log_level",      "log_format",
+        "log_file",         "log_dir",      "log_line_max",   "metrics",
+        "shutdown_timeout", "socket_group", "readonly_group", "memory"};
     for (auto k : kKeys)
         if (k == key) return true;
     return false;
@@ -109,6 +109,23 @@ void read_daemon(Diagnostics& diag, const Field& f, const std::string& base_dir,
         {"readonly_group",
          [&](const Field& v) {
              read_access_group(diag, v, out.readonly_group, out.readonly_group_name);
+         }},
+        {"memory",
+         [&](const Field& v) {
+             const FieldReader memory[] = {
+                 {"sample_every",
+                  [&](const Field& e) {
+                      auto d = read_duration(diag, e, false);
+                      if (!d) return;
+                      // Below 10ms the sampler would do nothing else; 0 turns it off.
+                      if (d->count() != 0 && d->count() < 10) {
+                          report_expected(diag, e, "0 (off) or a duration of at least 10ms");
+                          return;
+                      }
+                      out.memory_sample_every = *d;
+                  }},
+             };
+             read_fields(diag, v, "a mapping of memory settings (sample_every)", memory);
          }},
         {"metrics",
          [&](const Field& v) {

@@ -27,13 +27,14 @@ inline constexpr std::string_view shutdown = "shutdown";
 inline constexpr std::string_view version = "version";
 inline constexpr std::string_view history = "history";
 inline constexpr std::string_view events = "events";
+inline constexpr std::string_view top = "top";
 }  // namespace verb
 
 // What a member of readonly_group may run: the verbs that change nothing. The denial message
 // lists them in this order, and README.md and config/README.md name the same set.
 inline constexpr std::array kReadOnlyVerbs{verb::status,  verb::tree,   verb::mem,
                                            verb::logs,    verb::health, verb::version,
-                                           verb::history, verb::events};
+                                           verb::history, verb::events, verb::top};
 
 constexpr bool read_only_verb(std::string_view v) {
     return std::ranges::find(kReadOnlyVerbs, v) != kReadOnlyVerbs.end();
@@ -60,6 +61,8 @@ inline constexpr std::string_view since_ms = "since_ms";
 inline constexpr std::string_view follow = "follow";
 inline constexpr std::string_view dry_run = "dry_run";
 inline constexpr std::string_view pool = "pool";
+inline constexpr std::string_view history = "history";  // mem: the series, not a snapshot
+inline constexpr std::string_view points = "points";    // top: USS points per worker
 }  // namespace arg
 
 // The "target" that names every pool.

@@ -168,6 +168,7 @@ int Daemon::run() {
     };
     background_ = std::make_unique<Background>(io_);
     recycler_ = std::make_unique<Recycler>(io_, *sup_, *background_, sampler_);
+    history_ = std::make_unique<HistorySampler>(io_, *sup_, *background_, sampler_);
     helpers_ = std::make_unique<Helpers>(io_, devnull_);
     helpers_->on_started = [this](pid_t pid) { sup_->helper_started(pid); };
     helpers_->on_reaped = [this](pid_t pid) { sup_->helper_reaped(pid); };
@@ -178,7 +179,7 @@ int Daemon::run() {
     };
 
     commands_ = std::make_unique<CommandContext>(CommandContext{
-        *sup_, *background_, sampler_, *output_, *log_writer_, event_feed_,
+        *sup_, *background_, sampler_, *history_, *output_, *log_writer_, event_feed_,
         [this](std::string why) { request_shutdown(why); },
         [this](bool dry_run, std::shared_ptr<Responder> r) { reload(dry_run, std::move(r)); },
         started_at_});
@@ -187,6 +188,7 @@ int Daemon::run() {
                  pid1 ? " (PID 1)" : "", control_->path(), cfg_->pools.size());
     sup_->set_start_slice(kStartSlice);
     recycler_->start();
+    history_->configure(cfg_->daemon.memory_sample_every);
     prober_->start();
     if (!cfg_->daemon.metrics.empty()) {
         auto opened_metrics = MetricsServer::open(
@@ -437,6 +439,7 @@ void Daemon::finish() {
     sd_timer_.cancel();
     metrics_.reset();
     recycler_->stop();
+    history_->stop();
     if (signals_) signals_->cancel();
     if (!control_) {
         io_.stop();
@@ -505,7 +508,7 @@ static boost::json::object plan_json(const config::ReloadPlan& plan, const confi
                      {"pools", std::move(pools)},
                      {"daemon_changed", std::move(daemon_keys)}};
     // The socket, its access rules, the daemon's own log and the metrics listener are set up
-    // once; log_level, shutdown_timeout, log_dir and log_line_max apply at once.
+    // once; log_level, shutdown_timeout, log_dir, log_line_max and memory apply at once.
     std::string later;
     for (const auto& k : plan.daemon_keys)
         if (k == "socket" || k == "socket_mode" || k == "socket_group" || k == "readonly_group" ||
@@ -588,6 +591,7 @@ void Daemon::reload(bool dry_run, std::shared_ptr<Responder> resp) {
     }
     spdlog::set_level(spdlog::level::from_str(next->daemon.log_level));
     output_->set_daemon_config(next->daemon);
+    history_->configure(next->daemon.memory_sample_every);
     {
         std::string summary;
         for (const auto& c : plan.pools)

@@ -20,6 +20,7 @@
 #include "daemon/hooks.hpp"
 #include "daemon/logs/log_writer.hpp"
 #include "daemon/logs/output.hpp"
+#include "daemon/memory/history_sampler.hpp"
 #include "daemon/memory/memory_sampler.hpp"
 #include "daemon/memory/recycler.hpp"
 #include "daemon/os/background.hpp"
@@ -70,7 +71,8 @@ class Daemon {
     std::unique_ptr<Background> background_;
     mem::Sampler sampler_;  // only touched by background jobs
     std::unique_ptr<Recycler> recycler_;
-    std::unique_ptr<Helpers> helpers_;  // exec probes, hooks
+    std::unique_ptr<HistorySampler> history_;  // memory over time
+    std::unique_ptr<Helpers> helpers_;         // exec probes, hooks
     std::unique_ptr<Prober> prober_;
     std::unique_ptr<Hooks> hooks_;  // on_exit, on_fatal
     std::unique_ptr<Signals> signals_;

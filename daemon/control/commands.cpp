@@ -539,6 +539,7 @@ void cmd_mem(CommandContext& ctx, const Peer&, proto::Request& req,
             [resp](std::string out) { resp->ok_raw(std::move(out)); });
         return;
     }
+    const bool history = proto::get_bool(req.args, proto::arg::history).value_or(false);
     std::string sort = proto::get_string(req.args, proto::arg::sort).value_or("");
     if (!sort.empty() && std::ranges::find(proto::kMemSorts, sort) == proto::kMemSorts.end()) {
         resp->error(ErrorCode::invalid_argument, "--sort takes pss, uss or rss");
@@ -554,12 +555,45 @@ void cmd_mem(CommandContext& ctx, const Peer&, proto::Request& req,
             wanted = wanted || w->pool == p.get();
         if (wanted) pools.push_back(p.get());
     }
+    if (history) {
+        if (ctx.history.every().count() == 0) {
+            resp->error(ErrorCode::failed, "memory history is off (daemon.memory.sample_every: 0)");
+            return;
+        }
+        auto since = proto::get_int(req.args, proto::arg::since_ms).value_or(0);
+        resp->ok(views::mem_history(ctx.sup, ctx.history, pools, since));
+        return;
+    }
     ctx.sup.refresh_orphans();  // processes that reparented to us since the last reap
     ctx.background.run(
-        [sampler, q = mem::report_query(ctx.sup, pools, all), sort] {
-            return json::serialize(mem::Sampler::to_json(q, sampler->sample(q), sort));
+        [sampler, q = mem::report_query(ctx.sup, pools, all), sort,
+         trends = views::trends(ctx.sup, ctx.history, pools)] {
+            return json::serialize(mem::Sampler::to_json(q, sampler->sample(q), sort, trends));
         },
         [resp](std::string out) { resp->ok_raw(std::move(out)); });
+}
+
+// `cowctl top`, once per refresh: the status view with what the history knows of each
+// worker, and its CPU since the previous request (read off the loop: a stat per worker).
+void cmd_top(CommandContext& ctx, const Peer& peer, proto::Request& req,
+             std::shared_ptr<Responder>& resp) {
+    const auto points = proto::get_int(req.args, proto::arg::points).value_or(30);
+    if (points < 0 || points > 3600) {
+        resp->error(ErrorCode::invalid_argument, "points: 0..3600");
+        return;
+    }
+    std::vector<pid_t> pids;
+    for (const auto& p : ctx.sup.pools())
+        for (const auto& w : p->workers)
+            if (w->alive()) pids.push_back(w->pid);
+    CommandContext* c = &ctx;
+    const bool readonly = peer.readonly;
+    ctx.background.run([pids = std::move(pids)] { return views::CpuMeter::read(pids); },
+                       [c, resp, readonly, points](std::vector<views::CpuMeter::Reading> r) {
+                           auto cpu = c->cpu.update(r, c->history.now_ms());
+                           resp->ok(views::top(c->sup, c->history, cpu,
+                                               static_cast<std::size_t>(points), readonly));
+                       });
 }
 
 // Healthy when every essential pool (or, with none marked essential, every autostart pool)
@@ -710,7 +744,7 @@ void cmd_version(CommandContext&, const Peer&, proto::Request&, std::shared_ptr<
     resp->ok(std::move(o));
 }
 
-constexpr std::array<std::pair<std::string_view, Handler>, 16> kVerbs{{
+constexpr std::array<std::pair<std::string_view, Handler>, 17> kVerbs{{
     {proto::verb::status, cmd_status},
     {proto::verb::logs, cmd_logs},
     {proto::verb::reopen, cmd_reopen},
@@ -727,6 +761,7 @@ constexpr std::array<std::pair<std::string_view, Handler>, 16> kVerbs{{
     {proto::verb::version, cmd_version},
     {proto::verb::history, cmd_history},
     {proto::verb::events, cmd_events},
+    {proto::verb::top, cmd_top},
 }};
 
 constexpr bool known_verb(std::string_view v) {

@@ -10,6 +10,7 @@
 
 #include "daemon/control/control_server.hpp"
 #include "daemon/control/event_feed.hpp"
+#include "daemon/control/live_views.hpp"
 #include "daemon/logs/log_writer.hpp"
 #include "daemon/logs/output.hpp"
 #include "daemon/memory/memory_sampler.hpp"
@@ -22,12 +23,14 @@ struct CommandContext {
     Supervisor& sup;
     Background& background;
     mem::Sampler& sampler;  // used only on the reader thread, inside background jobs
+    HistorySampler& history;
     Output& output;
     LogWriter& log_writer;
     EventFeed& events;
     std::function<void(std::string reason)> shutdown;
     std::function<void(bool dry_run, std::shared_ptr<Responder>)> reload;
     fsm::TimePoint started_at;
+    views::CpuMeter cpu{};  // `top`'s CPU figures, between requests
 };
 
 void dispatch_command(CommandContext& ctx, const Peer& peer, proto::Request req,

@@ -342,7 +342,8 @@ void Sampler::baselines(WorkerMem& wm, Sample& s, Clock::time_point now) {
     }
 }
 
-json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::string& sort) {
+json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::string& sort,
+                              const std::map<std::string, json::object>& trends) {
     json::array pools;
     for (const auto& name : q.pools) {
         Totals pool_totals;
@@ -420,6 +421,8 @@ json::object Sampler::to_json(const MemQuery& q, const Sample& s, const std::str
             }
             if (!self_ok) w["self"] = nullptr;
             w["status"] = self_status;
+            if (auto t = trends.find(wm.target.name); t != trends.end() && self_ok)
+                w["trend"] = t->second;
             w["tree"] = totals_json(tree);
             w["tree_cow_lost"] = cow_json(tree_cow, since, fork);
             if (orphan_procs > 0) {

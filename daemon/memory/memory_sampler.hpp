@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -113,7 +114,10 @@ class Sampler {
     Sample sample(const MemQuery& q);
 
     // design §1 "mem" JSON. sort: "" (by worker index), "pss", "uss" or "rss" (tree totals).
-    static boost::json::object to_json(const MemQuery& q, const Sample& s, const std::string& sort);
+    // `trends`: what the history says of each worker's trend, by worker name ("trend").
+    static boost::json::object to_json(
+        const MemQuery& q, const Sample& s, const std::string& sort,
+        const std::map<std::string, boost::json::object>& trends = {});
 
     // `--maps`: one worker's tree broken down by mapping group, largest PSS first.
     boost::json::object maps(const Target& t);
