@@ -5,11 +5,11 @@
         fuzz install format clean
 
 DEBS := libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
-        libgtest-dev cmake g++ make
+        libgtest-dev libncurses-dev cmake g++ make
 # What only the tests use: promtool checks /metrics, systemd-analyze checks the unit, curl
 # scrapes, unshare/setpriv (util-linux) run the pid-namespace and unprivileged tests, python3
 # runs the Python template.
-TEST_DEBS := prometheus systemd curl util-linux python3
+TEST_DEBS := prometheus systemd curl util-linux python3 tmux
 RELEASE := build/release
 ASAN := build/asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)

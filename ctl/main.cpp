@@ -21,6 +21,7 @@
 #include "ctl/client.hpp"
 #include "ctl/progress.hpp"
 #include "ctl/render.hpp"
+#include "ctl/top.hpp"
 
 namespace json = boost::json;
 using namespace cow::ctl;
@@ -427,8 +428,8 @@ int cowctl(int argc, char** argv, Options& o) {
     auto* mem = app.add_subcommand(
         "mem", "memory per worker and pool: rss, pss, uss, shared vs private, COW erosion");
     mem->add_option("pool", target, "POOL, POOL.N (its pool) or all");
-    std::string mem_sort, mem_maps;
-    bool mem_deep = false;
+    std::string mem_sort, mem_maps, mem_since;
+    bool mem_deep = false, mem_history = false;
     mem->add_option("--sort", mem_sort, "order workers by their tree's pss, uss or rss")
         ->check(CLI::IsMember(
             std::vector<std::string>(proto::kMemSorts.begin(), proto::kMemSorts.end())));
@@ -438,22 +439,50 @@ int cowctl(int argc, char** argv, Options& o) {
     mem->add_flag("--deep", mem_deep,
                   "root: read page frames (pagemap, kpagecount) to tell pages shared within "
                   "the pool (with the master, with siblings) from pages shared with others");
+    mem->add_flag("--history", mem_history,
+                  "each worker's memory over time (sampled every daemon.memory.sample_every): "
+                  "uss, pss and cow_lost as sparklines, with the trend of its uss");
+    mem->add_option("--since", mem_since, "with --history: only this far back, like 10m or 1h");
     mem->callback([&] {
         json::object a;
         if (!target.empty()) a[proto::arg::target] = target;
         if (!mem_sort.empty()) a[proto::arg::sort] = mem_sort;
         if (!mem_maps.empty()) a[proto::arg::maps] = mem_maps;
         if (mem_deep) a[proto::arg::deep] = true;
-        const bool maps = !mem_maps.empty(), deep = mem_deep;
-        action = [&, a, maps, deep] {
+        if (!mem_since.empty() && !mem_history)
+            throw CLI::ValidationError("--since", "goes with --history");
+        if (mem_history) {
+            if (mem_deep || !mem_maps.empty())
+                throw CLI::ValidationError("--history", "goes without --deep and --maps");
+            a[proto::arg::history] = true;
+        }
+        if (!mem_since.empty()) {
+            auto d = cow::parse_duration(mem_since);
+            if (!d) throw CLI::ValidationError("--since", "expected a duration like 10m or 1h");
+            a[proto::arg::since_ms] = d->count();
+        }
+        const bool maps = !mem_maps.empty(), deep = mem_deep, hist = mem_history;
+        action = [&, a, maps, deep, hist] {
             return run(
                 o, proto::verb::mem, a,
-                [&, maps, deep](const json::value& v) {
+                [&, maps, deep, hist](const json::value& v) {
                     if (maps) return render_maps(v, style);
                     if (deep) return render_deep(v, style);
+                    if (hist) return render_mem_history(v, style);
                     return render_mem(v, style);
                 },
                 std::chrono::minutes(5));
+        };
+    });
+
+    TopOptions top_opts;
+    auto* top = app.add_subcommand(
+        "top", "a live full-screen view of pools and workers: state, CPU, memory and its trend");
+    add_top_options(*top, top_opts);
+    top->callback([&] {
+        action = [&] {
+            TopConnection conn{socket_path(o), o.json};
+            return run_top(conn, top_opts);
         };
     });
 

@@ -1,6 +1,9 @@
 #include "ctl/render.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <ctime>
 
 #include "core/escape.hpp"
@@ -226,6 +229,37 @@ std::string size_at(const json::object& o, std::string_view key) {
     return size_of(o.if_contains(key));
 }
 
+double real(const json::value* v) {
+    if (!v) return 0;
+    if (v->is_double()) return v->get_double();
+    return static_cast<double>(num(v));
+}
+
+// "+12.0 MiB/h", "leak?" when the daemon judged it one, and the time to max_private.
+std::string trend_text(const json::value* t) {
+    if (!t || !t->is_object() || t->get_object().empty()) return "-";
+    const auto& o = t->get_object();
+    const double per_hour = real(o.if_contains("uss_per_hour"));
+    std::string out = (per_hour < 0 ? "-" : "+") +
+                      format_size(static_cast<std::uint64_t>(std::fabs(per_hour))) + "/h";
+    if (const auto* l = o.if_contains("leak"); l && l->is_bool() && l->get_bool()) out += " leak?";
+    if (const auto* r = o.if_contains("recycle_in_s"); r && r->is_number())
+        out += " recycle in " + format_duration(Millis(static_cast<std::int64_t>(real(r) * 1000)));
+    return out;
+}
+
+bool utf8_locale() {
+    for (const char* var : {"LC_ALL", "LC_CTYPE", "LANG"}) {
+        const char* v = std::getenv(var);
+        if (!v || !*v) continue;
+        std::string s(v);
+        for (auto& c : s)
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return s.find("utf-8") != std::string::npos || s.find("utf8") != std::string::npos;
+    }
+    return false;
+}
+
 }  // namespace
 
 std::string render_mem(const json::value& result, const Style& style) {
@@ -247,7 +281,7 @@ std::string render_mem(const json::value& result, const Style& style) {
                    " (anonymous pages held once, not once per worker)";
         out += "\n";
         Table tb({"WORKER", "PID", "RSS", "PSS", "USS", "SHR_CLEAN", "SHR_DIRTY", "PRIV_CLEAN",
-                  "PRIV_DIRTY", "SWAP_PSS", "COW_LOST", "TREE_PSS", "TREE_USS", "PROCS"});
+                  "PRIV_DIRTY", "SWAP_PSS", "COW_LOST", "TREE_PSS", "TREE_USS", "PROCS", "TREND"});
         for (const auto& wv : p.at("workers").as_array()) {
             const auto& w = wv.as_object();
             const auto& procs = w.at("processes").as_array();
@@ -261,7 +295,7 @@ std::string render_mem(const json::value& result, const Style& style) {
                 tree_procs += !is_orphan(pr.as_object());
             if (!self || !self->is_object()) {
                 tb.add({text(w.if_contains("name")), text(w.if_contains("pid")), "-", "-", "-", "-",
-                        "-", "-", "-", "-", "-", "-", "-", text(w.if_contains("status"))});
+                        "-", "-", "-", "-", "-", "-", "-", text(w.if_contains("status")), ""});
             } else {
                 const auto& m = self->as_object();
                 const auto& tree = w.at("tree").as_object();
@@ -273,7 +307,8 @@ std::string render_mem(const json::value& result, const Style& style) {
                         size_at(m, "pss"), size_at(m, "uss"), size_at(m, "shared_clean"),
                         size_at(m, "shared_dirty"), size_at(m, "private_clean"),
                         size_at(m, "private_dirty"), size_at(m, "swap_pss"), cow_lost,
-                        size_at(tree, "pss"), size_at(tree, "uss"), std::to_string(tree_procs)});
+                        size_at(tree, "pss"), size_at(tree, "uss"), std::to_string(tree_procs),
+                        trend_text(w.if_contains("trend"))});
             }
             // The worker's forked children, then the orphans it left, one line each, under it.
             for (std::size_t i = 0; i < procs.size(); ++i) {
@@ -285,7 +320,7 @@ std::string render_mem(const json::value& result, const Style& style) {
                                    text(pr.if_contains("cmd")) + (orphan ? " (orphan)" : "");
                 if (text(pr.if_contains("status")) != "ok") {
                     tb.add({name, text(pr.if_contains("pid")), "-", "-", "-", "-", "-", "-", "-",
-                            "-", "-", "", "", text(pr.if_contains("status"))});
+                            "-", "-", "", "", text(pr.if_contains("status")), ""});
                     continue;
                 }
                 const auto* pc = pr.if_contains("cow_lost");
@@ -294,7 +329,7 @@ std::string render_mem(const json::value& result, const Style& style) {
                      size_at(pr, "uss"), "", size_at(pr, "shared_dirty"), "",
                      size_at(pr, "private_dirty"), size_at(pr, "swap_pss"),
                      pc && pc->is_object() ? size_at(pc->as_object(), "private_dirty_growth") : "-",
-                     "", "", ""});
+                     "", "", "", ""});
             }
         }
         out += tb.render();
@@ -456,6 +491,77 @@ std::string render_history(const json::value& result, const Style& style) {
     }
     if (t.empty()) return "no exits recorded\n";
     return t.render();
+}
+
+}  // namespace cow::ctl
+
+namespace cow::ctl {
+
+std::string sparkline(const std::vector<double>& values, std::size_t width, bool utf8) {
+    static constexpr const char* kBlocks[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
+    static constexpr char kAscii[] = " .:-=+*#";
+    if (values.empty() || width == 0) return "";
+    const std::size_t from = values.size() > width ? values.size() - width : 0;
+    const auto [lo, hi] =
+        std::minmax_element(values.begin() + static_cast<std::ptrdiff_t>(from), values.end());
+    // A change of under 2% of the value is drawn as the small step it is, not as full scale.
+    const double span = std::max(*hi - *lo, std::fabs(*hi) * 0.02);
+    std::string out;
+    for (std::size_t i = from; i < values.size(); ++i) {
+        // A flat series sits at the bottom: no change is the news.
+        const int level =
+            span > 0 ? std::clamp(static_cast<int>((values[i] - *lo) / span * 7.0 + 0.5), 0, 7) : 0;
+        if (utf8)
+            out += kBlocks[level];
+        else
+            out += kAscii[level];
+    }
+    return out;
+}
+
+}  // namespace cow::ctl
+
+namespace cow::ctl {
+
+std::string render_mem_history(const json::value& result, const Style& style) {
+    constexpr std::size_t kWidth = 60;
+    const bool utf8 = utf8_locale();
+    std::string out;
+    const auto& r = result.as_object();
+    const auto every = num(r.if_contains("sample_every_ms"));
+    const auto* pools = r.if_contains("pools");
+    if (!pools || !pools->is_array()) return "no pools\n";
+    for (const auto& pv : pools->get_array()) {
+        const auto& p = pv.as_object();
+        out += colored(style, "pool " + text(p.if_contains("name")), "1") + " (a sample every " +
+               format_duration(Millis(every)) + ")\n";
+        for (const auto& wv : p.at("workers").as_array()) {
+            const auto& w = wv.as_object();
+            const auto& pts = w.at("points").as_array();
+            out += "  " + colored(style, text(w.if_contains("name")), "1") + " pid " +
+                   text(w.if_contains("pid")) + ", " + std::to_string(pts.size()) + " samples";
+            if (!pts.empty()) {
+                const auto span = num(pts.back().as_object().if_contains("at_ms")) -
+                                  num(pts.front().as_object().if_contains("at_ms"));
+                out += " over " + format_duration(Millis(span));
+            }
+            out += ", trend " + trend_text(w.if_contains("trend")) + "\n";
+            for (const char* key : {"uss", "pss", "cow_lost"}) {
+                std::vector<double> v;
+                for (const auto& pt : pts)
+                    v.push_back(static_cast<double>(num(pt.as_object().if_contains(key))));
+                if (v.empty()) continue;
+                const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+                char label[16];
+                std::snprintf(label, sizeof label, "    %-9s", key);
+                out += label + sparkline(v, kWidth, utf8) + "  " +
+                       format_size(static_cast<std::uint64_t>(*lo)) + " .. " +
+                       format_size(static_cast<std::uint64_t>(*hi)) + ", now " +
+                       format_size(static_cast<std::uint64_t>(v.back())) + "\n";
+            }
+        }
+    }
+    return out;
 }
 
 }  // namespace cow::ctl

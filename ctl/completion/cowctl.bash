@@ -12,7 +12,7 @@ _cowctl() {
     # bash splits "--timeout=5" into "--timeout" "=" "5".
     [[ $prev == = && $COMP_CWORD -ge 2 ]] && prev=${COMP_WORDS[COMP_CWORD-2]}
     [[ $cur == = ]] && cur=
-    local verbs="status start stop restart scale signal reload tree mem logs history events health reopen shutdown version"
+    local verbs="status start stop restart scale signal reload tree mem top logs history events health reopen shutdown version"
     # Options that take a value: the word after them is that value, never a verb or a target.
     local valued=" -s --socket --timeout --batch -n --lines --since --sort --maps "
     local -a socket_args=()
@@ -44,7 +44,8 @@ _cowctl() {
     case $verb in
         start|stop) flags+=" --no-wait" ;;
         restart) flags+=" --no-wait --batch --all-at-once --progress" ;;
-        mem) flags+=" --sort --maps --deep" ;;
+        mem) flags+=" --sort --maps --deep --history --since" ;;
+        top) flags+=" --interval --once --pool" ;;
         logs) flags+=" -n --lines -f --follow --stderr --stdout --since" ;;
         tree) flags+=" -a --args" ;;
         history) flags+=" -n --lines" ;;
