@@ -27,6 +27,12 @@ std::vector<std::string> slot_names(const Pool& p) {
     return out;
 }
 
+// What the history holds, for operators (and the benchmark): slots, points, bytes.
+json::object history_size(const HistorySampler& hs) {
+    const auto& h = hs.history();
+    return json::object{{"slots", h.slots()}, {"points", h.points()}, {"bytes", h.bytes()}};
+}
+
 // Trends over the last hour, the full-resolution window.
 std::int64_t trend_since(const HistorySampler& hs) {
     return hs.now_ms() - 3600 * 1000;
@@ -81,7 +87,9 @@ json::object mem_history(const Supervisor& sup, const HistorySampler& hs,
         }
         ps.push_back(json::object{{"name", p->name()}, {"workers", std::move(ws)}});
     }
-    return json::object{{"sample_every_ms", hs.every().count()}, {"pools", std::move(ps)}};
+    return json::object{{"sample_every_ms", hs.every().count()},
+                        {"history", history_size(hs)},
+                        {"pools", std::move(ps)}};
 }
 
 std::vector<CpuMeter::Reading> CpuMeter::read(const std::vector<pid_t>& pids) {
@@ -176,6 +184,7 @@ json::object top(const Supervisor& sup, const HistorySampler& hs,
     }
     o["readonly"] = readonly;
     o["sample_every_ms"] = hs.every().count();
+    o["history"] = history_size(hs);
     if (auto ago = hs.sampled_ago_ms())
         o["sampled_ago_ms"] = *ago;
     else
