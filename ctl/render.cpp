@@ -499,7 +499,7 @@ namespace cow::ctl {
 
 std::string sparkline(const std::vector<double>& values, std::size_t width, bool utf8) {
     static constexpr const char* kBlocks[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
-    static constexpr char kAscii[] = " .:-=+*#";
+    static constexpr char kAscii[] = "_.:-=+*#";  // the lowest visible: a flat line shows
     if (values.empty() || width == 0) return "";
     const std::size_t from = values.size() > width ? values.size() - width : 0;
     const auto [lo, hi] =

@@ -36,7 +36,7 @@ std::string render_maps(const boost::json::value& result, const Style& style);
 std::string render_deep(const boost::json::value& result, const Style& style);
 // `mem --history`: per worker, sparklines of uss, pss and cow_lost, and the uss trend.
 std::string render_mem_history(const boost::json::value& result, const Style& style);
-// A sparkline of values (▁..█, or ASCII " .:-=+*#" when UTF-8 is not available), scaled
+// A sparkline of values (▁..█, or ASCII "_.:-=+*#" when UTF-8 is not available), scaled
 // between their min and max, `width` characters wide at most (the newest values).
 std::string sparkline(const std::vector<double>& values, std::size_t width, bool utf8);
 

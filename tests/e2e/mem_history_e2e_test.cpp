@@ -111,6 +111,29 @@ TEST_F(MemHistory, ARestartStartsANewGenerationInTheSeries) {
     EXPECT_EQ(num(pts.front().as_object().at("generation")), gen) << "the old generation is kept";
 }
 
+// A long run at the test-only interval of 10 ms: the slot's ring fills to its bound (3600
+// points) and stays there, and what the history holds stops growing.
+TEST_F(MemHistory, TheRingStaysWithinItsBoundOverALongRun) {
+    start("  idle:\n    command: [\"" + bin("leaker") + "\", \"0\"]\n    start_timeout: 100ms\n",
+          "  memory:\n    sample_every: 10ms\n");
+    ASSERT_TRUE(WaitFor([&] { return count_state("idle", "running") == 1; }));
+    auto size = [&] { return ctl_json({"mem", "idle", "--history"}).as_object()["history"]; };
+    ASSERT_TRUE(WaitFor([&] { return num(size().as_object()["points"]) >= 3600; },
+                        std::chrono::seconds(180)));
+    const auto full = size().as_object();
+    EXPECT_EQ(num(full.at("points")), 3600);
+    // Another second of samples (about a hundred) later: still the bound, and not a byte more.
+    const double samples = num(full.at("points"));
+    auto pts = [&] { return hist_workers("idle")[0]["points"].as_array(); };
+    const auto newest = num(pts().back().as_object().at("at_ms"));
+    ASSERT_TRUE(WaitFor([&] { return num(pts().back().as_object().at("at_ms")) > newest + 1000; },
+                        std::chrono::seconds(30)));
+    const auto later = size().as_object();
+    EXPECT_EQ(num(later.at("points")), samples);
+    EXPECT_EQ(num(later.at("bytes")), num(full.at("bytes")));
+    EXPECT_EQ(hist_workers("idle")[0]["points"].as_array().size(), 3600u);
+}
+
 // Off when 0: `mem --history` says so, and the snapshot has no trend.
 TEST_F(MemHistory, ZeroTurnsItOff) {
     start("  idle:\n    command: [\"" + bin("leaker") + "\", \"0\"]\n    start_timeout: 100ms\n",
