@@ -443,6 +443,11 @@ int cowctl(int argc, char** argv, Options& o) {
                   "each worker's memory over time (sampled every daemon.memory.sample_every): "
                   "uss, pss and cow_lost as sparklines, with the trend of its uss");
     mem->add_option("--since", mem_since, "with --history: only this far back, like 10m or 1h");
+    int mem_points = 0;
+    mem->add_option("--points", mem_points,
+                    "with --history: at most this many points per worker, consecutive ones "
+                    "averaged (default: 60 for the chart, 360 with --json)")
+        ->check(CLI::Range(1, 4096));
     mem->callback([&] {
         json::object a;
         if (!target.empty()) a[proto::arg::target] = target;
@@ -455,6 +460,9 @@ int cowctl(int argc, char** argv, Options& o) {
             if (mem_deep || !mem_maps.empty())
                 throw CLI::ValidationError("--history", "goes without --deep and --maps");
             a[proto::arg::history] = true;
+            a[proto::arg::points] = mem_points > 0 ? mem_points : o.json ? 360 : 60;
+        } else if (mem_points > 0) {
+            throw CLI::ValidationError("--points", "goes with --history");
         }
         if (!mem_since.empty()) {
             auto d = cow::parse_duration(mem_since);

@@ -44,7 +44,7 @@ _cowctl() {
     case $verb in
         start|stop) flags+=" --no-wait" ;;
         restart) flags+=" --no-wait --batch --all-at-once --progress" ;;
-        mem) flags+=" --sort --maps --deep --history --since" ;;
+        mem) flags+=" --sort --maps --deep --history --since --points" ;;
         top) flags+=" --interval --once --pool" ;;
         logs) flags+=" -n --lines -f --follow --stderr --stdout --since" ;;
         tree) flags+=" -a --args" ;;

@@ -561,7 +561,13 @@ void cmd_mem(CommandContext& ctx, const Peer&, proto::Request& req,
             return;
         }
         auto since = proto::get_int(req.args, proto::arg::since_ms).value_or(0);
-        resp->ok(views::mem_history(ctx.sup, ctx.history, pools, since));
+        auto points = proto::get_int(req.args, proto::arg::points).value_or(360);
+        if (points < 1 || points > 4096) {
+            resp->error(ErrorCode::invalid_argument, "points: 1..4096");
+            return;
+        }
+        resp->ok(views::mem_history(ctx.sup, ctx.history, pools, since,
+                                    static_cast<std::size_t>(points)));
         return;
     }
     ctx.sup.refresh_orphans();  // processes that reparented to us since the last reap

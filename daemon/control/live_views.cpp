@@ -27,6 +27,31 @@ std::vector<std::string> slot_names(const Pool& p) {
     return out;
 }
 
+// At most n points: consecutive runs averaged, newest last. An hour of 1000 workers at full
+// resolution would be hundreds of megabytes of JSON; a chart needs a screen's width.
+std::vector<mem::HistoryPoint> thin(std::vector<mem::HistoryPoint> pts, std::size_t n) {
+    if (n == 0 || pts.size() <= n) return pts;
+    std::vector<mem::HistoryPoint> out;
+    out.reserve(n);
+    for (std::size_t b = 0; b < n; ++b) {
+        const std::size_t lo = b * pts.size() / n, hi = (b + 1) * pts.size() / n;
+        mem::HistoryPoint avg = pts[hi - 1];  // the newest's time and generation
+        std::uint64_t f[5] = {};
+        for (std::size_t i = lo; i < hi; ++i) {
+            f[0] += pts[i].f.rss;
+            f[1] += pts[i].f.pss;
+            f[2] += pts[i].f.uss;
+            f[3] += pts[i].f.swap_pss;
+            f[4] += pts[i].f.cow_lost;
+            avg.coarse = avg.coarse || pts[i].coarse || hi - lo > 1;
+        }
+        const std::uint64_t k = hi - lo;
+        avg.f = mem::Figures{f[0] / k, f[1] / k, f[2] / k, f[3] / k, f[4] / k};
+        out.push_back(avg);
+    }
+    return out;
+}
+
 // What the history holds, for operators (and the benchmark): slots, points, bytes.
 json::object history_size(const HistorySampler& hs) {
     const auto& h = hs.history();
@@ -54,7 +79,8 @@ std::map<std::string, json::object> trends(const Supervisor&, const HistorySampl
 }
 
 json::object mem_history(const Supervisor& sup, const HistorySampler& hs,
-                         const std::vector<const Pool*>& pools, std::int64_t since_ms) {
+                         const std::vector<const Pool*>& pools, std::int64_t since_ms,
+                         std::size_t max_points) {
     const std::int64_t now = hs.now_ms();
     const std::int64_t from = since_ms > 0 ? now - since_ms : 0;
     const auto mono_now = sup.now();
@@ -70,7 +96,7 @@ json::object mem_history(const Supervisor& sup, const HistorySampler& hs,
         for (std::size_t i = 0; i < names.size(); ++i) {
             const Worker& w = *p->workers[i];
             json::array pts;
-            for (const auto& pt : hs.history().series(names[i], from)) {
+            for (const auto& pt : thin(hs.history().series(names[i], from), max_points)) {
                 json::object o = figures_json(pt.f);
                 o["at_ms"] = at_ms(pt.t_ms);
                 o["generation"] = pt.generation;

@@ -19,11 +19,13 @@ namespace cow::views {
 std::map<std::string, boost::json::object> trends(const Supervisor& sup, const HistorySampler& hs,
                                                   const std::vector<const Pool*>& pools);
 
-// `mem --history`: {"sample_every_ms", "pools":[{"name","workers":[{"name","pid",
+// `mem --history`: {"sample_every_ms", "history", "pools":[{"name","workers":[{"name","pid",
 // "generation","trend","points":[{"at_ms","generation","rss","pss","uss","swap_pss",
-// "cow_lost","coarse"?}]}]}]}, points newer than since_ms ago (0: all).
+// "cow_lost","coarse"?}]}]}]}, points newer than since_ms ago (0: all), at most max_points
+// per worker (consecutive points averaged, marked coarse; 0: no limit).
 boost::json::object mem_history(const Supervisor& sup, const HistorySampler& hs,
-                                const std::vector<const Pool*>& pools, std::int64_t since_ms);
+                                const std::vector<const Pool*>& pools, std::int64_t since_ms,
+                                std::size_t max_points);
 
 // CPU use of worker processes between two `top` requests: utime + stime ticks per pid.
 class CpuMeter {
