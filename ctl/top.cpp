@@ -99,13 +99,28 @@ int run_top(const TopConnection& conn, const TopOptions& o) {
     auto& client = std::get<Client>(c);
 
     if (conn.json) {
-        auto r = client.call(proto::verb::top, top_args(), std::chrono::seconds(10), {}, true);
+        // --pool keeps that pool's entry only, so the document must be parsed.
+        auto r =
+            client.call(proto::verb::top, top_args(), std::chrono::seconds(10), {}, o.pool.empty());
         if (auto* u = std::get_if<Unreachable>(&r))
             return fail(true, kUnreachable, "unreachable", u->message);
         if (auto* t = std::get_if<TimedOut>(&r))
             return fail(true, kTimedOut, "client_timeout", t->message);
         auto& reply = std::get<proto::Reply>(r);
         if (!reply.ok) return fail(true, kFailed, reply.error_code, "top: " + reply.error_message);
+        if (!o.pool.empty() && reply.result.is_object()) {
+            auto& doc = reply.result.as_object();
+            json::array kept;
+            if (auto* ps = doc.if_contains("pools"); ps && ps->is_array())
+                for (auto& p : ps->as_array())
+                    if (p.is_object() && p.as_object().if_contains("name") &&
+                        p.as_object().at("name") == json::value(o.pool))
+                        kept.push_back(p);
+            if (kept.empty())
+                return fail(true, kFailed, "no_such_pool",
+                            "top: no pool named " + cow::escape_invisible(o.pool));
+            doc["pools"] = std::move(kept);
+        }
         if (!reply.raw_result.empty()) {
             std::fwrite(reply.raw_result.data(), 1, reply.raw_result.size(), stdout);
             std::fputc('\n', stdout);

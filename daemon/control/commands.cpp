@@ -588,18 +588,33 @@ void cmd_top(CommandContext& ctx, const Peer& peer, proto::Request& req,
         resp->error(ErrorCode::invalid_argument, "points: 0..3600");
         return;
     }
-    std::vector<pid_t> pids;
+    std::vector<views::CpuMeter::Target> targets;
     for (const auto& p : ctx.sup.pools())
         for (const auto& w : p->workers)
-            if (w->alive()) pids.push_back(w->pid);
+            if (w->alive()) targets.push_back({w->pid, (w->id << 24) ^ w->generation});
     CommandContext* c = &ctx;
     const bool readonly = peer.readonly;
-    ctx.background.run([pids = std::move(pids)] { return views::CpuMeter::read(pids); },
-                       [c, resp, readonly, points](std::vector<views::CpuMeter::Reading> r) {
-                           auto cpu = c->cpu.update(r, c->history.now_ms());
+    const std::int64_t now = ctx.history.now_ms();
+    ctx.background.run([meter = ctx.cpu, targets = std::move(targets),
+                        now] { return meter->measure(targets, now); },
+                       [c, resp, readonly, points](std::unordered_map<pid_t, double> cpu) {
                            resp->ok(views::top(c->sup, c->history, cpu,
                                                static_cast<std::size_t>(points), readonly));
                        });
+    // A `top` that stopped asking leaves no file open for long.
+    if (!ctx.cpu_idle)
+        ctx.cpu_idle = std::make_shared<boost::asio::steady_timer>(ctx.background.io());
+    ctx.cpu_idle->expires_after(std::chrono::seconds(15));
+    ctx.cpu_idle->async_wait(
+        [bg = &ctx.background, meter = ctx.cpu](const boost::system::error_code& ec) {
+            if (ec) return;
+            bg->run(
+                [meter] {
+                    meter->close_all();
+                    return 0;
+                },
+                [](int) {});
+        });
 }
 
 // Healthy when every essential pool (or, with none marked essential, every autostart pool)

@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include "daemon/control/control_server.hpp"
 #include "daemon/control/event_feed.hpp"
 #include "daemon/control/live_views.hpp"
@@ -30,7 +32,10 @@ struct CommandContext {
     std::function<void(std::string reason)> shutdown;
     std::function<void(bool dry_run, std::shared_ptr<Responder>)> reload;
     fsm::TimePoint started_at;
-    views::CpuMeter cpu{};  // `top`'s CPU figures, between requests
+    // `top`'s CPU figures between requests: used on the reader thread only, and its files
+    // closed when no `top` request came for a while (cpu_idle).
+    std::shared_ptr<views::CpuMeter> cpu = std::make_shared<views::CpuMeter>();
+    std::shared_ptr<boost::asio::steady_timer> cpu_idle{};
 };
 
 void dispatch_command(CommandContext& ctx, const Peer& peer, proto::Request req,

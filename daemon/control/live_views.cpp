@@ -1,10 +1,11 @@
 #include "daemon/control/live_views.hpp"
 
 #include <cmath>
+#include <cstdlib>
 
+#include <fcntl.h>
 #include <unistd.h>
 
-#include "core/proc/reader.hpp"
 #include "daemon/control/views.hpp"
 
 namespace cow::views {
@@ -69,12 +70,10 @@ std::map<std::string, json::object> trends(const Supervisor&, const HistorySampl
                                            const std::vector<const Pool*>& pools) {
     std::map<std::string, json::object> out;
     if (hs.every().count() == 0) return out;
-    for (const Pool* p : pools) {
-        auto names = slot_names(*p);
-        auto a = mem::assess(hs.history(), names, trend_since(hs), p->cfg->memory.max_private);
-        for (std::size_t i = 0; i < names.size(); ++i)
-            if (a[i].trend) out[names[i]] = mem::assessment_json(a[i]);
-    }
+    for (const Pool* p : pools)
+        for (const auto& w : p->workers)
+            if (auto it = hs.trends().find(w->name); it != hs.trends().end())
+                out[w->name] = it->second;
     return out;
 }
 
@@ -118,42 +117,56 @@ json::object mem_history(const Supervisor& sup, const HistorySampler& hs,
                         {"pools", std::move(ps)}};
 }
 
-std::vector<CpuMeter::Reading> CpuMeter::read(const std::vector<pid_t>& pids) {
-    proc::ProcReader r;
-    std::vector<Reading> out;
-    out.reserve(pids.size());
-    for (pid_t pid : pids) {
-        auto st = r.read_stat(pid);
-        if (!st.ok()) continue;
-        out.push_back(Reading{pid, st.value.starttime, st.value.utime + st.value.stime});
-    }
-    return out;
-}
-
-std::unordered_map<pid_t, double> CpuMeter::update(const std::vector<Reading>& readings,
-                                                   std::int64_t now_ms) {
-    static const double tck = static_cast<double>(sysconf(_SC_CLK_TCK));
+std::unordered_map<pid_t, double> CpuMeter::measure(const std::vector<Target>& targets,
+                                                    std::int64_t now_ms) {
     constexpr std::int64_t kMinWindowMs = 250;
     std::unordered_map<pid_t, double> pct;
-    std::unordered_map<pid_t, Last> next;
-    for (const auto& r : readings) {
-        auto it = last_.find(r.pid);
-        const bool same =
-            it != last_.end() && it->second.starttime == r.starttime && r.ticks >= it->second.ticks;
-        Last l{r.starttime, r.ticks, now_ms, -1};
-        if (same && now_ms - it->second.at_ms < kMinWindowMs) {
-            // Two clients refreshing close together: the second gets the first's figure
-            // rather than a measure of a few milliseconds.
-            l = it->second;
-        } else if (same) {
-            const double secs = static_cast<double>(now_ms - it->second.at_ms) / 1000.0;
-            l.pct = static_cast<double>(r.ticks - it->second.ticks) / tck / secs * 100.0;
+    std::unordered_map<pid_t, Slot> next;
+    next.reserve(targets.size());
+    for (const auto& t : targets) {
+        Slot s;
+        if (auto it = slots_.find(t.pid); it != slots_.end() && it->second.id == t.id) {
+            s = it->second;
+            slots_.erase(it);
         }
-        if (l.pct >= 0) pct[r.pid] = l.pct;
-        next[r.pid] = l;
+        if (s.fd < 0) {
+            const std::string path = "/proc/" + std::to_string(t.pid) + "/schedstat";
+            s.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (s.fd < 0) continue;
+            s.id = t.id;
+        }
+        char buf[128];
+        const ssize_t n = ::pread(s.fd, buf, sizeof buf - 1, 0);
+        if (n <= 0) {  // gone since
+            ::close(s.fd);
+            continue;
+        }
+        buf[n] = '\0';
+        const std::uint64_t ns = std::strtoull(buf, nullptr, 10);
+        if (s.at_ms == 0 || ns < s.ns) {
+            s.ns = ns;
+            s.at_ms = now_ms;
+        } else if (now_ms - s.at_ms >= kMinWindowMs) {
+            s.pct = static_cast<double>(ns - s.ns) / 1e6 / static_cast<double>(now_ms - s.at_ms) *
+                    100.0;
+            s.ns = ns;
+            s.at_ms = now_ms;
+        }
+        // else: two clients refreshing close together; the second gets the first's figure
+        // rather than a measure of a few milliseconds.
+        if (s.pct >= 0) pct[t.pid] = s.pct;
+        next[t.pid] = s;
     }
-    last_ = std::move(next);
+    for (auto& [pid, s] : slots_)  // processes no longer asked for
+        ::close(s.fd);
+    slots_ = std::move(next);
     return pct;
+}
+
+void CpuMeter::close_all() {
+    for (auto& [pid, s] : slots_)
+        ::close(s.fd);
+    slots_.clear();
 }
 
 json::object top(const Supervisor& sup, const HistorySampler& hs,
@@ -162,12 +175,7 @@ json::object top(const Supervisor& sup, const HistorySampler& hs,
     const auto& h = hs.history();
     for (auto& pv : o["pools"].as_array()) {
         auto& po = pv.as_object();
-        const Pool* pool = nullptr;
-        for (const auto& p : sup.pools())
-            if (!p->removed && p->name() == std::string_view(po["name"].as_string()))
-                pool = p.get();
-        std::map<std::string, json::object> tr;
-        if (pool) tr = trends(sup, hs, {pool});
+        const auto& tr = hs.trends();
         mem::Figures sum;
         bool any = false;
         for (auto& wv : po["workers"].as_array()) {

@@ -172,10 +172,15 @@ std::vector<std::uint64_t> History::recent_uss(const std::string& slot, std::siz
     if (it == slots_.end() || n == 0) return out;
     const Slot& s = it->second;
     const std::int64_t gen_from = s.generations.empty() ? 0 : s.generations.back().first;
-    each_fine(s, [&](std::int64_t t, const Fine& f) {
-        if (t >= gen_from) out.push_back(from_kb(f.uss));
-    });
-    if (out.size() > n) out.erase(out.begin(), out.end() - static_cast<std::ptrdiff_t>(n));
+    // From the newest back, as far as the current generation goes: a refresh of `top` asks
+    // for a screen's width of points, not the hour.
+    std::int64_t t = s.last_t;
+    for (std::size_t i = s.fine.size(); i-- > 0 && out.size() < n;) {
+        if (t < gen_from) break;
+        out.push_back(from_kb(s.fine.at(i).uss));
+        t -= static_cast<std::int64_t>(s.fine.at(i).gap) * every_.count();
+    }
+    std::reverse(out.begin(), out.end());
     return out;
 }
 

@@ -6,9 +6,9 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/units.hpp"
@@ -112,7 +112,7 @@ class History {
     std::size_t fine_cap_ = 0;
     std::size_t fold_ = 1;  // fine points per coarse point
     std::int64_t epoch_ms_ = -1;
-    std::map<std::string, Slot> slots_;
+    std::unordered_map<std::string, Slot> slots_;
 };
 
 }  // namespace cow::mem

@@ -111,6 +111,20 @@ void HistorySampler::arm() {
     });
 }
 
+void HistorySampler::assess_all() {
+    trends_.clear();
+    const std::int64_t since = now_ms() - 3600 * 1000;
+    for (const auto& p : sup_.pools()) {
+        if (p->removed) continue;
+        std::vector<std::string> names;
+        for (const auto& w : p->workers)
+            names.push_back(w->name);
+        auto a = mem::assess(history_, names, since, p->cfg->memory.max_private);
+        for (std::size_t i = 0; i < names.size(); ++i)
+            if (a[i].trend) trends_[names[i]] = mem::assessment_json(a[i]);
+    }
+}
+
 void HistorySampler::tick() {
     if (in_flight_ || sup_.shutting_down()) return;  // the last one is still reading /proc
     std::vector<Worker*> running;
@@ -154,6 +168,7 @@ void HistorySampler::tick() {
                 }
                 last_ms_ = t;
                 ++samples_;
+                assess_all();
             });
 }
 

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -54,6 +55,9 @@ class HistorySampler {
     // Milliseconds since the last sample landed; nullopt before the first.
     std::optional<std::int64_t> sampled_ago_ms() const;
     std::uint64_t samples() const { return samples_; }
+    // Each worker's trend over the last hour, judged against its siblings, by worker name:
+    // recomputed when a sample lands, so `top` and `mem` only look it up.
+    const std::unordered_map<std::string, boost::json::object>& trends() const { return trends_; }
     std::int64_t now_ms() const;
 
   private:
@@ -70,7 +74,10 @@ class HistorySampler {
     std::chrono::steady_clock::time_point next_{};
     bool in_flight_ = false;
     bool stopped_ = false;
+    void assess_all();
+
     std::optional<std::int64_t> last_ms_;
+    std::unordered_map<std::string, boost::json::object> trends_;
     std::uint64_t samples_ = 0;
 };
 

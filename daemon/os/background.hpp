@@ -34,6 +34,7 @@ class Background {
     }
 
     std::size_t queued() const;
+    boost::asio::io_context& io() { return io_; }
 
   private:
     void enqueue(std::function<void()> f);

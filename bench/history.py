@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Memory history and `cowctl top` costs (issue 15; run by hand, figures in bench/README.md).
+
+    python3 bench/history.py [--workers 1000] [--seconds 60] [--no-smem]
+
+With N workers of `sleep 100000` under one cowherd:
+  1. sampler CPU: the daemon's CPU time (utime + stime) over --seconds with
+     daemon.memory.sample_every 10s, against the same daemon with sampling off (0), in % of
+     one core; and the cost of one sample (at 1s, over --seconds / 2), beside `smem`
+     reading the same processes once.
+  2. history memory: the daemon's private memory (smaps_rollup) before and after each slot
+     holds 360 points (an hour at 10s, filled here at 100ms), and what the history says it
+     holds (`top --json`: at 100ms it is sized for 3600 points a slot; the exact size of an
+     hour at 10s is the unit test History.AnHourOfAThousandWorkersAtTenSecondsFitsInEightMiB).
+  3. top: the daemon's CPU while `cowctl --json top` runs once a second (what the screen
+     asks for each refresh) over --seconds / 2, against idle; and the reply's time and size.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("COWHERD_BENCH_BIN", os.path.join(ROOT, "build", "release", "bin"))
+TCK = os.sysconf("SC_CLK_TCK")
+
+
+def ctl(sock, *args, check=True):
+    r = subprocess.run([f"{BIN}/cowctl", "--socket", sock, *args], capture_output=True,
+                       text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"cowctl {args}: {r.stderr}")
+    return r
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TCK
+
+
+def private_kib(pid):
+    out = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                out += int(line.split()[1])
+    return out
+
+
+class Daemon:
+    def __init__(self, workers, every):
+        self.dir = tempfile.mkdtemp(prefix="cowbench-history-")
+        self.sock = f"{self.dir}/s.sock"
+        with open(f"{self.dir}/c.yaml", "w") as f:
+            f.write(f"daemon:\n  socket: {self.sock}\n  log_level: warn\n"
+                    f"  memory: {{sample_every: {every}}}\n"
+                    f"pools:\n  idle:\n    command: [/bin/sleep, \"100000\"]\n"
+                    f"    workers: {workers}\n    start_timeout: 100ms\n")
+        self.p = subprocess.Popen([f"{BIN}/cowherd", "-c", f"{self.dir}/c.yaml"],
+                                  stdout=subprocess.DEVNULL, stderr=open(f"{self.dir}/log", "w"))
+        deadline = time.monotonic() + 120
+        while True:
+            r = ctl(self.sock, "--json", "status", "idle", check=False)
+            if r.returncode == 0 and sum(w["state"] == "running" for w in
+                                         json.loads(r.stdout)["pools"][0]["workers"]) == workers:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the pool did not come up")
+            time.sleep(0.2)
+
+    def pids(self):
+        st = json.loads(ctl(self.sock, "--json", "status", "idle").stdout)
+        return [w["pid"] for w in st["pools"][0]["workers"] if w["pid"]]
+
+    def cpu_over(self, seconds, during=None):
+        t0, c0 = time.monotonic(), cpu_s(self.p.pid)
+        end = t0 + seconds
+        while time.monotonic() < end:
+            if during:
+                during()
+            time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+        return (cpu_s(self.p.pid) - c0) / (time.monotonic() - t0) * 100
+
+    def history(self):
+        return json.loads(ctl(self.sock, "--json", "top").stdout)
+
+    def close(self):
+        ctl(self.sock, "shutdown", check=False)
+        try:
+            self.p.wait(60)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workers", type=int, default=1000)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--no-smem", action="store_true")
+    a = ap.parse_args()
+    n = a.workers
+
+    off = Daemon(n, "0")
+    try:
+        idle = off.cpu_over(a.seconds)
+    finally:
+        off.close()
+    on = Daemon(n, "10s")
+    try:
+        at10 = on.cpu_over(a.seconds)
+    finally:
+        on.close()
+    print(f"{n} workers: daemon CPU with sampling off {idle:.2f}% of a core, at 10s "
+          f"{at10:.2f}%: the sampler costs {at10 - idle:.2f}% of a core", flush=True)
+
+    fast = Daemon(n, "1s")
+    try:
+        at1 = fast.cpu_over(a.seconds / 2)
+        per_sample_ms = (at1 - idle) / 100 * 1000
+        line = (f"  at 1s: {at1:.2f}% of a core, about {per_sample_ms:.0f} ms of CPU per sample "
+                f"of {n} workers")
+        if not a.no_smem and shutil.which("smem"):
+            pids = fast.pids()
+            t0 = time.monotonic()
+            subprocess.run(["smem", "-c", "pid pss uss", "-P", "^/bin/sleep 100000"],
+                           capture_output=True, check=False)
+            smem_ms = (time.monotonic() - t0) * 1000
+            line += f"; smem reading the same {len(pids)} processes once: {smem_ms:.0f} ms " \
+                    f"({smem_ms / max(per_sample_ms, 1e-9):.1f}x)"
+        print(line, flush=True)
+    finally:
+        fast.close()
+
+    mem = Daemon(n, "100ms")
+    try:
+        before = private_kib(mem.p.pid)
+        deadline = time.monotonic() + 600
+        while True:
+            h = mem.history()["history"]
+            if h["slots"] and h["points"] >= 360 * h["slots"]:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"history did not fill: {h}")
+            time.sleep(1)
+        after = private_kib(mem.p.pid)
+        # At 100ms a slot's ring is sized for 3600 points (its cap), not the 360 an hour at
+        # 10s needs: `bytes` counts that capacity; the daemon's private memory counts what
+        # the 360 points written so far made resident.
+        print(f"history at 100ms: {h['points']} points in {h['slots']} slots, capacity "
+              f"{h['bytes'] / 2**20:.2f} MiB; the daemon's private memory "
+              f"{before / 1024:.1f} -> {after / 1024:.1f} MiB (+{(after - before) / 1024:.1f} MiB "
+              f"for {h['points'] / h['slots']:.0f} points a worker)", flush=True)
+    finally:
+        mem.close()
+
+    top = Daemon(n, "10s")
+    try:
+        times, sizes = [], []
+
+        def one():
+            t0 = time.monotonic()
+            r = ctl(top.sock, "--json", "top")
+            times.append((time.monotonic() - t0) * 1000)
+            sizes.append(len(r.stdout))
+
+        base = top.cpu_over(a.seconds / 2)
+        with_top = top.cpu_over(a.seconds / 2, one)
+        print(f"top at 1/s: daemon CPU {with_top:.2f}% of a core against {base:.2f}% without: "
+              f"{with_top - base:.2f}%; cowctl --json top p50 {statistics.median(times):.0f} ms, "
+              f"reply {statistics.median(sizes) / 1024:.0f} KiB", flush=True)
+    finally:
+        top.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
