@@ -110,6 +110,7 @@ ReloadPlan plan_reload(const Config& running, const Config& next) {
     if (a.metrics != b.metrics) plan.daemon_keys.emplace_back("metrics");
     if (a.socket_group != b.socket_group) plan.daemon_keys.emplace_back("socket_group");
     if (a.readonly_group != b.readonly_group) plan.daemon_keys.emplace_back("readonly_group");
+    if (a.memory_sample_every != b.memory_sample_every) plan.daemon_keys.emplace_back("memory");
     return plan;
 }
 

@@ -209,6 +209,20 @@ json::object top(const Supervisor& sup, const HistorySampler& hs,
             auto t = tr.find(name);
             wo["trend"] = t == tr.end() ? json::value(nullptr) : json::value(t->second);
         }
+        // The template's share of the pages it holds for its workers belongs to the pool.
+        if (const auto* tv = po.if_contains("template"); tv && tv->is_object()) {
+            const auto& to = tv->as_object();
+            const auto* gen = to.if_contains("generation");
+            auto latest =
+                h.latest(std::string(po["name"].as_string()) + std::string(mem::kTemplateSuffix));
+            if (latest && gen && gen->is_number() &&
+                latest->generation == gen->to_number<std::uint32_t>()) {
+                sum.rss += latest->f.rss;
+                sum.pss += latest->f.pss;
+                sum.uss += latest->f.uss;
+                sum.swap_pss += latest->f.swap_pss;
+            }
+        }
         if (any)
             po["memory"] = json::object{{"footprint", sum.pss + sum.swap_pss},
                                         {"saved", sum.rss > sum.pss ? sum.rss - sum.pss : 0},

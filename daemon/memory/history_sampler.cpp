@@ -135,6 +135,13 @@ void HistorySampler::tick() {
     }
     // Slots of pools a reload removed, and of workers a scale-down removed, go.
     history_.retain([this](const std::string& slot) {
+        if (slot.ends_with(mem::kTemplateSuffix)) {
+            const auto pool =
+                std::string_view(slot).substr(0, slot.size() - mem::kTemplateSuffix.size());
+            for (const auto& p : sup_.pools())
+                if (!p->removed && p->name() == pool) return true;
+            return false;
+        }
         auto ref = split_worker_name(slot);
         if (!ref) return false;
         for (const auto& p : sup_.pools())
@@ -142,10 +149,20 @@ void HistorySampler::tick() {
                 return ref->index >= 0 && static_cast<std::size_t>(ref->index) < p->workers.size();
         return false;
     });
-    if (running.empty()) return;
+    auto q = mem::make_query(sup_, running);
+    // A template holds what its workers share: sampled too, so a pool's footprint is whole.
+    for (const auto& p : sup_.pools()) {
+        if (p->removed) continue;
+        if (auto tt = mem::template_target(*p)) {
+            if (std::find(q.pools.begin(), q.pools.end(), p->name()) == q.pools.end())
+                q.pools.push_back(p->name());
+            q.targets.push_back(std::move(*tt));
+        }
+    }
+    if (q.targets.empty()) return;
     in_flight_ = true;
     const std::int64_t t = now_ms();
-    bg_.run([this, q = mem::make_query(sup_, running)] { return sampler_.sample(q); },
+    bg_.run([this, q = std::move(q)] { return sampler_.sample(q); },
             [this, t, every = every_](mem::Sample s) {
                 in_flight_ = false;
                 if (stopped_ || every != every_) return;

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -20,6 +21,9 @@
 namespace cow {
 
 namespace mem {
+
+// A pool's template is sampled as the slot "POOL.template".
+inline constexpr std::string_view kTemplateSuffix = ".template";
 
 // What `mem` and `top` say of one worker's trend.
 struct Assessment {

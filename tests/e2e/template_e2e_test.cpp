@@ -323,6 +323,28 @@ void TemplatePools::expect_fresh_python_worker(const std::string& env) {
     EXPECT_EQ(log_count("listen_pid " + std::to_string(w) + " template_fd -"), 1);
 }
 
+// `top` counts the template in its pool's footprint, as `mem` does: without it, the pages
+// the template holds for its workers would be missing from the pool.
+TEST_F(TemplatePools, TopCountsTheTemplateInThePoolsFootprint) {
+    start(c_pool(2, 32), "  memory:\n    sample_every: 50ms\n");
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 2; }));
+    double top_footprint = 0;
+    ASSERT_TRUE(WaitFor([&] {
+        auto v = ctl_json({"top"});
+        for (auto& p : v.as_object()["pools"].as_array()) {
+            auto& po = p.as_object();
+            if (po["name"] != "web" || !po["memory"].is_object()) continue;
+            top_footprint = num(po["memory"].as_object()["footprint"]);
+        }
+        return top_footprint >= 30 * kMiB;
+    })) << "top's footprint "
+        << top_footprint / kMiB << " MiB, the table alone is 32";
+    auto mem = ctl_json({"mem", "web"});
+    const double mem_footprint =
+        num(mem.as_object()["pools"].as_array()[0].as_object()["totals"].as_object()["footprint"]);
+    EXPECT_NEAR(top_footprint, mem_footprint, mem_footprint * 0.1);
+}
+
 // A rolling restart onto a new template, under load, fails no request.
 TEST_F(TemplatePools, ARollOntoANewTemplateFailsNoRequest) {
     const int port = free_port();

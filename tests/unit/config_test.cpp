@@ -79,6 +79,29 @@ TEST(ConfigLoad, ReloadPlanListsEveryChangedDaemonKey) {
                                                           "readonly_group"}));
 }
 
+// daemon.memory.sample_every: 10s by default, 0 turns it off, under 10ms is refused with its
+// key path; a change is a daemon key in the reload plan.
+TEST(ConfigLoad, MemorySampleEvery) {
+    auto d = must_load("pools: {a: {command: x}}\n");
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->daemon.memory_sample_every, std::chrono::seconds(10));
+    auto off = must_load("daemon: {memory: {sample_every: 0}}\npools: {a: {command: x}}\n");
+    ASSERT_TRUE(off);
+    EXPECT_EQ(off->daemon.memory_sample_every.count(), 0);
+    auto fast = must_load("daemon: {memory: {sample_every: 10ms}}\npools: {a: {command: x}}\n");
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(fast->daemon.memory_sample_every, std::chrono::milliseconds(10));
+    EXPECT_EQ(plan_reload(*d, *fast).daemon_keys, (std::vector<std::string>{"memory"}));
+    for (const char* bad : {"daemon: {memory: {sample_every: 5ms}}\npools: {a: {command: x}}\n",
+                            "daemon: {memory: {every: 1s}}\npools: {a: {command: x}}\n",
+                            "daemon: {memory: 10s}\npools: {a: {command: x}}\n"}) {
+        auto r = load_text(bad, "t.yaml", "/base");
+        ASSERT_FALSE(r.ok()) << bad;
+        EXPECT_NE(r.errors.front().to_string().find("daemon.memory"), std::string::npos)
+            << r.errors.front().to_string();
+    }
+}
+
 // Probes and hooks apply in place, unless a probe's port (each process's COWHERD_PROBE_PORT)
 // moves; any other change restarts the pool.
 TEST(ReloadPlan, ProbesAndHooksUpdateInPlaceUnlessThePortMoves) {
