@@ -12,14 +12,16 @@ With N workers of `sleep 100000` under one cowherd:
      holds 360 points (an hour at 10s, filled here at 100ms), and what the history says it
      holds (`top --json`: at 100ms it is sized for 3600 points a slot; the exact size of an
      hour at 10s is the unit test History.AnHourOfAThousandWorkersAtTenSecondsFitsInEightMiB).
-  3. top: the daemon's CPU while `cowctl --json top` runs once a second (what the screen
-     asks for each refresh) over --seconds / 2, against idle; and the reply's time and size.
+  3. top: the daemon's CPU while a client asks `top` once a second as the screen does (one
+     connection, have_samples sent back), over --seconds, against none; with 30 USS points a
+     worker (sampling at 1s for this part); the reply's time and size.
 """
 
 import argparse
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -162,21 +164,41 @@ def main():
     finally:
         mem.close()
 
-    top = Daemon(n, "10s")
+    # top as the screen asks: one connection, one request a second, have_samples sent back
+    # so that USS points come only after a new sample. Sampling at 1s fills 30 points a
+    # worker (a sparkline's width) in half a minute; the sampler's own cost is in both figures.
+    top = Daemon(n, "1s")
     try:
-        times, sizes = [], []
+        while True:
+            ws = json.loads(ctl(top.sock, "--json", "top").stdout)["pools"][0]["workers"]
+            if min(len(w["uss_points"]) for w in ws) >= 30:
+                break
+            time.sleep(1)
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(top.sock)
+        f = sock.makefile("rb")
+        times, sizes, state = [], [], {"have": None, "id": 0}
 
         def one():
+            state["id"] += 1
+            args = {"points": 30}
+            if state["have"] is not None:
+                args["have_samples"] = state["have"]
             t0 = time.monotonic()
-            r = ctl(top.sock, "--json", "top")
+            sock.sendall((json.dumps({"v": 1, "id": state["id"], "cmd": "top", "args": args})
+                          + "\n").encode())
+            line = f.readline()
             times.append((time.monotonic() - t0) * 1000)
-            sizes.append(len(r.stdout))
+            sizes.append(len(line))
+            state["have"] = json.loads(line)["result"]["samples"]
 
-        base = top.cpu_over(a.seconds / 2)
-        with_top = top.cpu_over(a.seconds / 2, one)
-        print(f"top at 1/s: daemon CPU {with_top:.2f}% of a core against {base:.2f}% without: "
-              f"{with_top - base:.2f}%; cowctl --json top p50 {statistics.median(times):.0f} ms, "
-              f"reply {statistics.median(sizes) / 1024:.0f} KiB", flush=True)
+        base = top.cpu_over(a.seconds)
+        with_top = top.cpu_over(a.seconds, one)
+        sock.close()
+        print(f"top at 1/s (30 USS points a worker): daemon CPU {with_top:.2f}% of a core against "
+              f"{base:.2f}% without: {with_top - base:.2f}%; request p50 "
+              f"{statistics.median(times):.1f} ms, reply p50 {statistics.median(sizes) / 1024:.0f} "
+              f"KiB, max {max(sizes) / 1024:.0f} KiB", flush=True)
     finally:
         top.close()
 

@@ -63,6 +63,9 @@ inline constexpr std::string_view dry_run = "dry_run";
 inline constexpr std::string_view pool = "pool";
 inline constexpr std::string_view history = "history";  // mem: the series, not a snapshot
 inline constexpr std::string_view points = "points";    // top: USS points per worker
+// top: the "samples" of the client's last reply; when no sample came since, the reply leaves
+// out every worker's uss_points (the client keeps its own), most of a reply's size.
+inline constexpr std::string_view have_samples = "have_samples";
 }  // namespace arg
 
 // The "target" that names every pool.

@@ -47,8 +47,10 @@ Outcome Link::call(std::string_view verb, const json::object& args, milliseconds
     return {std::nullopt, "cannot reach cowherd at " + cow::escape_invisible(path_), true};
 }
 
-json::object top_args() {
-    return json::object{{proto::arg::points, kPoints}};
+json::object top_args(std::optional<double> have_samples) {
+    json::object a{{proto::arg::points, kPoints}};
+    if (have_samples) a[proto::arg::have_samples] = static_cast<std::int64_t>(*have_samples);
+    return a;
 }
 
 std::shared_ptr<Action> launch(const std::string& socket, std::string label, std::string verb,

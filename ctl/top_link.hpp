@@ -43,7 +43,8 @@ class Link {
 };
 
 // The `top` request's arguments: as many USS points as the sparkline shows.
-json::object top_args();
+// have_samples: the "samples" of the last reply, if any (see proto::arg::have_samples).
+json::object top_args(std::optional<double> have_samples = std::nullopt);
 
 // A write request runs on a thread of its own, on a connection of its own: `scale` replies
 // only once the pool has settled, and the screen goes on meanwhile.

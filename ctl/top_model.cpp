@@ -125,6 +125,7 @@ Snapshot parse(const json::value& v) {
     s.has_sampling = r.contains("sample_every_ms");
     s.sample_every_ms = number(r, "sample_every_ms");
     s.sampled_ago_ms = number(r, "sampled_ago_ms");
+    s.samples = number(r, "samples");
     const auto* pools = array(r, "pools");
     if (!pools) return s;
     for (const auto& pv : *pools) {
@@ -158,9 +159,11 @@ Snapshot parse(const json::value& v) {
                     x.uss = number(*m, "uss");
                     x.cow_lost = number(*m, "cow_lost");
                 }
-                if (const auto* pts = array(w, "uss_points"))
+                if (const auto* pts = array(w, "uss_points")) {
+                    x.points_sent = true;
                     for (const auto& pt : *pts)
                         if (pt.is_number()) x.points.push_back(pt.to_number<double>());
+                }
                 const auto* trend = object(w, "trend");
                 if (trend) {
                     x.trend = number(*trend, "uss_per_hour");

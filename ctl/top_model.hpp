@@ -61,6 +61,7 @@ struct Worker {
     std::optional<double> trend;  // bytes per hour
     bool leak = false;
     std::vector<double> points;
+    bool points_sent = false;  // false: no sample since the last reply; keep the old ones
     std::array<std::string, kCols> cells;  // shown, but for the sparkline
 };
 
@@ -76,6 +77,7 @@ struct Snapshot {
     bool readonly = false;
     bool has_sampling = false;  // sample_every_ms was sent
     std::optional<double> sample_every_ms, sampled_ago_ms;
+    std::optional<double> samples;  // the daemon's sample count: sent back as have_samples
 };
 
 std::string size_text(const std::optional<double>& bytes);

@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -212,7 +213,7 @@ class TopUi {
 };
 
 void TopUi::fetch() {
-    auto r = link_.call(proto::verb::top, top_args());
+    auto r = link_.call(proto::verb::top, top_args(snap_.samples));
     fetched_at_ = clock_text();
     if (!r.result) {
         unreachable_ = r.unreachable;
@@ -224,7 +225,17 @@ void TopUi::fetch() {
     }
     unreachable_ = false;
     problem_.clear();
-    snap_ = parse(*r.result);
+    Snapshot next = parse(*r.result);
+    // No sample since the last reply: the daemon left the USS points out; ours still hold.
+    std::unordered_map<std::string_view, const Worker*> before;
+    for (const auto& old : snap_.workers)
+        before.emplace(old.name, &old);
+    for (auto& w : next.workers) {
+        if (w.points_sent) continue;
+        if (auto it = before.find(w.name); it != before.end() && it->second->pid == w.pid)
+            w.points = it->second->points;
+    }
+    snap_ = std::move(next);
     // An open tree is read again when its process was replaced, and every few seconds (its
     // children come and go, their uptimes grow): a `tree` request costs a /proc walk.
     for (auto& [name, tree] : trees_)

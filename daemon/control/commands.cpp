@@ -595,12 +595,17 @@ void cmd_top(CommandContext& ctx, const Peer& peer, proto::Request& req,
     CommandContext* c = &ctx;
     const bool readonly = peer.readonly;
     const std::int64_t now = ctx.history.now_ms();
-    ctx.background.run([meter = ctx.cpu, targets = std::move(targets),
-                        now] { return meter->measure(targets, now); },
-                       [c, resp, readonly, points](std::unordered_map<pid_t, double> cpu) {
-                           resp->ok(views::top(c->sup, c->history, cpu,
-                                               static_cast<std::size_t>(points), readonly));
-                       });
+    const auto have = proto::get_int(req.args, proto::arg::have_samples);
+    ctx.background.run(
+        [meter = ctx.cpu, targets = std::move(targets), now] {
+            return meter->measure(targets, now);
+        },
+        [c, resp, readonly, points, have](std::unordered_map<pid_t, double> cpu) {
+            const bool with_points =
+                !have || *have != static_cast<std::int64_t>(c->history.samples());
+            resp->ok(views::top(c->sup, c->history, cpu, static_cast<std::size_t>(points),
+                                with_points, readonly));
+        });
     // A `top` that stopped asking leaves no file open for long.
     if (!ctx.cpu_idle)
         ctx.cpu_idle = std::make_shared<boost::asio::steady_timer>(ctx.background.io());

@@ -170,7 +170,8 @@ void CpuMeter::close_all() {
 }
 
 json::object top(const Supervisor& sup, const HistorySampler& hs,
-                 const std::unordered_map<pid_t, double>& cpu, std::size_t points, bool readonly) {
+                 const std::unordered_map<pid_t, double>& cpu, std::size_t points, bool with_points,
+                 bool readonly) {
     json::object o = status(sup, nullptr);
     const auto& h = hs.history();
     for (auto& pv : o["pools"].as_array()) {
@@ -201,11 +202,13 @@ json::object top(const Supervisor& sup, const HistorySampler& hs,
             } else {
                 wo["memory"] = nullptr;
             }
-            json::array us;
-            if (current)
-                for (auto u : h.recent_uss(name, points))
-                    us.push_back(u);
-            wo["uss_points"] = std::move(us);
+            if (with_points) {
+                json::array us;
+                if (current)
+                    for (auto u : h.recent_uss(name, points))
+                        us.push_back(u);
+                wo["uss_points"] = std::move(us);
+            }
             auto t = tr.find(name);
             wo["trend"] = t == tr.end() ? json::value(nullptr) : json::value(t->second);
         }
@@ -232,6 +235,7 @@ json::object top(const Supervisor& sup, const HistorySampler& hs,
     }
     o["readonly"] = readonly;
     o["sample_every_ms"] = hs.every().count();
+    o["samples"] = hs.samples();
     o["history"] = history_size(hs);
     if (auto ago = hs.sampled_ago_ms())
         o["sampled_ago_ms"] = *ago;

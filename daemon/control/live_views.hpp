@@ -65,8 +65,9 @@ class CpuMeter {
 // `top`: the status view, and per worker cpu_pct, memory (the newest sample), uss_points
 // (the newest `points` USS samples of its current generation) and trend; per pool its
 // memory totals over the newest samples; readonly, sample_every_ms and sampled_ago_ms.
+// with_points false leaves uss_points out (the client has them: no sample since).
 boost::json::object top(const Supervisor& sup, const HistorySampler& hs,
                         const std::unordered_map<pid_t, double>& cpu, std::size_t points,
-                        bool readonly);
+                        bool with_points, bool readonly);
 
 }  // namespace cow::views
