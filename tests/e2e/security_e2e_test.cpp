@@ -70,7 +70,7 @@ TEST_F(Security, ReadonlyGroupMayOnlyRead) {
     // Built from proto::kReadOnlyVerbs, and quoted word for word by config/README.md.
     EXPECT_NE(
         stop.err.find("uid 65534 may only read (status, tree, mem, logs, health, version, history, "
-                      "events)"),
+                      "events, top)"),
         std::string::npos)
         << stop.err;
     auto shut = as_nobody(gid("tty"), {"shutdown"});
