@@ -13,8 +13,8 @@ With N workers of `sleep 100000` under one cowherd:
      holds (`top --json`: at 100ms it is sized for 3600 points a slot; the exact size of an
      hour at 10s is the unit test History.AnHourOfAThousandWorkersAtTenSecondsFitsInEightMiB).
   3. top: the daemon's CPU while a client asks `top` once a second as the screen does (one
-     connection, have_samples sent back), over --seconds, against none; with 30 USS points a
-     worker (sampling at 1s for this part); the reply's time and size.
+     connection, have_samples sent back), over --seconds, against none, once every worker
+     has 30 USS points (five minutes at 10s); the reply's time and size.
 """
 
 import argparse
@@ -165,18 +165,16 @@ def main():
         mem.close()
 
     # top as the screen asks: one connection, one request a second, have_samples sent back
-    # so that USS points come only after a new sample. Sampling at 1s fills 30 points a
-    # worker (a sparkline's width) in half a minute; the sampler's own cost is in both figures.
-    top = Daemon(n, "1s")
+    # so that USS points come only after a new sample (one request in ten at 10s). Filling
+    # 30 points a worker (a sparkline's width) takes five minutes; the sampler's own cost is
+    # in both figures.
+    top = Daemon(n, "10s")
     try:
         while True:
             ws = json.loads(ctl(top.sock, "--json", "top").stdout)["pools"][0]["workers"]
             if min(len(w["uss_points"]) for w in ws) >= 30:
                 break
-            time.sleep(1)
-        sock = socket.socket(socket.AF_UNIX)
-        sock.connect(top.sock)
-        f = sock.makefile("rb")
+            time.sleep(5)
         times, sizes, state = [], [], {"have": None, "id": 0}
 
         def one():
@@ -193,6 +191,10 @@ def main():
             state["have"] = json.loads(line)["result"]["samples"]
 
         base = top.cpu_over(a.seconds)
+        # Connected now: the daemon closes a connection left idle.
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(top.sock)
+        f = sock.makefile("rb")
         with_top = top.cpu_over(a.seconds, one)
         sock.close()
         print(f"top at 1/s (30 USS points a worker): daemon CPU {with_top:.2f}% of a core against "
