@@ -54,6 +54,15 @@ class TemplatePools : public DaemonFixture {
         return out;
     }
     void expect_fresh_python_worker(const std::string& env);
+    static std::set<int> open_fds(pid_t pid) {
+        std::set<int> fds;
+        if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
+            while (dirent* e = readdir(d))
+                if (e->d_name[0] != '.') fds.insert(std::atoi(e->d_name));
+            closedir(d);
+        }
+        return fds;
+    }
     static std::string status_of(pid_t pid, const std::string& key) {
         std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/status"));
         std::string line;
@@ -256,13 +265,7 @@ TEST_F(TemplatePools, AWorkerGetsTheSocketsAndNoProtocolFd) {
         "    sockets: [{name: http, listen: \"tcp://127.0.0.1:" + std::to_string(port) + "\"}]\n"));
     ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 1; }));
     const pid_t w = *pids("web").begin();
-    std::set<int> fds;
-    if (DIR* d = opendir(("/proc/" + std::to_string(w) + "/fd").c_str())) {
-        while (dirent* e = readdir(d))
-            if (e->d_name[0] != '.') fds.insert(std::atoi(e->d_name));
-        closedir(d);
-    }
-    EXPECT_EQ(fds, (std::set<int>{0, 1, 2, 3}));
+    EXPECT_EQ(open_fds(w), (std::set<int>{0, 1, 2, 3}));
     char link[128] = {};
     ASSERT_GT(readlink(("/proc/" + std::to_string(w) + "/fd/3").c_str(), link, sizeof link - 1), 0);
     EXPECT_EQ(std::string(link).rfind("socket:", 0), 0u) << link;
@@ -313,13 +316,7 @@ void TemplatePools::expect_fresh_python_worker(const std::string& env) {
     EXPECT_TRUE(blocked == "0000000000000000" || blocked == "0000000000004000") << blocked;
     EXPECT_EQ(status_of(w, "SigIgn"), "0000000001001000");
     EXPECT_EQ(status_of(w, "SigCgt"), "0000000000000002");
-    std::set<int> fds;
-    if (DIR* d = opendir(("/proc/" + std::to_string(w) + "/fd").c_str())) {
-        while (dirent* e = readdir(d))
-            if (e->d_name[0] != '.') fds.insert(std::atoi(e->d_name));
-        closedir(d);
-    }
-    EXPECT_EQ(fds, (std::set<int>{0, 1, 2, 3}));
+    EXPECT_EQ(open_fds(w), (std::set<int>{0, 1, 2, 3}));
     EXPECT_EQ(log_count("listen_pid " + std::to_string(w) + " template_fd -"), 1);
 }
 
