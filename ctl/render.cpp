@@ -538,8 +538,13 @@ std::string render_mem_history(const json::value& result, const Style& style) {
         for (const auto& wv : p.at("workers").as_array()) {
             const auto& w = wv.as_object();
             const auto& pts = w.at("points").as_array();
+            bool averaged = false;
+            for (const auto& pt : pts)
+                if (const auto* c = pt.as_object().if_contains("coarse"); c && c->is_bool())
+                    averaged = averaged || c->get_bool();
             out += "  " + colored(style, text(w.if_contains("name")), "1") + " pid " +
-                   text(w.if_contains("pid")) + ", " + std::to_string(pts.size()) + " samples";
+                   text(w.if_contains("pid")) + ", " + std::to_string(pts.size()) +
+                   (averaged ? " points (samples averaged)" : " samples");
             if (!pts.empty()) {
                 const auto span = num(pts.back().as_object().if_contains("at_ms")) -
                                   num(pts.front().as_object().if_contains("at_ms"));
