@@ -28,9 +28,10 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("COWHERD_BENCH_BIN", os.path.join(ROOT, "build", "release", "bin"))
-TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402
+
+BIN = os.environ.get("COWHERD_BENCH_BIN", os.path.join(bl.ROOT, "build", "release", "bin"))
 
 
 def ctl(sock, *args, check=True):
@@ -42,9 +43,7 @@ def ctl(sock, *args, check=True):
 
 
 def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TCK
+    return bl.proc_stat(pid)[3] / bl.CLK_TCK
 
 
 def private_kib(pid):
@@ -67,15 +66,14 @@ class Daemon:
                     f"    workers: {workers}\n    start_timeout: 100ms\n")
         self.p = subprocess.Popen([f"{BIN}/cowherd", "-c", f"{self.dir}/c.yaml"],
                                   stdout=subprocess.DEVNULL, stderr=open(f"{self.dir}/log", "w"))
-        deadline = time.monotonic() + 120
-        while True:
+
+        def running():
             r = ctl(self.sock, "--json", "status", "idle", check=False)
-            if r.returncode == 0 and sum(w["state"] == "running" for w in
-                                         json.loads(r.stdout)["pools"][0]["workers"]) == workers:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the pool did not come up")
-            time.sleep(0.2)
+            return r.returncode == 0 and sum(w["state"] == "running" for w in
+                                             json.loads(r.stdout)["pools"][0]["workers"]) == workers
+
+        if not bl.wait_until(running, 120, 0.2):
+            raise RuntimeError("the pool did not come up")
 
     def pids(self):
         st = json.loads(ctl(self.sock, "--json", "status", "idle").stdout)

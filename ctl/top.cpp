@@ -98,16 +98,16 @@ int run_top(const TopConnection& conn, const TopOptions& o) {
         return fail(conn.json, kUnreachable, "unreachable", u->message);
     auto& client = std::get<Client>(c);
 
+    // --json prints the reply as it came, unless --pool keeps that pool's entry only.
+    const bool raw = conn.json && o.pool.empty();
+    auto r = client.call(proto::verb::top, top_args(), std::chrono::seconds(10), {}, raw);
+    if (auto* u = std::get_if<Unreachable>(&r))
+        return fail(conn.json, kUnreachable, "unreachable", u->message);
+    if (auto* t = std::get_if<TimedOut>(&r))
+        return fail(conn.json, kTimedOut, "client_timeout", t->message);
+    auto& reply = std::get<proto::Reply>(r);
+    if (!reply.ok) return fail(conn.json, kFailed, reply.error_code, "top: " + reply.error_message);
     if (conn.json) {
-        // --pool keeps that pool's entry only, so the document must be parsed.
-        auto r =
-            client.call(proto::verb::top, top_args(), std::chrono::seconds(10), {}, o.pool.empty());
-        if (auto* u = std::get_if<Unreachable>(&r))
-            return fail(true, kUnreachable, "unreachable", u->message);
-        if (auto* t = std::get_if<TimedOut>(&r))
-            return fail(true, kTimedOut, "client_timeout", t->message);
-        auto& reply = std::get<proto::Reply>(r);
-        if (!reply.ok) return fail(true, kFailed, reply.error_code, "top: " + reply.error_message);
         if (!o.pool.empty() && reply.result.is_object()) {
             auto& doc = reply.result.as_object();
             json::array kept;
@@ -129,14 +129,6 @@ int run_top(const TopConnection& conn, const TopOptions& o) {
         }
         return kOk;
     }
-
-    auto r = client.call(proto::verb::top, top_args(), std::chrono::seconds(10));
-    if (auto* u = std::get_if<Unreachable>(&r))
-        return fail(false, kUnreachable, "unreachable", u->message);
-    if (auto* t = std::get_if<TimedOut>(&r))
-        return fail(false, kTimedOut, "client_timeout", t->message);
-    auto& reply = std::get<proto::Reply>(r);
-    if (!reply.ok) return fail(false, kFailed, reply.error_code, "top: " + reply.error_message);
     Snapshot first = parse(reply.result);
 
     const bool live =

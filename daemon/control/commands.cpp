@@ -573,7 +573,7 @@ void cmd_mem(CommandContext& ctx, const Peer&, proto::Request& req,
     ctx.sup.refresh_orphans();  // processes that reparented to us since the last reap
     ctx.background.run(
         [sampler, q = mem::report_query(ctx.sup, pools, all), sort,
-         trends = views::trends(ctx.sup, ctx.history, pools)] {
+         trends = views::trends(ctx.history, pools)] {
             return json::serialize(mem::Sampler::to_json(q, sampler->sample(q), sort, trends));
         },
         [resp](std::string out) { resp->ok_raw(std::move(out)); });

@@ -66,7 +66,7 @@ std::int64_t trend_since(const HistorySampler& hs) {
 
 }  // namespace
 
-std::map<std::string, json::object> trends(const Supervisor&, const HistorySampler& hs,
+std::map<std::string, json::object> trends(const HistorySampler& hs,
                                            const std::vector<const Pool*>& pools) {
     std::map<std::string, json::object> out;
     if (hs.every().count() == 0) return out;
@@ -194,10 +194,7 @@ json::object top(const Supervisor& sup, const HistorySampler& hs,
                                  latest->generation == gen->to_number<std::uint32_t>();
             if (current) {
                 wo["memory"] = figures_json(latest->f);
-                sum.rss += latest->f.rss;
-                sum.pss += latest->f.pss;
-                sum.uss += latest->f.uss;
-                sum.swap_pss += latest->f.swap_pss;
+                sum += latest->f;
                 any = true;
             } else {
                 wo["memory"] = nullptr;
@@ -219,12 +216,8 @@ json::object top(const Supervisor& sup, const HistorySampler& hs,
             auto latest =
                 h.latest(std::string(po["name"].as_string()) + std::string(mem::kTemplateSuffix));
             if (latest && gen && gen->is_number() &&
-                latest->generation == gen->to_number<std::uint32_t>()) {
-                sum.rss += latest->f.rss;
-                sum.pss += latest->f.pss;
-                sum.uss += latest->f.uss;
-                sum.swap_pss += latest->f.swap_pss;
-            }
+                latest->generation == gen->to_number<std::uint32_t>())
+                sum += latest->f;
         }
         if (any)
             po["memory"] = json::object{{"footprint", sum.pss + sum.swap_pss},

@@ -16,7 +16,7 @@
 namespace cow::views {
 
 // Each worker's trend (mem::assessment_json), by worker name, for the workers of `pools`.
-std::map<std::string, boost::json::object> trends(const Supervisor& sup, const HistorySampler& hs,
+std::map<std::string, boost::json::object> trends(const HistorySampler& hs,
                                                   const std::vector<const Pool*>& pools);
 
 // `mem --history`: {"sample_every_ms", "history", "pools":[{"name","workers":[{"name","pid",
@@ -49,7 +49,6 @@ class CpuMeter {
     std::unordered_map<pid_t, double> measure(const std::vector<Target>& targets,
                                               std::int64_t now_ms);
     void close_all();
-    std::size_t open_files() const { return slots_.size(); }
 
   private:
     struct Slot {

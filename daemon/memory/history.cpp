@@ -206,7 +206,6 @@ std::optional<Trend> History::trend(const std::string& slot, std::int64_t since_
         sxy += x * y;
         syy += y * y;
         t_last = t;
-        tr.last_uss = from_kb(f.uss);
         tr.last_private = from_kb(f.uss) + from_kb(f.swap_pss);
     });
     if (n < static_cast<double>(kMinTrendPoints)) return std::nullopt;

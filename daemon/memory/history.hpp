@@ -17,6 +17,14 @@ namespace cow::mem {
 
 struct Figures {
     std::uint64_t rss = 0, pss = 0, uss = 0, swap_pss = 0, cow_lost = 0;  // bytes
+    Figures& operator+=(const Figures& o) {
+        rss += o.rss;
+        pss += o.pss;
+        uss += o.uss;
+        swap_pss += o.swap_pss;
+        cow_lost += o.cow_lost;
+        return *this;
+    }
 };
 
 struct HistoryPoint {
@@ -33,7 +41,7 @@ struct Trend {
     double r2 = 0;         // how well a line fits: steady growth is near 1
     std::size_t points = 0;
     std::int64_t span_ms = 0;
-    std::uint64_t last_uss = 0, last_private = 0;  // private: uss + swap_pss
+    std::uint64_t last_private = 0;  // the newest uss + swap_pss
 };
 
 class History {

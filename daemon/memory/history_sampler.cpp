@@ -167,21 +167,19 @@ void HistorySampler::tick() {
                 in_flight_ = false;
                 if (stopped_ || every != every_) return;
                 for (const auto& wm : s.workers) {
-                    mem::Figures f;
+                    mem::Totals tree;  // what `mem` counts as the worker's tree
+                    std::uint64_t cow_lost = 0;
                     bool any = false;
                     for (const auto& pm : wm.procs) {
                         if (pm.orphan || pm.status != proc::ReadStatus::ok) continue;
                         any = true;
-                        f.rss += pm.now.rss;
-                        f.pss += pm.now.pss;
-                        f.uss += pm.now.uss();
-                        f.swap_pss += pm.now.swap_pss;
-                        if (pm.now.private_dirty > pm.first.private_dirty)
-                            f.cow_lost += pm.now.private_dirty - pm.first.private_dirty;
+                        tree.add(pm.now);
+                        cow_lost += mem::private_dirty_growth(pm);
                     }
                     if (any)
                         history_.add(wm.target.name,
-                                     static_cast<std::uint32_t>(wm.target.generation), t, f);
+                                     static_cast<std::uint32_t>(wm.target.generation), t,
+                                     {tree.rss_sum, tree.pss, tree.uss, tree.swap_pss, cow_lost});
                 }
                 last_ms_ = t;
                 ++samples_;

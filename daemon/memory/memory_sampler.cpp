@@ -64,7 +64,7 @@ struct CowLost {
     std::uint64_t private_dirty_growth = 0;
     std::uint64_t shared_lost = 0;
     void add(const ProcMem& p) {
-        private_dirty_growth += sat_sub(p.now.private_dirty, p.first.private_dirty);
+        private_dirty_growth += mem::private_dirty_growth(p);
         shared_lost += sat_sub(p.first.shared_clean + p.first.shared_dirty,
                                p.now.shared_clean + p.now.shared_dirty);
     }

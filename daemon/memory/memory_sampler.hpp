@@ -93,6 +93,12 @@ struct Sample {
     double seconds = 0;
 };
 
+// Copy-on-write erosion of one process: the private dirty memory it gained since its baseline.
+inline std::uint64_t private_dirty_growth(const ProcMem& p) {
+    return p.now.private_dirty > p.first.private_dirty ? p.now.private_dirty - p.first.private_dirty
+                                                       : 0;
+}
+
 // Totals over processes: PSS, USS and SwapPss add up; RSS and Swap do not (design §4).
 struct Totals {
     std::uint64_t pss = 0, uss = 0, swap_pss = 0, rss_sum = 0;
