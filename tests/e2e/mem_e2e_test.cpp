@@ -46,6 +46,8 @@ class Mem : public DaemonFixture {
 
     static double num(const json::value& v) { return v.to_number<double>(); }
 
+    ::testing::AssertionResult AgreesWithKernel(const std::vector<pid_t>& pids);
+
     // What a memhog process holds besides its regions, as the kernel's smaps counts it
     // (bytes): its binary, libraries, heap and stack. Their PSS and sharing depend on what
     // else runs on the machine (how many processes map libc), so the theory is about the
@@ -97,6 +99,43 @@ class Mem : public DaemonFixture {
            << "got " << got / kMiB << " MiB, want " << lo / kMiB << " to " << hi / kMiB << " MiB";
 }
 
+// Each of pids as pool hog's mem reports it: PSS and RSS within 1 % (+ 2 pages) of the
+// kernel's, read just before and just after the daemon's; a few tries on a busy machine.
+::testing::AssertionResult Mem::AgreesWithKernel(const std::vector<pid_t>& pids) {
+    auto direct = [&] {
+        std::vector<std::pair<double, double>> r;
+        for (pid_t pid : pids)
+            r.emplace_back(rollup(pid, "Pss"), rollup(pid, "Rss"));
+        return r;
+    };
+    std::string last = "the kernel's figures never held still";
+    for (int attempt = 0; attempt < 10; ++attempt) {
+        auto before = direct();
+        auto v = ctl_json({"mem", "hog"});
+        auto after = direct();
+        if (before != after) continue;
+        auto pool = pool_of(v, "hog");
+        auto& procs = pool["workers"].as_array()[0].as_object()["processes"].as_array();
+        std::ostringstream why;
+        for (auto& pv : procs) {
+            auto& p = pv.as_object();
+            auto i = std::find(pids.begin(), pids.end(), as_int(p["pid"])) - pids.begin();
+            if (i == static_cast<std::ptrdiff_t>(pids.size()))
+                return ::testing::AssertionFailure() << "pid " << p["pid"] << " is new";
+            auto [pss, rss] = after[static_cast<std::size_t>(i)];
+            if (std::abs(num(p["pss"]) - pss) > 0.01 * pss + 8192 ||
+                std::abs(num(p["rss"]) - rss) > 0.01 * rss + 8192)
+                why << "pid " << pids[static_cast<std::size_t>(i)] << ": pss " << num(p["pss"])
+                    << " rss " << num(p["rss"]) << " against the kernel's " << pss << " and " << rss
+                    << "; ";
+        }
+        if (procs.size() != pids.size()) why << procs.size() << " processes, not " << pids.size();
+        if (why.str().empty()) return ::testing::AssertionSuccess();
+        last = why.str();
+    }
+    return ::testing::AssertionFailure() << last;
+}
+
 TEST_F(Mem, ForkedChildrenMatchCopyOnWriteTheory) {
     const double A = 64 * kMiB, W = 8 * kMiB;
     const int K = 3;
@@ -124,14 +163,13 @@ TEST_F(Mem, ForkedChildrenMatchCopyOnWriteTheory) {
     EXPECT_EQ(num(pool["totals"].as_object()["pss"]), sum_pss);
     EXPECT_EQ(num(worker["tree"].as_object()["pss"]), sum_pss);
 
-    // And against the kernel read directly, right after: within 1 % (everyone is idle).
-    for (auto& pv : procs) {
-        auto& p = pv.as_object();
-        pid_t pid = static_cast<pid_t>(as_int(p["pid"]));
-        double direct = rollup(pid, "Pss");
-        EXPECT_NEAR(num(p["pss"]), direct, 0.01 * direct + 8192) << pid;
-        EXPECT_NEAR(num(p["rss"]), rollup(pid, "Rss"), 0.01 * rollup(pid, "Rss") + 8192) << pid;
-    }
+    // And against the kernel read directly: within 1 %. A file page's PSS moves whenever any
+    // process on the machine that maps the same library starts or exits, so the daemon's read
+    // is bracketed by two direct ones and only a bracket the machine held still through counts.
+    std::vector<pid_t> pids;
+    for (auto& pv : procs)
+        pids.push_back(static_cast<pid_t>(as_int(pv.as_object()["pid"])));
+    EXPECT_TRUE(AgreesWithKernel(pids)) << "mem against smaps_rollup";
     auto human = ctl({"mem", "hog"});
     EXPECT_NE(human.out.find("footprint"), std::string::npos);
     EXPECT_NE(human.out.find("saved by sharing"), std::string::npos);
