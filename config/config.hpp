@@ -195,6 +195,9 @@ inline bool restarts_rolling(const PoolConfig& pc) {
 
 struct Config {
     std::string source_path;  // absolute path of the file it came from, "" for text
+    // The text it was read from: an upgraded daemon image runs the config its predecessor ran,
+    // even if the file has been edited since without a reload.
+    std::string source_text;
     DaemonConfig daemon;
     std::vector<PoolConfig> pools;  // in file order; depends_on order is resolved by the daemon
 
@@ -231,6 +234,10 @@ inline constexpr std::size_t kMaxReportedErrors = 50;
 // Reads and validates a file. Relative paths inside (cwd, daemon.socket) resolve against the
 // file's directory. config/README.md documents every key and limit.
 LoadResult load_file(const std::string& path);
+
+// Validates text as if it had been read from the file at path (an upgraded daemon image takes
+// up the text its predecessor ran: Config::source_text).
+LoadResult load_as_file(std::string_view text, const std::string& path);
 
 // Validates text; `filename` is used in error messages, `base_dir` resolves relative paths
 // (empty: the current directory).

@@ -140,6 +140,7 @@ LoadResult load(std::string_view text, Diagnostics& diag, const std::string& bas
     if (!root) return failed(diag);
     auto cfg = std::make_shared<Config>();
     cfg->source_path = std::move(source_path);
+    cfg->source_text = std::string(text);
     cfg->daemon.socket = default_socket_path();
     read_config(diag, *root, base_dir, *cfg);
     if (diag.has_errors()) return failed(diag);
@@ -202,6 +203,15 @@ LoadResult load_text(std::string_view text, const std::string& filename,
                      const std::string& base_dir) {
     Diagnostics diag(filename.empty() ? "<config>" : filename);
     return load(text, diag, absolute_dir(base_dir), "");
+}
+
+LoadResult load_as_file(std::string_view text, const std::string& path) {
+    Diagnostics diag(path);
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(path, ec);
+    if (ec) return load(text, diag, "", path);
+    abs = abs.lexically_normal();
+    return load(text, diag, abs.parent_path().string(), abs.string());
 }
 
 LoadResult load_file(const std::string& path) {

@@ -470,6 +470,18 @@ std::variant<std::unique_ptr<ControlServer>, std::string> ControlServer::open(
     return srv;
 }
 
+std::variant<std::unique_ptr<ControlServer>, std::string> ControlServer::adopt(
+    asio::io_context& io, const std::string& path, int lock_fd, int listen_fd, Dispatch dispatch,
+    std::function<void()> after_each, ControlLimits limits, SocketAccess access) {
+    std::unique_ptr<ControlServer> srv(new ControlServer(io, path, lock_fd, std::move(dispatch),
+                                                         std::move(after_each), limits, access));
+    boost::system::error_code ec;
+    srv->acceptor_.assign(stream(), listen_fd, ec);
+    if (ec) return "take over the control socket: " + ec.message();
+    srv->accept();
+    return srv;
+}
+
 ControlServer::ControlServer(asio::io_context& io, std::string path, int lock_fd, Dispatch d,
                              std::function<void()> after_each, ControlLimits limits,
                              SocketAccess access)

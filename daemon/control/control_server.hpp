@@ -105,6 +105,14 @@ class ControlServer {
     static std::variant<std::unique_ptr<ControlServer>, std::string> open(
         boost::asio::io_context& io, const std::string& path, mode_t mode, Dispatch dispatch,
         std::function<void()> after_each, ControlLimits limits = {}, SocketAccess access = {});
+    // The listener and lock a previous image of this daemon handed over across execve (cowctl
+    // upgrade): nothing is bound, locked or removed anew, so no client ever finds no socket.
+    static std::variant<std::unique_ptr<ControlServer>, std::string> adopt(
+        boost::asio::io_context& io, const std::string& path, int lock_fd, int listen_fd,
+        Dispatch dispatch, std::function<void()> after_each, ControlLimits limits = {},
+        SocketAccess access = {});
+    // The lock and the listener, for the next image.
+    std::pair<int, int> handover_fds() { return {lock_fd_, acceptor_.native_handle()}; }
     ~ControlServer();
 
     // Stops accepting, removes the socket file and closes idle connections; connections with

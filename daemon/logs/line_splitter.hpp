@@ -52,6 +52,9 @@ class LineSplitter {
     }
 
     std::size_t pending() const { return partial_.size(); }
+    // The partial tail, for a daemon image that hands its pipes to the next (cowctl upgrade).
+    const std::string& partial() const { return partial_; }
+    void restore(std::string partial) { partial_ = std::move(partial); }
     std::size_t max_line() const { return max_; }
 
   private:

@@ -23,6 +23,10 @@ class ListenSocket {
     static std::variant<std::shared_ptr<ListenSocket>, std::string> open(
         const config::SocketConfig& cfg);
 
+    // A socket bound by a previous image of this daemon and kept across execve.
+    static std::shared_ptr<ListenSocket> adopt(config::SocketConfig cfg, int fd) {
+        return std::shared_ptr<ListenSocket>(new ListenSocket(std::move(cfg), fd));
+    }
     int fd() const { return fd_; }
     const config::SocketConfig& config() const { return cfg_; }
     // Same address and options: a reload keeps this socket instead of binding anew.

@@ -41,6 +41,12 @@ std::variant<std::unique_ptr<NotifyServer>, std::string> NotifyServer::open(
         new NotifyServer(io, fd, std::string("@") + name, std::move(h)));
 }
 
+std::unique_ptr<NotifyServer> NotifyServer::adopt(boost::asio::io_context& io, int fd,
+                                                  std::string address, Handler h) {
+    return std::unique_ptr<NotifyServer>(
+        new NotifyServer(io, fd, std::move(address), std::move(h)));
+}
+
 NotifyServer::NotifyServer(boost::asio::io_context& io, int fd, std::string address, Handler h)
     : sock_(io, fd), address_(std::move(address)), handler_(std::move(h)) {
     wait();

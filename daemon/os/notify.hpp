@@ -26,6 +26,11 @@ class NotifyServer {
     // Or a sentence saying why it could not.
     static std::variant<std::unique_ptr<NotifyServer>, std::string> open(
         boost::asio::io_context& io, Handler h);
+    // The socket a previous image of this daemon handed over across execve (cowctl upgrade):
+    // its workers already have its address.
+    static std::unique_ptr<NotifyServer> adopt(boost::asio::io_context& io, int fd,
+                                               std::string address, Handler h);
+    int fd() { return sock_.native_handle(); }
     ~NotifyServer();
     // The value for workers' NOTIFY_SOCKET ("@..." marks the abstract namespace).
     const std::string& address() const { return address_; }

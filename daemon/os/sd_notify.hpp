@@ -23,6 +23,9 @@ class SdNotify {
     bool send(std::string_view message);
     // WATCHDOG_USEC when it is meant for us: ping at half of it.
     std::optional<std::chrono::microseconds> watchdog() const { return watchdog_; }
+    // What the environment said, for the next image of the daemon (cowctl upgrade), which
+    // puts it back before its own SdNotify reads it.
+    const std::string& address() const { return address_; }
 
   private:
     int fd_ = -1;
