@@ -28,6 +28,7 @@ inline constexpr std::string_view version = "version";
 inline constexpr std::string_view history = "history";
 inline constexpr std::string_view events = "events";
 inline constexpr std::string_view top = "top";
+inline constexpr std::string_view upgrade = "upgrade";
 }  // namespace verb
 
 // What a member of readonly_group may run: the verbs that change nothing. The denial message
@@ -66,6 +67,7 @@ inline constexpr std::string_view points = "points";    // top: USS points per w
 // top: the "samples" of the client's last reply; when no sample came since, the reply leaves
 // out every worker's uss_points (the client keeps its own), most of a reply's size.
 inline constexpr std::string_view have_samples = "have_samples";
+inline constexpr std::string_view binary = "binary";  // upgrade: the new daemon binary
 }  // namespace arg
 
 // The "target" that names every pool.

@@ -7,7 +7,9 @@
 // JSON line per output line) and --progress (restart, reload: progress items on stderr).
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <exception>
+#include <filesystem>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -122,6 +124,92 @@ const json::value* missed_count(const json::value& item) {
     if (!item.is_object()) return nullptr;
     const auto* n = item.get_object().if_contains("missed");
     return n && (n->is_int64() || n->is_uint64()) ? n : nullptr;
+}
+
+// One request, its reply or why there was none; nothing printed.
+std::variant<proto::Reply, std::string> ask(const Options& o, std::string_view cmd,
+                                            json::object args, std::chrono::milliseconds timeout) {
+    auto c = Client::connect(socket_path(o), std::chrono::seconds(2));
+    if (auto* u = std::get_if<Unreachable>(&c)) return u->message;
+    auto r = std::get<Client>(c).call(cmd, std::move(args), timeout, {}, false);
+    if (auto* u = std::get_if<Unreachable>(&r)) return u->message;
+    if (auto* t = std::get_if<TimedOut>(&r)) return t->message;
+    return std::get<proto::Reply>(std::move(r));
+}
+
+// The daemon section of a status reply, or null.
+const json::object* daemon_of(const std::variant<proto::Reply, std::string>& r) {
+    const auto* reply = std::get_if<proto::Reply>(&r);
+    if (!reply || !reply->ok || !reply->result.is_object()) return nullptr;
+    const auto* d = reply->result.as_object().if_contains("daemon");
+    return d && d->is_object() ? &d->as_object() : nullptr;
+}
+
+std::uint64_t count_of(const json::object& d, std::string_view key) {
+    const auto* v = d.if_contains(key);
+    return v && v->is_number() ? v->to_number<std::uint64_t>() : 0;
+}
+
+// `upgrade`: the daemon checks the new binary and executes it in place; the exec closes every
+// connection, ours too, so the outcome is read from `status` once an image answers again: the
+// upgrade count went up (the new image took over) or the failure count did (it gave back).
+int run_upgrade(const Options& o, const std::string& binary) {
+    const auto timeout = std::chrono::seconds(o.timeout_s > 0 ? o.timeout_s : 30);
+    const auto before = ask(o, proto::verb::status, {}, std::chrono::seconds(10));
+    if (auto* why = std::get_if<std::string>(&before))
+        return fail(o, kUnreachable, "unreachable", *why);
+    const json::object* d0 = daemon_of(before);
+    if (!d0) return fail(o, kFailed, "failed", "status did not answer");
+    const auto upgrades = count_of(*d0, "upgrades"), failures = count_of(*d0, "upgrade_failures");
+    const std::string from(d0->at("version").as_string());
+    json::object a;
+    // The daemon runs elsewhere: a relative path means one from here.
+    if (!binary.empty()) a[proto::arg::binary] = std::filesystem::absolute(binary).string();
+    auto sent = ask(o, proto::verb::upgrade, a, timeout);
+    if (auto* why = std::get_if<std::string>(&sent))
+        return fail(o, kUnreachable, "unreachable", *why);
+    const auto& reply = std::get<proto::Reply>(sent);
+    if (!reply.ok) {
+        const bool usage =
+            proto::error_code_from_string(reply.error_code) == proto::ErrorCode::invalid_argument;
+        return fail(o, usage ? kUsage : kFailed, reply.error_code, reply.error_message,
+                    "upgrade: ");
+    }
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+        const auto now = ask(o, proto::verb::status, {}, std::chrono::seconds(2));
+        if (const json::object* d = daemon_of(now)) {
+            if (count_of(*d, "upgrades") > upgrades) {
+                json::object out{{"from", from},
+                                 {"to", d->at("version")},
+                                 {"pid", d->at("pid")},
+                                 {"binary", reply.result.as_object().at("binary")},
+                                 {"upgrades", d->at("upgrades")}};
+                if (o.json)
+                    std::printf("%s\n", json::serialize(out).c_str());
+                else
+                    std::printf("cowherd upgraded in place: %s -> %s (pid %s, every worker kept)\n",
+                                cow::escape_invisible(from).c_str(),
+                                cow::escape_invisible(d->at("version").as_string()).c_str(),
+                                json::serialize(d->at("pid")).c_str());
+                return kOk;
+            }
+            if (count_of(*d, "upgrade_failures") > failures)
+                return fail(
+                    o, kFailed, "failed",
+                    "the new image gave back: " + std::string(d->at("upgrade_error").as_string()) +
+                        "; cowherd " + from + " goes on, every worker kept",
+                    "upgrade: ");
+        }
+        // The images hand over in milliseconds; a status every 20 ms sees it soon after.
+        struct timespec ts {
+            0, 20 * 1000 * 1000
+        };
+        ::nanosleep(&ts, nullptr);
+    }
+    return fail(o, kTimedOut, "client_timeout",
+                "no image of the daemon answered within " + std::to_string(timeout.count()) + "s",
+                "upgrade: ");
 }
 
 // Whatever escaped cowctl(): under --json still the one error document stdout promises.
@@ -514,6 +602,16 @@ int cowctl(int argc, char** argv, Options& o) {
             });
         };
     });
+
+    std::string new_binary;
+    auto* upgrade = app.add_subcommand(
+        "upgrade",
+        "execute a new cowherd binary in place: the same PID, every worker kept running; a new "
+        "binary that cannot take over gives back to the running one");
+    upgrade->add_option("--binary", new_binary,
+                        "the new binary (default: the path the daemon was started from, read "
+                        "again from disk)");
+    upgrade->callback([&] { action = [&] { return run_upgrade(o, new_binary); }; });
 
     auto* version = app.add_subcommand("version", "print the daemon's version");
     version->callback([&] {

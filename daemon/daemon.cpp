@@ -16,8 +16,10 @@
 #include "daemon/control/metrics_text.hpp"
 #include "daemon/control/views.hpp"
 #include "daemon/memory/memory_view.hpp"
+#include "daemon/os/handover.hpp"
 #include "daemon/os/leftovers.hpp"
 #include "daemon/os/reaper.hpp"
+#include "daemon/upgrade.hpp"
 
 namespace cow {
 
@@ -34,8 +36,17 @@ constexpr Millis kStartBudget{2};
 constexpr std::chrono::seconds kLeftoverWait{5};
 }  // namespace
 
-Daemon::Daemon(std::shared_ptr<const config::Config> cfg)
-    : cfg_(std::move(cfg)), timer_(io_), shutdown_timer_(io_), sd_timer_(io_) {}
+Daemon::Daemon(std::shared_ptr<const config::Config> cfg, std::vector<std::string> args,
+               std::optional<boost::json::object> inherited, int state_fd, bool rolled_back)
+    : cfg_(std::move(cfg)),
+      timer_(io_),
+      shutdown_timer_(io_),
+      sd_timer_(io_),
+      args_(std::move(args)),
+      self_path_(handover::self_exe_path()),
+      inherited_(std::move(inherited)),
+      state_fd_(state_fd),
+      rolled_back_(rolled_back) {}
 
 Daemon::~Daemon() {
     background_.reset();  // join the reader thread before the loop it posts to goes away
@@ -66,8 +77,8 @@ bool Daemon::setup_kill_mode() {
     }
     auto cgroups = std::make_unique<cgroup::Cgroups>(probe.mount, probe.base);
     // A crashed predecessor on this socket may have left workers running: they would run on
-    // unsupervised, so they go.
-    leftover_cgroups_ = cgroups->kill_leftovers();
+    // unsupervised, so they go. A previous image of this same daemon (an upgrade) left ours.
+    if (!inherited_) leftover_cgroups_ = cgroups->kill_leftovers();
     for (const auto& path : leftover_cgroups_)
         spdlog::warn("killed leftover workers of a previous cowherd in {}", path);
     sys_.set_cgroups(std::move(cgroups));
@@ -76,7 +87,7 @@ bool Daemon::setup_kill_mode() {
 }
 
 int Daemon::run() {
-    started_at_ = sys_.now();
+    started_at_ = inherited_ ? inherited_start() : sys_.now();
     ignore_sigpipe();
     const bool pid1 = getpid() == 1;
     if (!become_subreaper())
@@ -95,13 +106,21 @@ int Daemon::run() {
     // Ownership first: the socket's lock decides which daemon owns this instance, and one that
     // does not own it must not touch a process, cgroup, socket or file of the one that does.
     // Requests are only read once the loop runs, by which time everything they reach exists.
-    auto opened = ControlServer::open(
-        io_, cfg_->daemon.socket, cfg_->daemon.socket_mode,
-        [this](const Peer& p, proto::Request req, std::shared_ptr<Responder> r) {
-            dispatch_command(*commands_, p, std::move(req), std::move(r));
-        },
-        [this] { after_batch(); }, ControlLimits{},
-        SocketAccess{cfg_->daemon.socket_group, cfg_->daemon.readonly_group});
+    auto dispatch = [this](const Peer& p, proto::Request req, std::shared_ptr<Responder> r) {
+        dispatch_command(*commands_, p, std::move(req), std::move(r));
+    };
+    const SocketAccess access{cfg_->daemon.socket_group, cfg_->daemon.readonly_group};
+    auto control = inherited_control();
+    if (inherited_ && !control) {
+        upgrade::rollback("the state names no control socket");
+        return 1;
+    }
+    auto opened = control ? ControlServer::adopt(
+                                io_, cfg_->daemon.socket, control->first, control->second, dispatch,
+                                [this] { after_batch(); }, ControlLimits{}, access)
+                          : ControlServer::open(
+                                io_, cfg_->daemon.socket, cfg_->daemon.socket_mode, dispatch,
+                                [this] { after_batch(); }, ControlLimits{}, access);
     if (auto* err = std::get_if<std::string>(&opened)) {
         spdlog::critical("{}", *err);
         // With log_file set, the operator who typed the command would otherwise see nothing.
@@ -113,18 +132,28 @@ int Daemon::run() {
     if (!setup_kill_mode()) return 2;
     // Without cgroups, the predecessor's record of its workers is how we find them.
     workers_file_ = leftovers::state_path(cfg_->daemon.socket);
-    if (auto recorded = leftovers::read(workers_file_); !recorded.empty()) {
+    if (inherited_) {
+        // The record is ours, and rewritten once the slots are taken up.
+    } else if (auto recorded = leftovers::read(workers_file_); !recorded.empty()) {
         leftover_procs_ = leftovers::kill(recorded);
         if (!leftover_procs_.empty())
             spdlog::warn("killed {} leftover processes of a previous cowherd (recorded in {})",
                          leftover_procs_.size(), workers_file_);
     }
-    ::unlink(workers_file_.c_str());
+    if (!inherited_) ::unlink(workers_file_.c_str());
 
     // Listening sockets are bound before any worker starts; a bind error is a config error.
     SupervisorSetup setup;
     for (const auto& pc : cfg_->pools) {
         if (pc.sockets.empty()) continue;
+        if (auto kept = inherited_sockets(pc)) {
+            setup.sockets[pc.name] = std::move(*kept);
+            continue;
+        }
+        if (inherited_) {
+            upgrade::rollback("the state lacks the sockets of pool " + pc.name);
+            return 1;
+        }
         auto bound = open_pool_sockets(pc);
         if (auto* err = std::get_if<std::string>(&bound)) {
             spdlog::critical("{}", *err);
@@ -138,12 +167,15 @@ int Daemon::run() {
     bool want_notify = false;
     for (const auto& pc : cfg_->pools)
         want_notify |= pc.ready == config::Ready::notify;
-    if (want_notify) {
-        auto opened_notify =
-            NotifyServer::open(io_, [this](pid_t sender, const NotifyMessage& msg) {
-                sup_->on_notify(sender, msg);
-                after_batch();
-            });
+    auto on_notify = [this](pid_t sender, const NotifyMessage& msg) {
+        sup_->on_notify(sender, msg);
+        after_batch();
+    };
+    if (auto kept = inherited_notify()) {
+        notify_ = NotifyServer::adopt(io_, kept->first, kept->second, on_notify);
+        setup.notify_address = notify_->address();
+    } else if (want_notify) {
+        auto opened_notify = NotifyServer::open(io_, on_notify);
         if (auto* why = std::get_if<std::string>(&opened_notify)) {
             spdlog::critical("{}", *why);
             return 1;
@@ -182,6 +214,9 @@ int Daemon::run() {
         *sup_, *background_, sampler_, *history_, *output_, *log_writer_, event_feed_,
         [this](std::string why) { request_shutdown(why); },
         [this](bool dry_run, std::shared_ptr<Responder> r) { reload(dry_run, std::move(r)); },
+        [this](std::string binary, std::shared_ptr<Responder> r) {
+            upgrade(std::move(binary), std::move(r));
+        },
         started_at_});
 
     spdlog::info("cowherd {} pid {}{} on {} with {} pools", COWHERD_VERSION, getpid(),
@@ -205,7 +240,14 @@ int Daemon::run() {
     // For tests only: the one way to see what a blocked loop looks like from outside (/livez).
     if (const char* spec = std::getenv("COWHERD_TEST_BLOCK_LOOP")) block_loop_once(spec);
     if (auto wd = sd_.watchdog()) ping_systemd(*wd / 2);
-    boot_when_clear(sys_.now() + kLeftoverWait);
+    if (inherited_) {
+        if (auto why = take_over(); !why.empty()) {
+            upgrade::rollback(why);
+            return 1;
+        }
+    } else {
+        boot_when_clear(sys_.now() + kLeftoverWait);
+    }
     after_batch();
     io_.run();
     return exit_code_;
@@ -341,6 +383,17 @@ void Daemon::on_signal(int signo) {
                     spdlog::info("SIGHUP: reloading {}", cfg_->source_path);
                     reload(false, nullptr);
                     after_batch();
+                });
+            }
+            break;
+        case SIGUSR2:
+            // For hosts without cowctl at hand: upgrade to the binary the daemon started from.
+            if (!usr2_pending_) {
+                usr2_pending_ = true;
+                boost::asio::post(io_, [this] {
+                    usr2_pending_ = false;
+                    spdlog::info("SIGUSR2: upgrading in place to {}", self_path_);
+                    upgrade("", nullptr);
                 });
             }
             break;

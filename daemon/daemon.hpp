@@ -37,7 +37,12 @@ namespace cow {
 
 class Daemon {
   public:
-    explicit Daemon(std::shared_ptr<const config::Config> cfg);
+    // args: the command line it was started with, for the next image (cowctl upgrade).
+    // inherited: the state a previous image handed over in state_fd; rolled_back: that image
+    // was started from this one's and gave back.
+    Daemon(std::shared_ptr<const config::Config> cfg, std::vector<std::string> args,
+           std::optional<boost::json::object> inherited = std::nullopt, int state_fd = -1,
+           bool rolled_back = false);
     ~Daemon();
     // Runs until shutdown; returns the process exit code.
     int run();
@@ -58,6 +63,19 @@ class Daemon {
     void scrape(std::function<void(std::string)> done);
     std::pair<int, std::string> readyz(std::string_view pool);
     void block_loop_once(const std::string& spec);
+
+    // In-place upgrade (daemon_upgrade.cpp).
+    void upgrade(std::string binary, std::shared_ptr<Responder> resp);
+    std::string upgrade_blocker() const;
+    std::string preflight(const std::string& binary, const std::string& state);
+    void exec_upgrade(const std::string& path);
+    boost::json::object save_state(int exe_fd) const;
+    std::vector<int> handover_fds();
+    std::string take_over();
+    std::optional<std::pair<int, int>> inherited_control() const;
+    std::optional<std::pair<int, std::string>> inherited_notify() const;
+    std::optional<ListenSockets> inherited_sockets(const config::PoolConfig& pc) const;
+    fsm::TimePoint inherited_start() const;
 
     std::shared_ptr<const config::Config> cfg_;
     boost::asio::io_context io_;
@@ -108,6 +126,16 @@ class Daemon {
     std::vector<leftovers::Record> recorded_;
     std::unordered_map<pid_t, std::uint64_t> starttimes_;
     bool record_failed_ = false;
+    // In-place upgrade.
+    std::vector<std::string> args_;
+    std::string self_path_;  // the binary this image runs, as it was started
+    std::optional<boost::json::object> inherited_;
+    int state_fd_ = -1;
+    bool rolled_back_ = false;
+    bool upgrading_ = false;
+    bool exec_started_ = false;
+    bool usr2_pending_ = false;
+    boost::asio::steady_timer upgrade_timer_{io_};
 };
 
 }  // namespace cow

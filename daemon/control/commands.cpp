@@ -190,6 +190,9 @@ void cmd_status(CommandContext& ctx, const Peer&, proto::Request& req,
     o["daemon"] = json::object{
         {"pid", getpid()},
         {"version", COWHERD_VERSION},
+        {"upgrades", ctx.upgrades},
+        {"upgrade_failures", ctx.upgrade_failures},
+        {"upgrade_error", ctx.upgrade_error},
         {"uptime_ms", std::chrono::duration_cast<Millis>(ctx.sup.now() - ctx.started_at).count()},
         {"shutting_down", ctx.sup.shutting_down()},
         {"reaped", ctx.sup.reaped()},
@@ -763,6 +766,11 @@ void cmd_reload(CommandContext& ctx, const Peer&, proto::Request& req,
     ctx.reload(proto::get_bool(req.args, proto::arg::dry_run).value_or(false), resp);
 }
 
+void cmd_upgrade(CommandContext& ctx, const Peer&, proto::Request& req,
+                 std::shared_ptr<Responder>& resp) {
+    ctx.upgrade(proto::get_string(req.args, proto::arg::binary).value_or(""), resp);
+}
+
 void cmd_version(CommandContext&, const Peer&, proto::Request&, std::shared_ptr<Responder>& resp) {
     json::object o;
     o["version"] = COWHERD_VERSION;
@@ -770,7 +778,7 @@ void cmd_version(CommandContext&, const Peer&, proto::Request&, std::shared_ptr<
     resp->ok(std::move(o));
 }
 
-constexpr std::array<std::pair<std::string_view, Handler>, 17> kVerbs{{
+constexpr std::array<std::pair<std::string_view, Handler>, 18> kVerbs{{
     {proto::verb::status, cmd_status},
     {proto::verb::logs, cmd_logs},
     {proto::verb::reopen, cmd_reopen},
@@ -788,6 +796,7 @@ constexpr std::array<std::pair<std::string_view, Handler>, 17> kVerbs{{
     {proto::verb::history, cmd_history},
     {proto::verb::events, cmd_events},
     {proto::verb::top, cmd_top},
+    {proto::verb::upgrade, cmd_upgrade},
 }};
 
 constexpr bool known_verb(std::string_view v) {

@@ -31,7 +31,14 @@ struct CommandContext {
     EventFeed& events;
     std::function<void(std::string reason)> shutdown;
     std::function<void(bool dry_run, std::shared_ptr<Responder>)> reload;
+    // cowctl upgrade: the binary to execute in place ("" = the one the daemon started from).
+    std::function<void(std::string binary, std::shared_ptr<Responder>)> upgrade;
     fsm::TimePoint started_at;
+    // Upgrades this daemon went through, and those that failed (the last one's reason): they
+    // travel with the state, so cowctl upgrade can tell a new image from a rolled back one.
+    std::uint64_t upgrades = 0;
+    std::uint64_t upgrade_failures = 0;
+    std::string upgrade_error;
     // `top`'s CPU figures between requests: used on the reader thread only, and its files
     // closed when no `top` request came for a while (cpu_idle).
     std::shared_ptr<views::CpuMeter> cpu = std::make_shared<views::CpuMeter>();

@@ -537,4 +537,109 @@ json::object Output::line_json(const Worker& w, const LogLine& l) {
     return o;
 }
 
+// In-place upgrade: the pipes' read ends stay open across execve, and what the daemon read from
+// them but had not delivered (a partial line) or keeps for `cowctl logs` (the ring) travels in
+// the state, so the next image misses no byte a worker wrote and repeats none.
+boost::json::object Output::save_state() const {
+    namespace json = boost::json;
+    json::array caps;
+    for (const auto& [id, c] : captures_) {
+        json::object o{{"id", id}};
+        for (const Stream* s : {c->out.get(), c->err.get()}) {
+            if (!s) continue;
+            const char* key = s->err ? "err" : "out";
+            o[key] =
+                json::object{{"fd", const_cast<Stream*>(s)->fd()}, {"partial", s->split.partial()}};
+        }
+        json::array ring;
+        if (c->ring)
+            for (const auto& l : *c->ring)
+                ring.push_back(json::array{l.ts_ms, l.pid, l.err, l.continued, l.text});
+        o["ring"] = std::move(ring);
+        caps.push_back(std::move(o));
+    }
+    json::object stats;
+    for (const auto& [pool, st] : stats_)
+        stats[pool] = json::array{st.lines[0], st.lines[1],        st.bytes[0],       st.bytes[1],
+                                  st.dropped,  st.write_errors[0], st.write_errors[1]};
+    return json::object{{"captures", std::move(caps)}, {"stats", std::move(stats)}};
+}
+
+std::vector<int> Output::handover_fds() const {
+    std::vector<int> fds;
+    for (const auto& [id, c] : captures_)
+        for (Stream* s : {c->out.get(), c->err.get()})
+            if (s) fds.push_back(s->fd());
+    return fds;
+}
+
+void Output::restore_state(const boost::json::object& state,
+                           const std::function<Worker*(std::uint64_t)>& find) {
+    namespace json = boost::json;
+    auto get = [](const json::object& o, std::string_view k) -> const json::value* {
+        return o.if_contains(k);
+    };
+    if (const auto* caps = get(state, "captures"); caps && caps->is_array())
+        for (const auto& cv : caps->as_array()) {
+            if (!cv.is_object()) continue;
+            const auto& co = cv.as_object();
+            const auto* idv = get(co, "id");
+            Worker* w = idv ? find(idv->to_number<std::uint64_t>()) : nullptr;
+            std::vector<int> fds;
+            for (const char* key : {"out", "err"})
+                if (const auto* sv = get(co, key); sv && sv->is_object())
+                    if (const auto* fd = get(sv->as_object(), "fd"))
+                        fds.push_back(fd->to_number<int>());
+            if (!w) {  // a slot the new image does not have: its pipes go
+                for (int fd : fds)
+                    ::close(fd);
+                continue;
+            }
+            Capture& c = capture_of(*w);
+            for (const char* key : {"out", "err"}) {
+                const auto* sv = get(co, key);
+                if (!sv || !sv->is_object()) continue;
+                const auto& so = sv->as_object();
+                const bool err = key[0] == 'e';
+                auto& s = err ? c.err : c.out;
+                s = std::make_unique<Stream>(&c, err, io_, daemon_.log_line_max);
+                s->parked = get(so, "fd")->to_number<int>();
+                if (const auto* p = get(so, "partial"); p && p->is_string())
+                    s->split.restore(std::string(p->as_string()));
+                if (int size = ::fcntl(s->parked, F_GETPIPE_SZ); size > 0)
+                    s->small_read = static_cast<std::size_t>(size) / 4;
+                if (w->pid > 0) {
+                    s->pid = w->pid;
+                    s->eof = false;
+                    arm(*s);
+                }
+            }
+            if (const auto* r = get(co, "ring"); r && r->is_array() && !r->as_array().empty()) {
+                c.ring.emplace();
+                for (const auto& lv : r->as_array()) {
+                    if (!lv.is_array() || lv.as_array().size() != 5) continue;
+                    const auto& a = lv.as_array();
+                    LogLine l{a[0].to_number<std::int64_t>(), a[1].to_number<pid_t>(),
+                              a[2].is_bool() && a[2].as_bool(), a[3].is_bool() && a[3].as_bool(),
+                              a[4].is_string() ? std::string(a[4].as_string()) : std::string()};
+                    c.ring_bytes += l.text.size() + 32;
+                    c.ring->push_back(std::move(l));
+                }
+            }
+        }
+    if (const auto* st = get(state, "stats"); st && st->is_object())
+        for (const auto& [pool, v] : st->as_object()) {
+            if (!v.is_array() || v.as_array().size() != 7) continue;
+            const auto& a = v.as_array();
+            auto& s = stats_[std::string(pool)];
+            s.lines[0] = a[0].to_number<std::uint64_t>();
+            s.lines[1] = a[1].to_number<std::uint64_t>();
+            s.bytes[0] = a[2].to_number<std::uint64_t>();
+            s.bytes[1] = a[3].to_number<std::uint64_t>();
+            s.dropped = a[4].to_number<std::uint64_t>();
+            s.write_errors[0] = a[5].to_number<std::uint64_t>();
+            s.write_errors[1] = a[6].to_number<std::uint64_t>();
+        }
+}
+
 }  // namespace cow

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -71,6 +72,13 @@ class Output : public OutputHooks {
     // included) goes to resp as an item until the client or the target goes away.
     void follow(FollowTarget target, int stream, std::shared_ptr<ItemStream> resp);
     static boost::json::object line_json(const Worker& w, const LogLine& l);
+
+    // In-place upgrade: the captures (pipes, partial lines, rings) and counters the next image
+    // takes up, the fds they name, and taking them up (after the supervisor's slots).
+    boost::json::object save_state() const;
+    std::vector<int> handover_fds() const;
+    void restore_state(const boost::json::object& state,
+                       const std::function<Worker*(std::uint64_t)>& find);
 
     const std::map<std::string, PoolLogStats>& stats() const { return stats_; }
     std::size_t followers() const { return followers_.size(); }

@@ -12,7 +12,7 @@ namespace cow {
 namespace {
 
 // Most urgent first: a death is handled before a reload that the same read brought.
-constexpr int kSignals[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+constexpr int kSignals[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
 
 sigset_t handled_set() {
     sigset_t set;

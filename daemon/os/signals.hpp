@@ -1,4 +1,4 @@
-// The daemon's signals: SIGCHLD, SIGTERM, SIGINT, SIGHUP and SIGUSR1 become loop events.
+// The daemon's signals: SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 become loop events.
 // They are blocked and read from a signalfd, so the kernel coalesces a flood of them into one
 // pending bit each: a storm of 100,000 HUPs costs a handful of reads, never one handler run
 // per signal, and cannot crowd out a SIGCHLD. Nothing runs in signal context.

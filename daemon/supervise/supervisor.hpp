@@ -132,6 +132,14 @@ class Supervisor {
     // SIGKILL every tree; `why` goes into the causes of the exits it brings.
     void kill_everything(const std::string& why = "shutdown deadline");
 
+    // In-place upgrade (handover.cpp): why the slots cannot be handed over right now ("" when
+    // they can), the state the next image takes up, the fds it names, and, in the next image,
+    // taking that state up in place of boot(). restore_state returns why it could not.
+    std::string handover_blocker() const;
+    boost::json::object save_state() const;
+    std::vector<int> handover_fds() const;
+    std::string restore_state(const boost::json::object& state);
+
     // Callbacks run after each batch of events (reaping, timers, commands).
     struct Waiter {
         std::function<bool()> done;
