@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <spawn.h>
 #include <spdlog/spdlog.h>
@@ -303,13 +304,17 @@ std::string Daemon::take_over() {
         commands_->upgrade_error = why;
         ::unsetenv(upgrade::kFailedEnv);
     }
-    sd_ready_ = section(d, "sd").contains("ready") && section(d, "sd").at("ready").as_bool();
+    const auto* ready = section(d, "sd").if_contains("ready");
+    sd_ready_ = ready && ready->is_bool() && ready->as_bool();
     upgrade::disarm_rollback();
     const auto* from = st.if_contains("version");
     spdlog::info("upgrade: cowherd {} (pid {}) took over from cowherd {}{}", COWHERD_VERSION,
                  getpid(), from && from->is_string() ? std::string(from->as_string()) : "?",
                  rolled_back_ ? " after the new image gave back" : "");
     if (sd_.enabled()) sd_.send("READY=1\nSTATUS=upgraded to cowherd " COWHERD_VERSION);
+    // The document held the rings' lines a second time: gone now, and its pages given back.
+    inherited_.reset();
+    ::malloc_trim(0);
     // Children that exited while no image listened are zombies waiting: reap them now, each
     // attributed to its slot as usual.
     on_signal(SIGCHLD);
