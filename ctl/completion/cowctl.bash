@@ -12,9 +12,9 @@ _cowctl() {
     # bash splits "--timeout=5" into "--timeout" "=" "5".
     [[ $prev == = && $COMP_CWORD -ge 2 ]] && prev=${COMP_WORDS[COMP_CWORD-2]}
     [[ $cur == = ]] && cur=
-    local verbs="status start stop restart scale signal reload tree mem top logs history events health reopen shutdown version"
+    local verbs="status start stop restart scale signal reload tree mem top logs history events health reopen shutdown upgrade version"
     # Options that take a value: the word after them is that value, never a verb or a target.
-    local valued=" -s --socket --timeout --batch -n --lines --since --sort --maps "
+    local valued=" -s --socket --timeout --batch -n --lines --since --sort --maps --binary "
     local -a socket_args=()
     for ((i = 1; i < COMP_CWORD; i++)); do
         local w=${COMP_WORDS[i]}
@@ -31,7 +31,7 @@ _cowctl() {
         esac
     done
     case $prev in
-        -s|--socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        -s|--socket|--binary) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --timeout|--batch|-n|--lines|--since) COMPREPLY=(); return ;;
         --sort) COMPREPLY=($(compgen -W "pss uss rss" -- "$cur")); return ;;
         --maps) COMPREPLY=($(compgen -W "$(_cowctl_targets)" -- "$cur")); return ;;
@@ -52,6 +52,7 @@ _cowctl() {
         events) flags+=" -f --follow --since --pool" ;;
         signal) flags+=" --tree" ;;
         reload) flags+=" --dry-run --progress" ;;
+        upgrade) flags+=" --binary" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$flags" -- "$cur"))
@@ -65,7 +66,7 @@ _cowctl() {
             fi
             ((nargs == 1)) || return ;;
         scale) ((nargs == 0)) || return ;;
-        reload|health|reopen|shutdown|version) return ;;
+        reload|health|reopen|shutdown|upgrade|version) return ;;
         *) ((nargs == 0)) || return ;;
     esac
     COMPREPLY=($(compgen -W "all $(_cowctl_targets)" -- "$cur"))
