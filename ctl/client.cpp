@@ -102,8 +102,11 @@ std::variant<proto::Reply, Unreachable, TimedOut> Client::call(std::string_view 
         ssize_t n = ::read(fd_, chunk, sizeof chunk);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0)
-            return Unreachable{"cowherd closed the connection" +
-                               std::string(n < 0 ? std::string(": ") + std::strerror(errno) : "")};
+            return Unreachable{
+                "cowherd closed the connection" +
+                    std::string(n < 0 ? std::string(": ") + std::strerror(errno) : "") +
+                    " (an upgrade or a shutdown; retry)",
+                true};
         buf_.append(chunk, static_cast<std::size_t>(n));
     }
 }

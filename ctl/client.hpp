@@ -13,6 +13,10 @@ namespace cow::ctl {
 
 struct Unreachable {
     std::string message;  // "cannot reach cowherd at /run/...: No such file or directory"
+    // The daemon took the connection and closed it before the final reply: an image that is
+    // being replaced (cowctl upgrade) or exiting. A request that changes nothing may be sent
+    // again.
+    bool closed = false;
 };
 
 // The daemon took the request but its final reply did not come within the timeout.

@@ -67,13 +67,21 @@ int run(const Options& o, std::string_view cmd, json::object args,
         const Client::OnItem& on_item = {}, const std::function<void()>& settled = {}) {
     if (o.timeout_s > 0) timeout = std::chrono::seconds(o.timeout_s);
     auto path = socket_path(o);
-    auto c = Client::connect(path, std::chrono::seconds(2));
-    if (auto* u = std::get_if<Unreachable>(&c))
-        return fail(o, kUnreachable, "unreachable", u->message);
-    auto& client = std::get<Client>(c);
     // --json prints the result verbatim; only health needs its verdict parsed.
     const bool raw = o.json && cmd != proto::verb::health;
-    auto r = client.call(cmd, std::move(args), timeout, on_item, raw);
+    // A request that changes nothing is sent again when the daemon closed the connection under
+    // it (an upgrade replaces the image in milliseconds; the socket stays): its caller gets an
+    // answer rather than an error. A stream (logs -f, events -f) is not: it would repeat lines.
+    const bool retry = proto::read_only_verb(cmd) && !on_item;
+    std::variant<cow::proto::Reply, Unreachable, TimedOut> r = Unreachable{};
+    for (int attempt = 0;; ++attempt) {
+        auto c = Client::connect(path, std::chrono::seconds(2));
+        if (auto* u = std::get_if<Unreachable>(&c))
+            return fail(o, kUnreachable, "unreachable", u->message);
+        r = std::get<Client>(c).call(cmd, args, timeout, on_item, raw);
+        const auto* u = std::get_if<Unreachable>(&r);
+        if (!retry || !u || !u->closed || attempt == 3) break;
+    }
     if (settled) settled();
     if (auto* u = std::get_if<Unreachable>(&r))
         return fail(o, kUnreachable, "unreachable", u->message);

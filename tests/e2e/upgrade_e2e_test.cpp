@@ -2,7 +2,8 @@
 // of output is lost or repeated, restart counts, backoff deadlines and max_restarts windows
 // carry over, and every way an upgrade can fail leaves the old image running.
 #include <algorithm>
-#include <set>
+#include <atomic>
+#include <thread>
 
 #include "tests/e2e/harness.hpp"
 
@@ -114,6 +115,15 @@ TEST_F(Upgrade, HundredUpgradesUnderLoadKeepEveryWorkerLineAndCount) {
     const int load = under_load(
         port, 25,
         [&] {
+            // Clients in flight through every upgrade: each gets its answer.
+            std::atomic<bool> done{false};
+            std::atomic<int> asked{0}, unanswered{0};
+            std::thread poller([&] {
+                while (!done) {
+                    ++asked;
+                    if (ctl({"status", "--json"}).code != 0) ++unanswered;
+                }
+            });
             for (int i = 0; i < 99; ++i) {
                 auto r = upgrade(i % 2 == 0 ? b : bin("cowherd"));
                 if (r.code == 0) {
@@ -126,6 +136,10 @@ TEST_F(Upgrade, HundredUpgradesUnderLoadKeepEveryWorkerLineAndCount) {
             // Like for like: a fresh image after upgrade 1 and after upgrade 100, the flood
             // going on through both; what the images did in between must not show.
             fds = fd_count(daemon);
+            done = true;
+            poller.join();
+            EXPECT_GT(asked.load(), 20);
+            EXPECT_EQ(unanswered.load(), 0) << "of " << asked.load() << " status calls";
         },
         report);
     EXPECT_EQ(failed, 0) << first_error;
