@@ -11,6 +11,8 @@
 #include <exception>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <unistd.h>
@@ -61,10 +63,15 @@ int fail(const Options& o, int rc, std::string_view code, const std::string& mes
 
 // Sends one request and prints the reply; returns the exit code. `settled` runs once the
 // stream has ended, before anything else is printed (it clears a progress bar).
+// `resume`, for a stream: the daemon closed the connection (an upgrade): the request to send
+// on a new one, or nothing to give up.
+using Resume = std::function<std::optional<json::object>()>;
+
 int run(const Options& o, std::string_view cmd, json::object args,
         const std::function<std::string(const json::value&)>& human,
         std::chrono::milliseconds timeout = std::chrono::seconds(10),
-        const Client::OnItem& on_item = {}, const std::function<void()>& settled = {}) {
+        const Client::OnItem& on_item = {}, const std::function<void()>& settled = {},
+        const Resume& resume = {}) {
     if (o.timeout_s > 0) timeout = std::chrono::seconds(o.timeout_s);
     auto path = socket_path(o);
     // --json prints the result verbatim; only health needs its verdict parsed.
@@ -80,6 +87,14 @@ int run(const Options& o, std::string_view cmd, json::object args,
             return fail(o, kUnreachable, "unreachable", u->message);
         r = std::get<Client>(c).call(cmd, args, timeout, on_item, raw);
         const auto* u = std::get_if<Unreachable>(&r);
+        if (u && u->closed && resume) {
+            if (auto next = resume()) {
+                args = std::move(*next);
+                attempt = 0;
+                continue;
+            }
+            break;
+        }
         if (!retry || !u || !u->closed || attempt == 3) break;
     }
     if (settled) settled();
@@ -369,7 +384,32 @@ int cowctl(int argc, char** argv, Options& o) {
             a[proto::arg::since_ms] = d->count();
         }
         action = [&, a] {
+            // A follower outlives an upgrade of the daemon: it reconnects and asks for what
+            // came since it started, and each line's seq (per worker and stream) tells what it
+            // has printed already and what the daemon's ring no longer holds.
+            std::map<std::pair<std::string, std::string>, std::uint64_t> last;
+            const auto started = std::chrono::system_clock::now();
+            bool resumed = false;
+            int resumes = 0;
             auto print = [&](const json::value& v) {
+                const auto* l = v.is_object() ? &v.as_object() : nullptr;
+                const auto* seq = l ? l->if_contains("seq") : nullptr;
+                if (seq && seq->is_number()) {
+                    resumes = 0;
+                    const auto n = seq->to_number<std::uint64_t>();
+                    auto key = std::pair{std::string(l->at("worker").as_string()),
+                                         std::string(l->at("stream").as_string())};
+                    auto it = last.find(key);
+                    if (it != last.end() && n <= it->second) return;  // printed before
+                    if (it != last.end() && resumed && n > it->second + 1) {
+                        const json::value gap = n - it->second - 1;
+                        if (o.json)
+                            std::printf("{\"skipped\":%s}\n", json::serialize(gap).c_str());
+                        else
+                            std::fputs(render_skipped(gap, style).c_str(), stdout);
+                    }
+                    last[key] = n;
+                }
                 if (o.json)
                     std::printf("%s\n", json::serialize(v).c_str());
                 else if (const auto* n = skipped_count(v))
@@ -378,6 +418,20 @@ int cowctl(int argc, char** argv, Options& o) {
                     std::fputs(render_log_line(v, style).c_str(), stdout);
                 std::fflush(stdout);
             };
+            Resume resume;
+            if (log_follow)
+                resume = [&]() -> std::optional<json::object> {
+                    if (++resumes > 5) return std::nullopt;  // closed again and again: give up
+                    resumed = true;
+                    json::object next = a;
+                    next[proto::arg::lines] = 100000;
+                    next[proto::arg::since_ms] =
+                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now() - started)
+                            .count() +
+                        1;
+                    return next;
+                };
             return run(
                 o, proto::verb::logs, a,
                 [&](const json::value& v) {
@@ -386,7 +440,8 @@ int cowctl(int argc, char** argv, Options& o) {
                         out += render_log_line(l, style);
                     return out;
                 },
-                log_follow ? std::chrono::milliseconds(-1) : std::chrono::seconds(10), print);
+                log_follow ? std::chrono::milliseconds(-1) : std::chrono::seconds(10), print, {},
+                resume);
         };
     });
 

@@ -91,7 +91,7 @@ Followers::Match Followers::match(const std::string& pool, const std::string& wo
 }
 
 void Followers::send(const Match& m, std::int64_t ts_ms, const std::string& worker, pid_t pid,
-                     bool err, std::string_view line, bool continued) {
+                     bool err, std::string_view line, bool continued, std::uint64_t seq) {
     // Followers that are skipping only count: no need to format the line for them.
     bool any = false;
     for (const auto& f : m) {
@@ -107,6 +107,7 @@ void Followers::send(const Match& m, std::int64_t ts_ms, const std::string& work
                    {"stream", err ? proto::stream::err : proto::stream::out},
                    {"line", valid_utf8(line)}};
     if (continued) o["continued"] = true;
+    o["seq"] = seq;
     const std::string item = json::serialize(o);
     for (const auto& f : m)
         if (!f->skipping) f->offer(item);

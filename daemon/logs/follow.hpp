@@ -36,7 +36,7 @@ class Followers {
     Match match(const std::string& pool, const std::string& worker, bool err);
     // One line to every follower in m (serialized once for all of them).
     static void send(const Match& m, std::int64_t ts_ms, const std::string& worker, pid_t pid,
-                     bool err, std::string_view line, bool continued);
+                     bool err, std::string_view line, bool continued, std::uint64_t seq);
 
     // A worker scaled away; its pool is still there.
     void worker_removed(const std::string& pool, const std::string& worker);

@@ -90,7 +90,8 @@ struct Output::Capture {
     std::optional<std::deque<LogLine>> ring;
     std::size_t ring_bytes = 0;
     bool removed = false;
-    std::uint32_t account = 0;  // its stdout's; stderr's is the next
+    std::uint32_t account = 0;           // its stdout's; stderr's is the next
+    std::uint64_t next_seq[2] = {1, 1};  // LogLine::seq, by stream
 };
 
 Output::Output(boost::asio::io_context& io, LogWriter& writer, const config::DaemonConfig& d)
@@ -372,6 +373,7 @@ void Output::deliver(Stream& s, std::string_view chunk, bool eof, LogWriter::Buf
     };
     auto emit = [&](std::string_view line, bool continued) {
         ++lines;
+        const std::uint64_t seq = c.next_seq[s.err]++;
         // The ring keeps the most recent lines within log_ring bytes, a line costing its text
         // + 32. A line followed in this chunk by log_ring bytes of complete lines would be
         // evicted before the chunk is done, so it is not copied at all: with a 256 KiB read
@@ -379,7 +381,7 @@ void Output::deliver(Stream& s, std::string_view chunk, bool eof, LogWriter::Buf
         const std::size_t rest = bytes_after(line);
         const std::size_t tail = s.split.max_line();
         if (rest <= tail || rest - tail < c.cfg->log_ring) {
-            LogLine l{ts, s.pid, s.err, continued, std::string(line)};
+            LogLine l{ts, s.pid, s.err, continued, std::string(line), seq};
             c.ring_bytes += l.text.size() + 32;
             if (!c.ring) c.ring.emplace();
             c.ring->push_back(std::move(l));
@@ -388,7 +390,7 @@ void Output::deliver(Stream& s, std::string_view chunk, bool eof, LogWriter::Buf
                 c.ring->pop_front();
             }
         }
-        Followers::send(fan, ts, c.worker, s.pid, s.err, line, continued);
+        Followers::send(fan, ts, c.worker, s.pid, s.err, line, continued, seq);
         switch (sink.kind) {
             case config::OutputSink::Kind::console:
                 batch += c.prefix;
@@ -534,6 +536,7 @@ json::object Output::line_json(const Worker& w, const LogLine& l) {
                    {"stream", l.err ? proto::stream::err : proto::stream::out},
                    {"line", valid_utf8(l.text)}};
     if (l.continued) o["continued"] = true;
+    o["seq"] = l.seq;
     return o;
 }
 
@@ -554,8 +557,9 @@ boost::json::object Output::save_state() const {
         json::array ring;
         if (c->ring)
             for (const auto& l : *c->ring)
-                ring.push_back(json::array{l.ts_ms, l.pid, l.err, l.continued, l.text});
+                ring.push_back(json::array{l.ts_ms, l.pid, l.err, l.continued, l.text, l.seq});
         o["ring"] = std::move(ring);
+        o["next_seq"] = json::array{c->next_seq[0], c->next_seq[1]};
         caps.push_back(std::move(o));
     }
     json::object stats;
@@ -617,15 +621,21 @@ void Output::restore_state(const boost::json::object& state,
             if (const auto* r = get(co, "ring"); r && r->is_array() && !r->as_array().empty()) {
                 c.ring.emplace();
                 for (const auto& lv : r->as_array()) {
-                    if (!lv.is_array() || lv.as_array().size() != 5) continue;
+                    if (!lv.is_array() || lv.as_array().size() < 5) continue;
                     const auto& a = lv.as_array();
                     LogLine l{a[0].to_number<std::int64_t>(), a[1].to_number<pid_t>(),
                               a[2].is_bool() && a[2].as_bool(), a[3].is_bool() && a[3].as_bool(),
                               a[4].is_string() ? std::string(a[4].as_string()) : std::string()};
+                    if (a.size() > 5) l.seq = a[5].to_number<std::uint64_t>();
                     c.ring_bytes += l.text.size() + 32;
                     c.ring->push_back(std::move(l));
                 }
             }
+            if (const auto* n = get(co, "next_seq");
+                n && n->is_array() && n->as_array().size() == 2)
+                for (int i = 0; i < 2; ++i)
+                    c.next_seq[i] =
+                        n->as_array()[static_cast<std::size_t>(i)].to_number<std::uint64_t>();
         }
     if (const auto* st = get(state, "stats"); st && st->is_object())
         for (const auto& [pool, v] : st->as_object()) {

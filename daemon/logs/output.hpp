@@ -39,6 +39,10 @@ struct LogLine {
     bool err;          // stderr
     bool continued;    // a piece of a line longer than log_line_max
     std::string text;  // raw bytes
+    // Counts the worker slot's lines of this stream from 1, across restarts and upgrades: a
+    // follower that reconnects (cowctl logs -f after an upgrade) skips what it has seen and
+    // can tell what the ring no longer holds.
+    std::uint64_t seq = 0;
 };
 
 struct PoolLogStats {

@@ -227,7 +227,8 @@ TEST_F(FollowBudget, ASlowFollowerSkipsAheadAndGetsTheCount) {
     auto send_lines = [&](int from, int n) {
         for (int i = from; i < from + n; ++i) {
             auto m = followers.match("p", "p.0", false);
-            Followers::send(m, 0, "p.0", 1, false, std::to_string(i) + " " + payload, false);
+            Followers::send(m, 0, "p.0", 1, false, std::to_string(i) + " " + payload, false,
+                            static_cast<std::uint64_t>(i) + 1);
             io.poll();
         }
     };
