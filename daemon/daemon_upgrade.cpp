@@ -294,7 +294,7 @@ std::string Daemon::take_over() {
     const auto& d = section(st, "daemon");
     auto count = [&](std::string_view key) -> std::uint64_t {
         const auto* n = d.if_contains(key);
-        return n && n->is_int64() ? static_cast<std::uint64_t>(n->as_int64()) : 0;
+        return n && (n->is_int64() || n->is_uint64()) ? n->to_number<std::uint64_t>() : 0;
     };
     commands_->upgrades = count("upgrades") + (rolled_back_ ? 0 : 1);
     commands_->upgrade_failures = count("upgrade_failures") + (rolled_back_ ? 1 : 0);

@@ -19,16 +19,19 @@ namespace {
 std::int64_t ns(fsm::TimePoint t) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
+// Whole numbers, however the writer held them (a parsed document has int64, one built in
+// memory may have uint64).
+bool whole(const json::value* v) {
+    return v && (v->is_int64() || v->is_uint64());
+}
 fsm::TimePoint at(const json::value* v) {
-    if (!v || !v->is_int64()) return {};
-    return fsm::TimePoint(
-        std::chrono::duration_cast<fsm::Clock::duration>(std::chrono::nanoseconds(v->as_int64())));
+    if (!whole(v)) return {};
+    return fsm::TimePoint(std::chrono::duration_cast<fsm::Clock::duration>(
+        std::chrono::nanoseconds(v->to_number<std::int64_t>())));
 }
 std::int64_t i64(const json::object& o, std::string_view k, std::int64_t def = 0) {
     const auto* v = o.if_contains(k);
-    return v && v->is_int64()    ? v->as_int64()
-           : v && v->is_uint64() ? static_cast<std::int64_t>(v->as_uint64())
-                                 : def;
+    return whole(v) ? v->to_number<std::int64_t>() : def;
 }
 std::uint64_t u64(const json::object& o, std::string_view k) {
     return static_cast<std::uint64_t>(i64(o, k));
@@ -275,7 +278,7 @@ std::string Supervisor::restore_state(const json::object& s) {
         w.restarts = u64(o, "restarts");
         w.exits.clear();
         for (const auto& [k, n] : obj(o, "exits"))
-            if (n.is_int64()) w.exits[std::string(k)] = static_cast<std::uint64_t>(n.as_int64());
+            if (n.is_number()) w.exits[std::string(k)] = n.to_number<std::uint64_t>();
         w.stop_reason = str(o, "stop_reason");
         w.sent = sent_of(arr(o, "sent"));
         w.history.clear();
