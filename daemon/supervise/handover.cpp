@@ -7,6 +7,7 @@
 
 #include "core/proc/proc_id.hpp"
 #include "daemon/os/leftovers.hpp"
+#include "daemon/supervise/rolling.hpp"
 #include "daemon/supervise/supervisor.hpp"
 
 namespace cow {
@@ -147,6 +148,17 @@ json::object worker_json(const Worker& w) {
         swept.push_back(json::array{p.pid, p.starttime});
     o["swept"] = std::move(swept);
     o["swept_generation"] = w.swept_generation;
+    if (w.pred) {
+        const auto& p = *w.pred;
+        o["pred"] = json::object{{"pid", p.pid},
+                                 {"starttime", leftovers::starttime_of(p.pid)},
+                                 {"generation", p.generation},
+                                 {"cgroup", p.cgroup},
+                                 {"started_at", ns(p.started_at)},
+                                 {"signaled", p.signaled},
+                                 {"kill_at", p.kill_at ? ns(*p.kill_at) : 0},
+                                 {"sent", sent_json(p.sent)}};
+    }
     const auto& s = w.slot;
     json::array recent;
     for (auto t : s.recent_restarts)
@@ -162,7 +174,6 @@ json::object worker_json(const Worker& w) {
 
 std::string Supervisor::handover_blocker() const {
     if (shutting_down_) return "the daemon is shutting down";
-    if (rollout_->any()) return "a rolling restart is in progress";
     if (!start_queue_.empty()) return "workers are still being started";
     if (!waiters_.empty()) return "a command is waiting for workers to settle";
     if (!crash_draining_.empty()) return "a crashed worker's leftovers are being stopped";
@@ -175,8 +186,7 @@ std::string Supervisor::handover_blocker() const {
             return "pool " + p->name() + " is waiting for its depends_on";
         if (p->removed) return "pool " + p->name() + " is being removed";
         for (const auto& w : p->workers)
-            if (w->pred || w->draining || w->drain_until)
-                return w->name + " is between two processes";
+            if (w->draining || w->drain_until) return w->name + " is between two processes";
     }
     return {};
 }
@@ -210,7 +220,8 @@ json::object Supervisor::save_state() const {
     return json::object{{"next_worker_id", next_worker_id_},
                         {"pools", std::move(pools)},
                         {"workers", std::move(workers)},
-                        {"orphans", std::move(orphans)}};
+                        {"orphans", std::move(orphans)},
+                        {"rolls", rollout_->save_state()}};
 }
 
 std::vector<int> Supervisor::handover_fds() const {
@@ -311,6 +322,19 @@ std::string Supervisor::restore_state(const json::object& s) {
                 w.swept.push_back(ProcId{static_cast<pid_t>(pv.as_array()[0].to_number<int>()),
                                          pv.as_array()[1].to_number<std::uint64_t>()});
         w.swept_generation = u64(o, "swept_generation");
+        w.pred.reset();
+        if (const auto* pv = o.if_contains("pred"); pv && pv->is_object()) {
+            const auto& po = pv->as_object();
+            Worker::Predecessor p;
+            p.pid = static_cast<pid_t>(i64(po, "pid"));
+            p.generation = u64(po, "generation");
+            p.cgroup = str(po, "cgroup");
+            p.started_at = at(po.if_contains("started_at"));
+            p.signaled = flag(po, "signaled");
+            if (i64(po, "kill_at") != 0) p.kill_at = at(po.if_contains("kill_at"));
+            p.sent = sent_of(arr(po, "sent"));
+            if (p.pid > 0) w.pred = std::move(p);
+        }
         if (o.contains("timer_at")) timers_.arm(w, at(o.if_contains("timer_at")));
     }
     by_id_.clear();
@@ -341,6 +365,17 @@ std::string Supervisor::restore_state(const json::object& s) {
                 lineage_.own_cgroup(w->cgroup, Lineage::Owner{w->id, w->generation, w->name});
             lineage_.add_main(w->pid, *w);
         }
+    // The old processes of rolls in progress: the Lineage knows them as predecessors.
+    for (const auto& p : pools_)
+        for (auto& w : p->workers) {
+            if (!w->pred) continue;
+            if (!w->pred->cgroup.empty())
+                lineage_.own_cgroup(w->pred->cgroup,
+                                    Lineage::Owner{w->id, w->pred->generation, w->name});
+            lineage_.add_main(w->pred->pid, *w);
+            lineage_.to_predecessor(w->pred->pid, *w);
+        }
+    if (auto why = rollout_->restore_state(arr(s, "rolls")); !why.empty()) return why;
     for (const auto& ov : arr(s, "orphans")) {
         if (!ov.is_object()) continue;
         const auto& oo = ov.as_object();
@@ -367,6 +402,57 @@ std::string Supervisor::restore_state(const json::object& s) {
     }
     spdlog::info("took over {} workers and {} orphans from the previous image",
                  arr(s, "workers").size(), lineage_.orphans().size());
+    return {};
+}
+
+json::array Rollout::save_state() const {
+    json::array out;
+    for (const auto& r : rolls_) {
+        json::array queue, inflight;
+        for (auto id : r->queue)
+            queue.push_back(id);
+        for (const auto& [id, f] : r->inflight)
+            inflight.push_back(json::object{{"id", id},
+                                            {"generation", f.generation},
+                                            {"roll_failures", f.roll_failures},
+                                            {"old_pid", f.old_pid}});
+        out.push_back(json::object{{"pool", r->pool->name()},
+                                   {"queue", std::move(queue)},
+                                   {"inflight", std::move(inflight)},
+                                   {"batch", r->batch},
+                                   {"total", r->total},
+                                   {"done", r->done},
+                                   {"failed", r->failed}});
+    }
+    return out;
+}
+
+std::string Rollout::restore_state(const json::array& rolls) {
+    for (const auto& rv : rolls) {
+        if (!rv.is_object()) return "a roll in the state is not an object";
+        const auto& ro = rv.as_object();
+        const Pool* pool = sup_.find_pool(str(ro, "pool"));
+        if (!pool) return "the roll of pool " + str(ro, "pool") + " has no pool";
+        auto r = std::make_unique<Roll>();
+        r->pool = pool;
+        for (const auto& id : arr(ro, "queue"))
+            if (whole(&id) && sup_.find_worker(id.to_number<std::uint64_t>()))
+                r->queue.push_back(id.to_number<std::uint64_t>());
+        for (const auto& fv : arr(ro, "inflight")) {
+            if (!fv.is_object()) continue;
+            const auto& fo = fv.as_object();
+            r->inflight[u64(fo, "id")] =
+                Roll::InFlight{u64(fo, "generation"), u64(fo, "roll_failures"),
+                               static_cast<pid_t>(i64(fo, "old_pid"))};
+        }
+        r->batch = static_cast<int>(i64(ro, "batch", 1));
+        r->total = static_cast<int>(i64(ro, "total"));
+        r->done = static_cast<int>(i64(ro, "done"));
+        r->failed = str(ro, "failed");
+        spdlog::info("pool {}: rolling restart taken over, {} of {} done", pool->name(), r->done,
+                     r->total);
+        rolls_.push_back(std::move(r));
+    }
     return {};
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
 #include "daemon/supervise/worker.hpp"
@@ -46,6 +47,11 @@ class Rollout {
     void retire_pred(Worker& w);
     // The successor failed before it was ready: the old process is the slot's again.
     void rollback(Worker& w, const std::string& why, fsm::State from);
+
+    // In-place upgrade (handover.cpp): the rolls in progress, and taking them up (after the
+    // slots) in the next image, where nobody waits for their callbacks any more.
+    boost::json::array save_state() const;
+    std::string restore_state(const boost::json::array& rolls);
 
   private:
     struct Roll {

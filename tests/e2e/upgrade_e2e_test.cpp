@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "tests/e2e/harness.hpp"
@@ -197,6 +198,54 @@ TEST_F(Upgrade, HundredUpgradesUnderLoadKeepEveryWorkerLineAndCount) {
     std::fprintf(stderr, "daemon RSS, median of 10 fresh images: %ld kB at first, %ld kB last\n",
                  first, last);
     EXPECT_EQ(log_count("sending TERM"), 0);
+}
+
+TEST_F(Upgrade, ARollingRestartGoesOnThroughUpgrades) {
+    const int port = free_port();
+    // Each replacement takes 600 ms to be ready: four of them, one at a time, span the upgrades.
+    start("  web:\n    command: [\"" + bin("cow-http") +
+          "\", --startup-delay, \"600\"]\n    workers: 4\n    ready: notify\n"
+          "    start_timeout: 10s\n    sockets: [{name: http, listen: \"tcp://127.0.0.1:" +
+          std::to_string(port) + "\"}]\n");
+    ASSERT_TRUE(
+        WaitFor([&] { return count_state("web", "running") == 4; }, std::chrono::seconds(20)));
+    std::set<std::int64_t> old;
+    for (auto& w : workers("web"))
+        old.insert(as_int(w["pid"]));
+    std::string report;
+    int upgrades = 0;
+    const int load = under_load(
+        port, 8,
+        [&] {
+            // The operator's cowctl waits for the roll; the first upgrade cuts it off (it is
+            // told so), and the roll goes on in each new image.
+            pid_t restart =
+                spawn_with({bin("cowctl"), "--socket", socket, "restart", "web"}, -1, -1);
+            ASSERT_GT(restart, 0);
+            ASSERT_TRUE(WaitFor([&] { return log_count("rolling restart of 4 workers") == 1; }));
+            // Upgrades while the roll goes on, until it is over.
+            ASSERT_TRUE(WaitFor(
+                [&] {
+                    if (upgrade().code == 0) ++upgrades;
+                    int replaced = 0;
+                    for (auto& w : workers("web"))
+                        replaced += w["state"].as_string() == "running" &&
+                                    !old.count(as_int(w["pid"])) && !w.contains("replacing_pid");
+                    return replaced == 4;
+                },
+                std::chrono::seconds(30)));
+        },
+        report);
+    EXPECT_EQ(load, 0) << "requests failed during the roll and the upgrades:\n" << report;
+    EXPECT_GE(upgrades, 5);
+    for (auto& w : workers("web")) {
+        EXPECT_EQ(as_int(w["generation"]), 2) << w["name"];
+        EXPECT_EQ(as_int(w["restarts"]), 0) << w["name"];
+    }
+    for (auto pid : old)
+        EXPECT_FALSE(alive(static_cast<pid_t>(pid))) << "old pid " << pid;
+    EXPECT_EQ(log_count("rolling restart done, 4 of 4 replaced"), 1);
+    EXPECT_GE(log_count("rolling restart taken over"), 3);
 }
 
 TEST_F(Upgrade, EveryFailureLeavesTheRunningImageAndItsWorkers) {
