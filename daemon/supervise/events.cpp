@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 
 namespace cow {
@@ -37,6 +38,35 @@ std::vector<const EventRecord*> EventLog::since(fsm::TimePoint from, std::string
     for (const auto& r : ring_)
         if (r.at >= from && (pool.empty() || r.pool.empty() || r.pool == pool)) out.push_back(&r);
     return out;
+}
+
+boost::json::object EventLog::save_state() const {
+    boost::json::array ring;
+    for (const auto& r : ring_)
+        ring.push_back(boost::json::array{
+            r.seq,
+            std::chrono::duration_cast<std::chrono::nanoseconds>(r.at.time_since_epoch()).count(),
+            r.kind, r.pool, r.json});
+    return boost::json::object{{"seq", seq_}, {"ring", std::move(ring)}};
+}
+
+void EventLog::restore_state(const boost::json::object& state) {
+    if (const auto* n = state.if_contains("seq"); n && n->is_number())
+        seq_ = n->to_number<std::uint64_t>();
+    const auto* ring = state.if_contains("ring");
+    if (!ring || !ring->is_array()) return;
+    ring_.clear();
+    for (const auto& v : ring->as_array()) {
+        if (!v.is_array() || v.as_array().size() != 5) continue;
+        const auto& a = v.as_array();
+        if (!a[2].is_string() || !a[3].is_string() || !a[4].is_string()) continue;
+        ring_.push_back(EventRecord{a[0].to_number<std::uint64_t>(),
+                                    fsm::TimePoint(std::chrono::duration_cast<fsm::Clock::duration>(
+                                        std::chrono::nanoseconds(a[1].to_number<std::int64_t>()))),
+                                    std::string(a[2].as_string()), std::string(a[3].as_string()),
+                                    std::string(a[4].as_string())});
+        if (ring_.size() > keep_) ring_.pop_front();
+    }
 }
 
 }  // namespace cow

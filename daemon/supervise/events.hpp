@@ -41,6 +41,10 @@ class EventLog {
     std::vector<const EventRecord*> since(fsm::TimePoint from, std::string_view pool) const;
     std::uint64_t emitted() const { return seq_; }
 
+    // In-place upgrade: the kept events and the count go on in the next image.
+    boost::json::object save_state() const;
+    void restore_state(const boost::json::object& state);
+
     // Each event as it is emitted (the live subscribers).
     std::function<void(const EventRecord&)> on_event;
 

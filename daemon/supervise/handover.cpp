@@ -217,11 +217,10 @@ json::object Supervisor::save_state() const {
                                        {"terminating", o.terminating},
                                        {"kill_at", o.kill_at ? ns(*o.kill_at) : 0},
                                        {"adopted_at", ns(o.adopted_at)}});
-    return json::object{{"next_worker_id", next_worker_id_},
-                        {"pools", std::move(pools)},
-                        {"workers", std::move(workers)},
-                        {"orphans", std::move(orphans)},
-                        {"rolls", rollout_->save_state()}};
+    return json::object{{"next_worker_id", next_worker_id_}, {"pools", std::move(pools)},
+                        {"workers", std::move(workers)},     {"orphans", std::move(orphans)},
+                        {"rolls", rollout_->save_state()},   {"events", events_.save_state()},
+                        {"reaped", lineage_.reaped_count()}};
 }
 
 std::vector<int> Supervisor::handover_fds() const {
@@ -376,6 +375,8 @@ std::string Supervisor::restore_state(const json::object& s) {
             lineage_.to_predecessor(w->pred->pid, *w);
         }
     if (auto why = rollout_->restore_state(arr(s, "rolls")); !why.empty()) return why;
+    events_.restore_state(obj(s, "events"));
+    lineage_.set_reaped_count(u64(s, "reaped"));
     for (const auto& ov : arr(s, "orphans")) {
         if (!ov.is_object()) continue;
         const auto& oo = ov.as_object();

@@ -100,6 +100,7 @@ class Lineage {
     bool empty() const { return by_pid_.empty() && orphans_.empty() && pred_by_pid_.empty(); }
     std::size_t live_processes() const { return by_pid_.size() + orphans_.size(); }
     std::uint64_t reaped_count() const { return reaped_; }
+    void set_reaped_count(std::uint64_t n) { reaped_ = n; }  // the previous image's (upgrade)
     std::uint64_t epoch() const { return epoch_; }
 
   private:
