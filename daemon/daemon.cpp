@@ -321,6 +321,7 @@ void Daemon::on_signal(int signo) {
     // A batch is bounded: past it, the rest is reaped on a later turn of the loop, so that
     // control requests and timers get theirs even while workers exit as fast as they restart.
     auto on_exit = [this](pid_t pid, int status) {
+        if (check_reaped(pid, status)) return;
         if (helpers_ && helpers_->reaped(pid, status)) return;
         if (hooks_ && hooks_->reaped(pid, status)) return;
         sup_->on_reaped(pid, status);

@@ -4,6 +4,8 @@
 // in one file so that the order reads top to bottom.
 #pragma once
 
+#include <array>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "config/config.hpp"
@@ -67,7 +70,11 @@ class Daemon {
     // In-place upgrade (daemon_upgrade.cpp).
     void upgrade(std::string binary, std::shared_ptr<Responder> resp);
     std::string upgrade_blocker() const;
-    std::string preflight(const std::string& binary, const std::string& state);
+    void preflight(const std::string& binary, const std::string& state,
+                   std::function<void(std::string why)> done);
+    void read_check();
+    bool check_reaped(pid_t pid, int status);
+    void finish_check();
     void exec_upgrade(const std::string& path);
     boost::json::object save_state(int exe_fd) const;
     std::vector<int> handover_fds();
@@ -136,6 +143,20 @@ class Daemon {
     bool exec_started_ = false;
     bool usr2_pending_ = false;
     boost::asio::steady_timer upgrade_timer_{io_};
+    // The new binary's --check-upgrade run, under way: its answer on a pipe, its exit from the
+    // reaper, a deadline.
+    struct Check {
+        explicit Check(boost::asio::io_context& io) : out(io), deadline(io) {}
+        pid_t pid = 0;
+        std::string binary, said;
+        std::array<char, 4096> buf{};
+        boost::asio::posix::stream_descriptor out;
+        boost::asio::steady_timer deadline;
+        std::optional<int> status;
+        bool eof = false, timed_out = false;
+        std::function<void(std::string)> done;
+    };
+    std::unique_ptr<Check> check_;
 };
 
 }  // namespace cow

@@ -101,14 +101,16 @@ std::vector<int> Daemon::handover_fds() {
 
 // The new binary reads a copy of the state and the config as it would for real, and says
 // whether it can take them up: a binary that cannot is refused before anything is handed over.
-std::string Daemon::preflight(const std::string& binary, const std::string& text) {
+// The loop goes on meanwhile (status, reaping): its answer and its exit come back as events.
+void Daemon::preflight(const std::string& binary, const std::string& text,
+                       std::function<void(std::string why)> done) {
     auto copy = handover::to_memfd("cowherd-state-check", text);
-    if (copy.index() == 1) return std::get<1>(copy);
+    if (copy.index() == 1) return done(std::get<1>(copy));
     const int state = std::get<0>(copy);
     int out[2];
-    if (::pipe2(out, O_CLOEXEC) < 0) {
+    if (::pipe2(out, O_CLOEXEC | O_NONBLOCK) < 0) {
         ::close(state);
-        return std::string("pipe: ") + std::strerror(errno);
+        return done(std::string("pipe: ") + std::strerror(errno));
     }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -136,77 +138,104 @@ std::string Daemon::preflight(const std::string& binary, const std::string& text
     ::close(state);
     if (rc != 0) {
         ::close(out[0]);
-        return "cannot execute " + binary + ": " + std::strerror(rc);
+        return done("cannot execute " + binary + ": " + std::strerror(rc));
     }
-    // Its answer is a few lines; the loop waits for it, bounded, as for a template's.
-    std::string said;
-    const auto until = sys_.now() + std::chrono::milliseconds(kPreflightMs);
-    bool timed_out = false;
-    for (;;) {
-        auto left = std::chrono::duration_cast<Millis>(until - sys_.now()).count();
-        if (left <= 0) {
-            timed_out = true;
-            break;
-        }
-        pollfd p{out[0], POLLIN, 0};
-        int n = ::poll(&p, 1, static_cast<int>(left));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) continue;
-        char buf[4096];
-        ssize_t got = ::read(out[0], buf, sizeof buf);
-        if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) break;
-        if (said.size() < 16384) said.append(buf, static_cast<std::size_t>(got));
-    }
-    ::close(out[0]);
-    if (timed_out) ::kill(pid, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    sup_->helper_started(pid);  // a child of the daemon's own, never an orphan
+    check_ = std::make_unique<Check>(io_);
+    check_->pid = pid;
+    check_->binary = binary;
+    check_->done = std::move(done);
+    check_->out.assign(out[0]);
+    read_check();
+    check_->deadline.expires_after(std::chrono::milliseconds(kPreflightMs));
+    check_->deadline.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || !check_ || check_->status) return;
+        check_->timed_out = true;
+        ::kill(check_->pid, SIGKILL);
+    });
+}
+
+void Daemon::read_check() {
+    check_->out.async_read_some(boost::asio::buffer(check_->buf),
+                                [this](const boost::system::error_code& ec, std::size_t n) {
+                                    if (!check_) return;
+                                    if (n > 0 && check_->said.size() < 16384)
+                                        check_->said.append(check_->buf.data(), n);
+                                    if (ec) {
+                                        check_->eof = true;
+                                        return finish_check();
+                                    }
+                                    read_check();
+                                });
+}
+
+// The reaper found the check's exit (on_signal): taken here, never by the supervisor.
+bool Daemon::check_reaped(pid_t pid, int status) {
+    if (!check_ || check_->pid != pid) return false;
+    sup_->helper_reaped(pid);
+    check_->status = status;
+    finish_check();
+    return true;
+}
+
+void Daemon::finish_check() {
+    if (!check_->eof || !check_->status) return;
+    const std::unique_ptr<Check> c = std::move(check_);
+    const int status = *c->status;
+    std::string said = std::move(c->said);
     while (!said.empty() && (said.back() == '\n' || said.back() == ' '))
         said.pop_back();
-    if (timed_out) return binary + " did not answer its check within 10s";
+    const std::string& binary = c->binary;
+    if (c->timed_out) return c->done(binary + " did not answer its check within 10s");
     // Only a cowherd says this: a binary that exits 0 for anything is no daemon to hand over to.
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         if (said.starts_with("cowherd ") && said.find(" can take over") != std::string::npos)
-            return {};
-        return binary + " does not speak cowherd's upgrade check" +
-               (said.empty() ? std::string() : " (it said: " + said.substr(0, 200) + ")");
+            return c->done({});
+        return c->done(binary + " does not speak cowherd's upgrade check" +
+                       (said.empty() ? std::string() : " (it said: " + said.substr(0, 200) + ")"));
     }
     std::string how = WIFEXITED(status)
                           ? "exited " + std::to_string(WEXITSTATUS(status))
                           : "was killed by signal " + std::to_string(WTERMSIG(status));
-    return binary + " " + how + (said.empty() ? std::string() : ": " + said);
+    c->done(binary + " " + how + (said.empty() ? std::string() : ": " + said));
 }
 
 void Daemon::upgrade(std::string binary, std::shared_ptr<Responder> resp) {
-    auto refuse = [&](proto::ErrorCode code, const std::string& why) {
+    auto refuse = [](const std::shared_ptr<Responder>& r, proto::ErrorCode code,
+                     const std::string& why) {
         spdlog::warn("upgrade refused: {}", why);
-        if (resp) resp->error(code, why);
+        if (r) r->error(code, why);
     };
     if (auto why = upgrade_blocker(); !why.empty())
-        return refuse(proto::ErrorCode::busy,
+        return refuse(resp, proto::ErrorCode::busy,
                       "cannot upgrade now: " + why + "; retry once it is over");
     const std::string path = binary.empty() ? self_path_ : binary;
-    if (path.empty()) return refuse(proto::ErrorCode::failed, "the daemon's own binary is unknown");
+    if (path.empty())
+        return refuse(resp, proto::ErrorCode::failed, "the daemon's own binary is unknown");
     if (auto why = handover::check_executable(path); !why.empty())
-        return refuse(proto::ErrorCode::invalid_argument, why);
-    if (auto why = preflight(path, json::serialize(save_state(-1))); !why.empty())
-        return refuse(proto::ErrorCode::failed, "the new binary refused the upgrade: " + why);
-    upgrading_ = true;
-    spdlog::info("upgrade: executing {} in place of cowherd {} (pid {})", path, COWHERD_VERSION,
-                 getpid());
-    if (resp) {
-        resp->ok(json::object{{"binary", path}, {"from", COWHERD_VERSION}, {"pid", getpid()}});
-        // The reply goes out first; a client that went away does not hold the upgrade up.
-        resp->when_drained([this, path] { exec_upgrade(path); });
-        upgrade_timer_.expires_after(std::chrono::milliseconds(500));
-        upgrade_timer_.async_wait([this, path](const boost::system::error_code& ec) {
-            if (!ec) exec_upgrade(path);
-        });
-    } else {
-        boost::asio::post(io_, [this, path] { exec_upgrade(path); });
-    }
+        return refuse(resp, proto::ErrorCode::invalid_argument, why);
+    upgrading_ = true;  // one at a time, from here on
+    preflight(path, json::serialize(save_state(-1)), [this, path, resp, refuse](std::string why) {
+        if (!why.empty()) {
+            upgrading_ = false;
+            return refuse(resp, proto::ErrorCode::failed,
+                          "the new binary refused the upgrade: " + why);
+        }
+        spdlog::info("upgrade: executing {} in place of cowherd {} (pid {})", path, COWHERD_VERSION,
+                     getpid());
+        if (resp) {
+            resp->ok(json::object{{"binary", path}, {"from", COWHERD_VERSION}, {"pid", getpid()}});
+            // The reply goes out first; a client that went away does not hold the upgrade up.
+            resp->when_drained([this, path] { exec_upgrade(path); });
+            upgrade_timer_.expires_after(std::chrono::milliseconds(500));
+            upgrade_timer_.async_wait([this, path](const boost::system::error_code& ec) {
+                if (!ec) exec_upgrade(path);
+            });
+        } else {
+            boost::asio::post(io_, [this, path] { exec_upgrade(path); });
+        }
+        after_batch();
+    });
 }
 
 void Daemon::exec_upgrade(const std::string& path) {
