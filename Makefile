@@ -2,7 +2,7 @@
 #   make run   install dependencies, build a release, run cowherd on the demo config
 #   make test  install dependencies, build, run every test (and the ASan+UBSan build)
 .PHONY: all deps test-deps install-debs build asan run test test-release test-asan test-tsan \
-        fuzz install format clean
+        fuzz install format clean static
 
 DEBS := libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
         libgtest-dev libncurses-dev cmake g++ make
@@ -41,6 +41,14 @@ build: deps
 asan: deps
 	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DCOWHERD_SANITIZE=ON -DCOWHERD_WERROR=ON >/dev/null
 	cmake --build $(ASAN) -j $(JOBS) --target unit_tests process_tests e2e_tests chaos_tests
+
+# cowherd and cowctl with no shared-library dependencies (cmake/static.cmake), for any
+# container or distribution: build/static/bin.
+STATIC := build/static
+static: deps
+	cmake -S . -B $(STATIC) -DCMAKE_BUILD_TYPE=Release -DCOWHERD_STATIC=ON -DCOWHERD_TESTS=OFF \
+	    -DCOWHERD_WERROR=ON >/dev/null
+	cmake --build $(STATIC) -j $(JOBS) --target cowherd cowctl
 
 run: build
 	$(RELEASE)/bin/cowherd -c $(CONFIG)
