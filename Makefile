@@ -2,7 +2,7 @@
 #   make run   install dependencies, build a release, run cowherd on the demo config
 #   make test  install dependencies, build, run every test (and the ASan+UBSan build)
 .PHONY: all deps test-deps install-debs build asan run test test-release test-asan test-tsan \
-        fuzz install format clean static
+        fuzz install format clean static deb
 
 DEBS := libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
         libgtest-dev libncurses-dev cmake g++ make
@@ -49,6 +49,19 @@ static: deps
 	cmake -S . -B $(STATIC) -DCMAKE_BUILD_TYPE=Release -DCOWHERD_STATIC=ON -DCOWHERD_TESTS=OFF \
 	    -DCOWHERD_WERROR=ON >/dev/null
 	cmake --build $(STATIC) -j $(JOBS) --target cowherd cowctl
+
+# The Debian package: build/deb/cowherd_VERSION_ARCH.deb (cmake/package.cmake). dpkg-dev's
+# dpkg-shlibdeps writes its Depends; help2man and pandoc write the man pages.
+DEB := build/deb
+PKG_DEBS := dpkg-dev help2man pandoc
+deb: deps
+	@$(MAKE) --no-print-directory install-debs PKGS="$(PKG_DEBS)"
+	cmake -S . -B $(DEB) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
+	    -DCOWHERD_TESTS=OFF -DCOWHERD_MANPAGES=ON -DCOWHERD_WERROR=ON >/dev/null
+	cmake --build $(DEB) -j $(JOBS) --target cowherd cowctl cowtemplate man
+	rm -f $(DEB)/*.deb
+	cd $(DEB) && cpack -G DEB
+	@ls $(DEB)/*.deb
 
 run: build
 	$(RELEASE)/bin/cowherd -c $(CONFIG)
