@@ -56,7 +56,8 @@ root=$bundle/rootfs
 mkdir -p "$root/usr/bin" "$root/etc/cowherd" "$root/run" "$root/tmp" "$root/var/log/cowherd" \
     "$root/proc" "$root/sys" "$root/dev" "$root/root"
 chmod 1777 "$root/tmp"
-install -m 0755 "$bindir/cowherd" "$bindir/cowctl" "$root/usr/bin/"
+# Stripped, as the .deb's are: 5.6 and 3.1 MiB instead of 7.2 and 3.8.
+install -s -m 0755 "$bindir/cowherd" "$bindir/cowctl" "$root/usr/bin/"
 install -m 0644 "$here/image/etc/passwd" "$here/image/etc/group" \
     "$here/image/etc/nsswitch.conf" "$root/etc/"
 install -m 0644 "$config" "$root/etc/cowherd/cowherd.yaml"
