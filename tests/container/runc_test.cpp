@@ -108,6 +108,7 @@ pools:
     command: [/bin/sleep, "3600"]
     workers: 2
     user: nobody
+    group: nogroup
 )");
     start();
     ASSERT_TRUE(WaitFor(
@@ -129,7 +130,8 @@ pools:
     for (pid_t p : processes()) {
         auto status = slurp("/proc/" + std::to_string(p) + "/status");
         if (status.find("Name:\tsleep") != std::string::npos &&
-            status.find("Uid:\t65534\t65534\t65534\t65534") != std::string::npos)
+            status.find("Uid:\t65534\t65534\t65534\t65534") != std::string::npos &&
+            status.find("Gid:\t65534\t65534\t65534\t65534") != std::string::npos)
             ++as_nobody;
     }
     EXPECT_EQ(as_nobody, 2);
