@@ -2,14 +2,15 @@
 #   make run   install dependencies, build a release, run cowherd on the demo config
 #   make test  install dependencies, build, run every test (and the ASan+UBSan build)
 .PHONY: all deps test-deps install-debs build asan run test test-release test-asan test-tsan \
-        fuzz install format clean
+        test-container fuzz install format clean static deb
 
 DEBS := libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
         libgtest-dev libncurses-dev cmake g++ make
 # What only the tests use: promtool checks /metrics, systemd-analyze checks the unit, curl
 # scrapes, unshare/setpriv (util-linux) run the pid-namespace and unprivileged tests, python3
-# runs the Python template.
-TEST_DEBS := prometheus systemd curl util-linux python3 tmux
+# runs the Python template; runc runs the container image, busybox-static is its test workload's
+# shell, debootstrap makes the clean Debian 12 the .deb is installed in.
+TEST_DEBS := prometheus systemd curl util-linux python3 tmux runc busybox-static debootstrap
 RELEASE := build/release
 ASAN := build/asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -42,13 +43,42 @@ asan: deps
 	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DCOWHERD_SANITIZE=ON -DCOWHERD_WERROR=ON >/dev/null
 	cmake --build $(ASAN) -j $(JOBS) --target unit_tests process_tests e2e_tests chaos_tests
 
+# cowherd and cowctl with no shared-library dependencies (cmake/static.cmake), for any
+# container or distribution: build/static/bin.
+STATIC := build/static
+static: deps
+	cmake -S . -B $(STATIC) -DCMAKE_BUILD_TYPE=Release -DCOWHERD_STATIC=ON -DCOWHERD_TESTS=OFF \
+	    -DCOWHERD_WERROR=ON >/dev/null
+	cmake --build $(STATIC) -j $(JOBS) --target cowherd cowctl
+
+# The Debian package: build/deb/cowherd_VERSION_ARCH.deb (cmake/package.cmake). dpkg-dev's
+# dpkg-shlibdeps writes its Depends; help2man and pandoc write the man pages.
+DEB := build/deb
+PKG_DEBS := dpkg-dev help2man pandoc
+deb: deps
+	@$(MAKE) --no-print-directory install-debs PKGS="$(PKG_DEBS)"
+	cmake -S . -B $(DEB) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
+	    -DCOWHERD_TESTS=OFF -DCOWHERD_MANPAGES=ON -DCOWHERD_WERROR=ON >/dev/null
+	cmake --build $(DEB) -j $(JOBS) --target cowherd cowctl cowtemplate man
+	rm -f $(DEB)/*.deb
+	cd $(DEB) && cpack -G DEB
+	@ls $(DEB)/*.deb
+
 run: build
 	$(RELEASE)/bin/cowherd -c $(CONFIG)
 
-test: test-release test-asan test-tsan
+test: test-release test-asan test-tsan test-container
 
 test-release: test-deps build
 	cd $(RELEASE) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# The container tier (tests/container): the image of packaging/oci-bundle.sh, with the static
+# binaries, run by runc with cowherd as PID 1; and the .deb installed, run, removed and purged
+# in a debootstrapped bookworm, made once and cached in $(STATIC)/bookworm-minbase.
+test-container: test-deps static deb
+	cmake -S . -B $(STATIC) -DCOWHERD_CONTAINER_TESTS=ON -DCOWHERD_DEB_DIR=$(abspath $(DEB)) >/dev/null
+	cmake --build $(STATIC) -j $(JOBS) --target container_tests
+	cd $(STATIC) && ctest --output-on-failure -L container
 
 # AddressSanitizer + UBSan build. The e2e and chaos tiers run here too, against an ASan
 # cowherd and cowctl: a report aborts the daemon, and the e2e harness fails any test whose
