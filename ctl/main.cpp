@@ -391,6 +391,7 @@ int cowctl(int argc, char** argv, Options& o) {
             const auto started = std::chrono::system_clock::now();
             bool resumed = false;
             int resumes = 0;
+            std::int64_t last_ts = 0;  // the newest line printed, wall ms
             auto print = [&](const json::value& v) {
                 const auto* l = v.is_object() ? &v.as_object() : nullptr;
                 const auto* seq = l ? l->if_contains("seq") : nullptr;
@@ -409,6 +410,8 @@ int cowctl(int argc, char** argv, Options& o) {
                             std::fputs(render_skipped(gap, style).c_str(), stdout);
                     }
                     last[key] = n;
+                    if (const auto* ts = l->if_contains("ts_ms"); ts && ts->is_number())
+                        last_ts = std::max(last_ts, ts->to_number<std::int64_t>());
                 }
                 if (o.json)
                     std::printf("%s\n", json::serialize(v).c_str());
@@ -423,13 +426,20 @@ int cowctl(int argc, char** argv, Options& o) {
                 resume = [&]() -> std::optional<json::object> {
                     if (++resumes > 5) return std::nullopt;  // closed again and again: give up
                     resumed = true;
+                    // From a second before the newest line printed (or from the start):
+                    // what the seqs then skip is small, so the first reply of the new
+                    // connection is not a burst that makes this follower a slow one.
+                    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count();
+                    const auto from_ms =
+                        last_ts > 0 ? last_ts - 1000
+                                    : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          started.time_since_epoch())
+                                          .count();
                     json::object next = a;
                     next[proto::arg::lines] = 100000;
-                    next[proto::arg::since_ms] =
-                        std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now() - started)
-                            .count() +
-                        1;
+                    next[proto::arg::since_ms] = std::max<std::int64_t>(1, now_ms - from_ms + 1);
                     return next;
                 };
             return run(
