@@ -22,6 +22,7 @@ extern char** environ;
 namespace cow {
 
 namespace json = boost::json;
+using upgrade::section;
 
 namespace {
 
@@ -30,26 +31,15 @@ constexpr int kPreflightMs = 10000;
 // How long the next image may take to be ready before it gives back (daemon/upgrade.hpp).
 constexpr unsigned kReadySeconds = 10;
 
-std::int64_t ns(fsm::TimePoint t) {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-
 int fd_of(const json::object& o, std::string_view key) {
     const auto* v = o.if_contains(key);
     return v && v->is_int64() ? static_cast<int>(v->as_int64()) : -1;
-}
-
-const json::object& section(const json::object& o, std::string_view key) {
-    static const json::object empty;
-    const auto* v = o.if_contains(key);
-    return v && v->is_object() ? v->as_object() : empty;
 }
 
 }  // namespace
 
 std::string Daemon::upgrade_blocker() const {
     if (finished_) return "the daemon is exiting";
-    if (upgrading_) return "an upgrade is already under way";
     if (reloads_in_flight_ > 0) return "a reload is still rolling";
     if (!leftover_cgroups_.empty() || !leftover_procs_.empty())
         return "the daemon is still starting";
@@ -57,15 +47,14 @@ std::string Daemon::upgrade_blocker() const {
 }
 
 json::object Daemon::save_state(int exe_fd) const {
-    json::object d{{"started_at", ns(started_at_)},
+    json::object d{{"started_at", fsm::to_ns(started_at_)},
                    {"upgrades", commands_->upgrades},
                    {"upgrade_failures", commands_->upgrade_failures},
                    {"upgrade_error", commands_->upgrade_error},
                    {"exe_fd", exe_fd},
                    {"binary", self_path_},
                    {"config_path", cfg_->source_path},
-                   {"config_text", cfg_->source_text},
-                   {"devnull_fd", -1}};
+                   {"config_text", cfg_->source_text}};
     json::array argv;
     for (const auto& a : args_)
         argv.emplace_back(a);
@@ -206,6 +195,9 @@ void Daemon::upgrade(std::string binary, std::shared_ptr<Responder> resp) {
         spdlog::warn("upgrade refused: {}", why);
         if (r) r->error(code, why);
     };
+    if (upgrading_)
+        return refuse(resp, proto::ErrorCode::busy,
+                      "cannot upgrade now: an upgrade is already under way; retry once it is over");
     if (auto why = upgrade_blocker(); !why.empty())
         return refuse(resp, proto::ErrorCode::busy,
                       "cannot upgrade now: " + why + "; retry once it is over");
@@ -252,9 +244,7 @@ void Daemon::exec_upgrade(const std::string& path) {
         after_batch();
     };
     // Between the reply and now the loop ran: what was true at the check may not be.
-    upgrading_ = false;
     if (auto why = upgrade_blocker(); !why.empty()) return give_up(why);
-    upgrading_ = true;
     // What workers wrote and the daemon read is written out; what it has not read stays in the
     // pipes, which stay open.
     log_writer_->flush();

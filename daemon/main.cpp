@@ -37,12 +37,7 @@ void warn_about_commands(const cow::config::Config& cfg) {
 }
 
 namespace json = boost::json;
-
-const json::object& section(const json::object& o, std::string_view key) {
-    static const json::object empty;
-    const auto* v = o.if_contains(key);
-    return v && v->is_object() ? v->as_object() : empty;
-}
+using cow::upgrade::section;
 
 std::string text_of(const json::object& o, std::string_view key) {
     const auto* v = o.if_contains(key);

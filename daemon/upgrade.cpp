@@ -34,6 +34,12 @@ std::variant<json::object, std::string> parse_json(std::string_view text) {
     return std::move(v.as_object());
 }
 
+const json::object& section(const json::object& o, std::string_view key) {
+    static const json::object empty;
+    const auto* v = o.if_contains(key);
+    return v && v->is_object() ? v->as_object() : empty;
+}
+
 std::string check_version(const json::object& o) {
     const auto* fmt = o.if_contains("format");
     if (!fmt || !fmt->is_string() || fmt->as_string() != kFormat) return "not a cowherd state";

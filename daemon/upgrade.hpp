@@ -34,6 +34,9 @@ boost::json::object header();
 // daemon.exe_fd and daemon.argv mean the same in every version of the format.
 std::variant<boost::json::object, std::string> read_json(int fd);
 std::variant<boost::json::object, std::string> parse_json(std::string_view text);
+// A section of the document (an object), or an empty one: a reader ignores what is missing.
+const boost::json::object& section(const boost::json::object& o, std::string_view key);
+
 // Why this build cannot read the document (another format, an unknown major version), or "".
 std::string check_version(const boost::json::object& state);
 

@@ -43,10 +43,7 @@ std::vector<const EventRecord*> EventLog::since(fsm::TimePoint from, std::string
 boost::json::object EventLog::save_state() const {
     boost::json::array ring;
     for (const auto& r : ring_)
-        ring.push_back(boost::json::array{
-            r.seq,
-            std::chrono::duration_cast<std::chrono::nanoseconds>(r.at.time_since_epoch()).count(),
-            r.kind, r.pool, r.json});
+        ring.push_back(boost::json::array{r.seq, fsm::to_ns(r.at), r.kind, r.pool, r.json});
     return boost::json::object{{"seq", seq_}, {"ring", std::move(ring)}};
 }
 
@@ -61,8 +58,7 @@ void EventLog::restore_state(const boost::json::object& state) {
         const auto& a = v.as_array();
         if (!a[2].is_string() || !a[3].is_string() || !a[4].is_string()) continue;
         ring_.push_back(EventRecord{a[0].to_number<std::uint64_t>(),
-                                    fsm::TimePoint(std::chrono::duration_cast<fsm::Clock::duration>(
-                                        std::chrono::nanoseconds(a[1].to_number<std::int64_t>()))),
+                                    fsm::from_ns(a[1].to_number<std::int64_t>()),
                                     std::string(a[2].as_string()), std::string(a[3].as_string()),
                                     std::string(a[4].as_string())});
         if (ring_.size() > keep_) ring_.pop_front();

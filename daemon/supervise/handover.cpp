@@ -17,18 +17,13 @@ using fsm::State;
 
 namespace {
 
-std::int64_t ns(fsm::TimePoint t) {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
 // Whole numbers, however the writer held them (a parsed document has int64, one built in
 // memory may have uint64).
 bool whole(const json::value* v) {
     return v && (v->is_int64() || v->is_uint64());
 }
 fsm::TimePoint at(const json::value* v) {
-    if (!whole(v)) return {};
-    return fsm::TimePoint(std::chrono::duration_cast<fsm::Clock::duration>(
-        std::chrono::nanoseconds(v->to_number<std::int64_t>())));
+    return whole(v) ? fsm::from_ns(v->to_number<std::int64_t>()) : fsm::TimePoint{};
 }
 std::int64_t i64(const json::object& o, std::string_view k, std::int64_t def = 0) {
     const auto* v = o.if_contains(k);
@@ -108,11 +103,11 @@ json::object worker_json(const Worker& w) {
     if (w.pid > 0) o["starttime"] = leftovers::starttime_of(w.pid);
     o["last_pid"] = w.last_pid;
     o["generation"] = w.generation;
-    o["started_at"] = ns(w.started_at);
-    o["state_since"] = ns(w.state_since);
+    o["started_at"] = fsm::to_ns(w.started_at);
+    o["state_since"] = fsm::to_ns(w.state_since);
     if (w.last_exit) o["last_exit"] = exit_info(*w.last_exit);
     o["last_exit_pid"] = w.last_exit_pid;
-    o["last_exit_at"] = ns(w.last_exit_at);
+    o["last_exit_at"] = fsm::to_ns(w.last_exit_at);
     o["last_error"] = w.last_error;
     o["last_reason"] = w.last_reason;
     o["restarts"] = w.restarts;
@@ -126,8 +121,8 @@ json::object worker_json(const Worker& w) {
     for (const auto& r : w.history)
         history.push_back(json::object{{"pid", r.pid},
                                        {"generation", r.generation},
-                                       {"started_at", ns(r.started_at)},
-                                       {"ended_at", ns(r.ended_at)},
+                                       {"started_at", fsm::to_ns(r.started_at)},
+                                       {"ended_at", fsm::to_ns(r.ended_at)},
                                        {"info", exit_info(r.info)},
                                        {"cause", to_string(r.cause.cause)},
                                        {"detail", r.cause.detail},
@@ -135,7 +130,7 @@ json::object worker_json(const Worker& w) {
     o["history"] = std::move(history);
     o["recycles"] = w.recycles;
     o["recycle_reason"] = w.recycle_reason;
-    if (w.timer_at) o["timer_at"] = ns(*w.timer_at);
+    if (w.timer_at) o["timer_at"] = fsm::to_ns(*w.timer_at);
     o["cgroup"] = w.cgroup;
     o["status_text"] = w.status_text;
     o["probe_note"] = w.probe_note;
@@ -154,15 +149,15 @@ json::object worker_json(const Worker& w) {
                                  {"starttime", leftovers::starttime_of(p.pid)},
                                  {"generation", p.generation},
                                  {"cgroup", p.cgroup},
-                                 {"started_at", ns(p.started_at)},
+                                 {"started_at", fsm::to_ns(p.started_at)},
                                  {"signaled", p.signaled},
-                                 {"kill_at", p.kill_at ? ns(*p.kill_at) : 0},
+                                 {"kill_at", p.kill_at ? fsm::to_ns(*p.kill_at) : 0},
                                  {"sent", sent_json(p.sent)}};
     }
     const auto& s = w.slot;
     json::array recent;
     for (auto t : s.recent_restarts)
-        recent.push_back(ns(t));
+        recent.push_back(fsm::to_ns(t));
     o["slot"] = json::object{
         {"state", fsm::to_string(s.state)},           {"want", fsm::to_string(s.want)},
         {"stop_cause", fsm::to_string(s.stop_cause)}, {"killed", s.killed},
@@ -215,8 +210,8 @@ json::object Supervisor::save_state() const {
                                        {"policy", config::to_string(o.policy)},
                                        {"grace_ms", o.grace.count()},
                                        {"terminating", o.terminating},
-                                       {"kill_at", o.kill_at ? ns(*o.kill_at) : 0},
-                                       {"adopted_at", ns(o.adopted_at)}});
+                                       {"kill_at", o.kill_at ? fsm::to_ns(*o.kill_at) : 0},
+                                       {"adopted_at", fsm::to_ns(o.adopted_at)}});
     return json::object{{"next_worker_id", next_worker_id_}, {"pools", std::move(pools)},
                         {"workers", std::move(workers)},     {"orphans", std::move(orphans)},
                         {"rolls", rollout_->save_state()},   {"events", events_.save_state()},

@@ -20,6 +20,14 @@ namespace cow::fsm {
 
 using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
+// A TimePoint as CLOCK_MONOTONIC nanoseconds and back: the clock is the machine's, so the
+// number means the same instant to another image of the daemon (cowctl upgrade).
+inline std::int64_t to_ns(TimePoint t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+inline TimePoint from_ns(std::int64_t ns) {
+    return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
+}
 
 enum class State : std::uint8_t { starting, running, backoff, stopping, stopped, exited, fatal };
 enum class Want : std::uint8_t { up, down };
