@@ -13,8 +13,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* Architectures whose clone(2) takes the flags first; a fork's other arguments are all 0. */
+#if defined(__x86_64__) || defined(__aarch64__) || (defined(__riscv) && __riscv_xlen == 64)
+#define COWTEMPLATE_CLONE 1
+#else
+#define COWTEMPLATE_CLONE 0
+#endif
+#ifndef CLONE_PARENT
+#define CLONE_PARENT 0x00008000
+#endif
 
 enum {
     kMaxMessage = 64 * 1024,
@@ -118,14 +129,33 @@ static int fork_worker(int sock, char* msg, const int* fds, int nfds) {
         send_text(sock, reply);
         return 0;
     }
+#if COWTEMPLATE_CLONE
+    /* One copy of the page tables instead of two: the worker is born cowherd's child. It skips
+     * glibc's at-fork steps, which is sound only with no other thread to hold a lock; a program
+     * whose pthread_atfork handlers matter sets COWHERD_TEMPLATE_CLONE=0. */
+    const char* clone_env = getenv("COWHERD_TEMPLATE_CLONE");
+    if (threads == 1 && !(clone_env && strcmp(clone_env, "0") == 0)) {
+        const long pid = syscall(SYS_clone, (long)(CLONE_PARENT | SIGCHLD), 0L, 0L, 0L, 0L);
+        if (pid == 0) {
+            become_worker(sock, msg, fds, nfds);
+            return 1;
+        }
+        if (pid < 0)
+            snprintf(reply, sizeof reply, "failed %llu clone: %s", id, strerror(errno));
+        else
+            snprintf(reply, sizeof reply, "forked %llu %ld", id, pid);
+        send_text(sock, reply);
+        return 0;
+    }
+#endif
     int pidpipe[2];
     if (pipe2(pidpipe, O_CLOEXEC) != 0) {
         snprintf(reply, sizeof reply, "failed %llu pipe: %s", id, strerror(errno));
         send_text(sock, reply);
         return 0;
     }
-    /* Forked twice: the middle process exits at once, so the worker is reparented to the
-     * nearest subreaper, cowherd, and reaped by it like any worker. */
+    /* Otherwise forked twice: the middle process exits at once, so the worker is reparented to
+     * the nearest subreaper, cowherd, and reaped by it like any worker. */
     const pid_t middle = fork();
     if (middle == 0) {
         close(pidpipe[0]);

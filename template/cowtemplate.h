@@ -15,8 +15,12 @@
  * once the worker is set up, and -1 with errno when it cannot start serving. In the template it
  * does not return: it exits 0 when cowherd closes the protocol socket.
  *
- * A worker, when cowtemplate_serve() returns 1 in it, is cowherd's child (not the template's:
- * it is forked twice, and cowherd is a subreaper), in a session of its own, with every signal's
+ * A worker, when cowtemplate_serve() returns 1 in it, is cowherd's child, not the template's:
+ * on x86_64, aarch64 and riscv64 a single-threaded template makes it with one
+ * clone(CLONE_PARENT); otherwise, or with COWHERD_TEMPLATE_CLONE=0 in the pool's env, it forks
+ * twice and the middle process exits (cowherd is a subreaper). The one clone copies the page
+ * tables once instead of twice, and skips glibc's at-fork steps: pthread_atfork handlers do not
+ * run in the worker. It is in a session of its own, with every signal's
  * disposition at default and none blocked, stdin on /dev/null, stdout and stderr on cowherd's
  * capture pipes, the pool's listening sockets at fds 3.. (replacing whatever was there) with
  * LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID, cowherd's variables set (COWHERD_WORKER, ...), and
