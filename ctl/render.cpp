@@ -446,6 +446,8 @@ std::string render_status(const json::value& result, const Style& style) {
         if (num(o.if_contains("pid")) > 0)
             out += ", pid " + text(o.if_contains("pid")) + ", up " +
                    format_duration(Millis(num(o.if_contains("uptime_ms"))));
+        if (const auto* r = o.if_contains("restart_in_ms"); r && r->is_number())
+            out += ", lost: a new one in " + format_duration(Millis(num(r)));
         out += ", generation " + text(o.if_contains("generation")) + "\n";
     }
     return out;

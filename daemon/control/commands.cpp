@@ -642,9 +642,27 @@ void cmd_shutdown(CommandContext& ctx, const Peer& peer, proto::Request&,
 }
 
 // logs: the last lines from the rings; with follow, new lines stream until the client leaves.
+// A template pool's template prints under "POOL.template" (what it says while it loads): that
+// name is a target of `logs` alone, and a pool's or every pool's logs include it.
+std::optional<std::vector<Worker*>> log_targets_of(CommandContext& ctx, proto::Request& req,
+                                                   Responder& resp) {
+    const auto target = proto::get_string(req.args, proto::arg::target).value_or("");
+    constexpr std::string_view kSuffix = ".template";
+    if (target.ends_with(kSuffix))
+        if (const Pool* p = ctx.sup.find_pool(target.substr(0, target.size() - kSuffix.size()));
+            p && p->tpl.log)
+            return std::vector<Worker*>{p->tpl.log.get()};
+    auto targets = targets_of(ctx, req, resp);
+    if (!targets) return targets;
+    for (const auto& p : ctx.sup.pools())
+        if (p->tpl.log && (target == proto::kAllTargets || target == p->name()))
+            targets->push_back(p->tpl.log.get());
+    return targets;
+}
+
 void cmd_logs(CommandContext& ctx, const Peer&, proto::Request& req,
               std::shared_ptr<Responder>& resp) {
-    auto targets = targets_of(ctx, req, *resp);
+    auto targets = log_targets_of(ctx, req, *resp);
     if (!targets) return;
     const auto n = proto::get_int(req.args, proto::arg::lines).value_or(100);
     if (n < 0 || n > 100000) {

@@ -101,6 +101,9 @@ json::object status(const Supervisor& sup, const std::vector<Worker*>* only) {
                 {"generation", t.generation},
                 {"uptime_ms",
                  t.pid > 0 ? std::chrono::duration_cast<Millis>(now - t.started_at).count() : 0}};
+            if (t.state == TS::down && t.restart_at)
+                po["template"].as_object()["restart_in_ms"] = std::max<std::int64_t>(
+                    0, std::chrono::duration_cast<Millis>(*t.restart_at - now).count());
         }
         pools.push_back(std::move(po));
     }

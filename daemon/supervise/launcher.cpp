@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <tuple>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -246,7 +247,7 @@ bool Launcher::record(Pending& pending, const spawn::Result& r) {
     return true;
 }
 
-pid_t Launcher::spawn_template(Pool& pool, int sock, std::string& why) {
+pid_t Launcher::spawn_template(Pool& pool, int sock, Worker& log, std::string& why) {
     const auto& pc = *pool.cfg;
     // The pool's environment, without what only a worker gets (its sockets, readiness).
     std::vector<std::string> env;
@@ -265,7 +266,10 @@ pid_t Launcher::spawn_template(Pool& pool, int sock, std::string& why) {
         plan.envp.push_back(e.data());
     process_settings(plan, pc);
     plan.pass_fds.push_back(sock);
+    // What it prints while it loads (an import error, a warning) is the pool's to show.
+    if (setup_.output) std::tie(plan.stdout_fd, plan.stderr_fd) = setup_.output->before_spawn(log);
     spawn::Result r = sys_.spawn(plan);
+    if (setup_.output) setup_.output->after_spawn(log, r.ok ? r.pid : 0);
     if (!r.ok) {
         if (r.pid > 0) lineage_.add_failed_spawn(r.pid);
         why = r.message;

@@ -57,9 +57,9 @@ class Launcher {
     std::vector<Launched> flush();
 
     // spawn: template. The pool's template process, fork-exec'd at once with `sock` as its
-    // fd 3 (COWHERD_TEMPLATE_FD=3); its output goes where the daemon's does. Returns its pid,
-    // or 0 with `why`.
-    pid_t spawn_template(Pool& pool, int sock, std::string& why);
+    // fd 3 (COWHERD_TEMPLATE_FD=3); its output is captured under `log` ("web.template").
+    // Returns its pid, or 0 with `why`.
+    pid_t spawn_template(Pool& pool, int sock, Worker& log, std::string& why);
     // A worker forked by the pool's ready template (on `sock`): the request carries the env
     // and fds an exec'd worker would get. The worker is on record and in its cgroup before
     // the go byte lets it run. Blocks for the template's answer, at most `timeout`.

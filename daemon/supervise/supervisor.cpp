@@ -664,11 +664,14 @@ std::optional<fsm::TimePoint> Supervisor::next_deadline() const {
         if (const Worker* w = find_worker(id); w && w->drain_until) consider(*w->drain_until);
     // A loading template is looked at every 20 ms (a fixed time, not "20 ms from now", which
     // every control request would push back): nothing else says it is ready.
-    for (const auto& p : pools_)
+    for (const auto& p : pools_) {
         if (p->tpl.state == Pool::Template::State::starting) {
             consider(p->tpl.next_poll);
             if (p->tpl.deadline) consider(*p->tpl.deadline);
         }
+        if (p->tpl.state == Pool::Template::State::down && p->tpl.restart_at)
+            consider(*p->tpl.restart_at);
+    }
     return next;
 }
 
@@ -864,7 +867,10 @@ void Supervisor::remove_retired() {
         if (!p->removed || !p->workers.empty()) return false;
         retire_template(*p, SIGTERM);
         spdlog::info("pool {} is gone", p->name());
-        if (auto* out = launcher_.setup().output) out->pool_removed(p->name());
+        if (auto* out = launcher_.setup().output) {
+            if (p->tpl.log) out->worker_removed(*p->tpl.log);
+            out->pool_removed(p->name());
+        }
         return true;
     });
 }

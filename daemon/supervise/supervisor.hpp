@@ -203,6 +203,7 @@ class Supervisor {
     // spawn: template (templates.cpp).
     void template_spawn(Worker& w);
     void start_template(Pool& p);
+    bool template_wanted(const Pool& p) const;
     void fail_held(Pool& p, const std::string& why);
     void retire_template(Pool& p, int sig);
     void renew_template(Pool& p);

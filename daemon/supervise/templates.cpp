@@ -59,7 +59,14 @@ void Supervisor::start_template(Pool& p) {
         ::fcntl(sv[0], F_SETFL, O_NONBLOCK) != 0) {
         why = std::string("socketpair: ") + std::strerror(errno);
     } else {
-        pid = launcher_.spawn_template(p, sv[1], why);
+        if (!t.log) {
+            t.log = std::make_unique<Worker>();
+            t.log->pool = &p;
+            t.log->index = -1;
+            t.log->id = next_worker_id_++;
+            t.log->name = p.name() + ".template";
+        }
+        pid = launcher_.spawn_template(p, sv[1], *t.log, why);
         ::close(sv[1]);
         if (pid > 0) {
             t.sock = sv[0];
@@ -74,6 +81,7 @@ void Supervisor::start_template(Pool& p) {
     }
     lineage_.add_helper(pid);  // ours, not an orphan to adopt
     t.state = Pool::Template::State::starting;
+    t.restart_at.reset();
     t.pid = pid;
     t.next_id = 1;
     ++t.generation;
@@ -107,6 +115,11 @@ void Supervisor::poll_templates() {
     for (auto& pp : pools_) {
         Pool& p = *pp;
         auto& t = p.tpl;
+        if (t.state == Pool::Template::State::down && t.restart_at && now >= *t.restart_at) {
+            t.restart_at.reset();
+            if (template_wanted(p)) start_template(p);
+            continue;
+        }
         if (t.state != Pool::Template::State::starting) continue;
         if (now >= t.next_poll) t.next_poll = now + kReadyPoll;
         char buf[512];
@@ -119,6 +132,7 @@ void Supervisor::poll_templates() {
                 continue;
             }
             t.state = Pool::Template::State::ready;
+            t.ready_at = now;
             t.deadline.reset();
             spdlog::info("pool {}: template pid {} ready after {}", p.name(), t.pid,
                          format_duration(std::chrono::duration_cast<Millis>(now - t.started_at)));
@@ -163,6 +177,16 @@ void Supervisor::retire_template(Pool& p, int sig) {
     t.pid = 0;
     t.state = Pool::Template::State::down;
     t.deadline.reset();
+    t.restart_at.reset();  // retired on purpose: the next spawn starts the next one
+}
+
+// Whether a template that died should come back on its own: the pool still wants workers
+// and its restart policy restarts (a template exits only when killed or when it crashes).
+bool Supervisor::template_wanted(const Pool& p) const {
+    if (shutting_down_ || p.removed || p.policy.restart == config::RestartPolicy::never)
+        return false;
+    return std::any_of(p.workers.begin(), p.workers.end(),
+                       [](const auto& w) { return w->slot.want == fsm::Want::up; });
 }
 
 // A whole-pool restart after a code change must fork from the new code: the old template
@@ -209,10 +233,21 @@ bool Supervisor::template_reaped(pid_t pid, const ExitInfo& info) {
         p.tpl.state = Pool::Template::State::down;
         p.tpl.deadline.reset();
         if (was_ready) {
-            spdlog::warn(
-                "pool {}: template pid {} {}: template_lost; its workers keep running, the "
-                "next spawn starts a new one",
-                p.name(), pid, describe(info));
+            const auto now = sys_.now();
+            auto& t = p.tpl;
+            if (now - t.ready_at >= p.policy.backoff.max) t.losses = 0;
+            std::string next = "no new one (the pool wants none)";
+            if (template_wanted(p)) {
+                Millis delay = p.policy.backoff.initial;
+                for (unsigned i = 0; i < t.losses && delay < p.policy.backoff.max; ++i)
+                    delay *= 2;
+                delay = std::min(delay, p.policy.backoff.max);
+                ++t.losses;
+                t.restart_at = now + delay;
+                next = "a new one starts in " + format_duration(delay);
+            }
+            spdlog::warn("pool {}: template pid {} {}: template_lost; its workers keep running, {}",
+                         p.name(), pid, describe(info), next);
         } else {
             spdlog::error("pool {}: template pid {} {} before it was ready", p.name(), pid,
                           describe(info));

@@ -139,6 +139,14 @@ struct Pool {
         std::optional<fsm::TimePoint> deadline;  // to say ready: template_timeout
         fsm::TimePoint next_poll{};              // when to look for its ready again
         std::vector<std::uint64_t> held;         // worker ids waiting for it
+        fsm::TimePoint ready_at{};
+        // A ready template that died is started again by the pool's restart policy, after
+        // the pool's backoff: `losses` in a row (reset by one that lived past backoff.max).
+        std::optional<fsm::TimePoint> restart_at;
+        unsigned losses = 0;
+        // The slot its output is captured under, in the pool's log as "web.template": never
+        // a worker of the pool (not in `workers`, not found by id).
+        std::unique_ptr<Worker> log;
     };
     Template tpl;
 

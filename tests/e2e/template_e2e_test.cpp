@@ -133,19 +133,78 @@ TEST_F(TemplatePools, WorkersOutliveTheirTemplateAndANewOneReplacesIt) {
     const pid_t first = static_cast<pid_t>(as_int(tpl("web")["pid"]));
     const auto before = pids("web");
     ASSERT_EQ(kill(first, SIGKILL), 0);
-    ASSERT_TRUE(WaitFor([&] { return tpl("web")["state"] == "down"; }));
-    EXPECT_EQ(pids("web"), before) << "the workers keep serving";
-    EXPECT_EQ(count_state("web", "running"), 3);
     EXPECT_TRUE(WaitFor([&] { return log_count("template_lost") > 0; }));
-    // A worker killed meanwhile is forked from a new template.
+    // The pool's restart policy brings a new template up with no worker asking for one.
+    ASSERT_TRUE(WaitFor([&] {
+        auto t = tpl("web");
+        return t["state"] == "ready" && as_int(t["pid"]) != first;
+    }));
+    EXPECT_EQ(pids("web"), before) << "the workers kept serving";
+    EXPECT_EQ(count_state("web", "running"), 3);
+    EXPECT_EQ(log_count("a new one starts in 100ms"), 1) << "the pool's initial backoff";
+    const auto second = tpl("web");
+    EXPECT_EQ(as_int(second.at("generation")), 2);
+    // A worker killed then is forked from it: no third template is needed.
     const pid_t victim = *before.begin();
     ASSERT_EQ(kill(victim, SIGKILL), 0);
     ASSERT_TRUE(
         WaitFor([&] { return count_state("web", "running") == 3 && !pids("web").count(victim); }));
     auto t = tpl("web");
     EXPECT_EQ(t["state"], "ready");
-    EXPECT_NE(as_int(t["pid"]), first);
+    EXPECT_EQ(as_int(t["pid"]), as_int(second.at("pid")));
     EXPECT_EQ(as_int(t["generation"]), 2);
+    for (pid_t w : pids("web"))
+        EXPECT_EQ(status_of(w, "PPid"), std::to_string(daemon));
+    // A template that keeps dying comes back after a growing backoff, as a worker would.
+    ASSERT_EQ(kill(static_cast<pid_t>(as_int(t["pid"])), SIGKILL), 0);
+    EXPECT_TRUE(WaitFor([&] { return log_count("a new one starts in 200ms") == 1; }));
+    EXPECT_TRUE(WaitFor([&] { return tpl("web")["state"] == "ready"; }));
+    EXPECT_EQ(pids("web").size(), 3u);
+}
+
+// restart: never: nothing restarts, the template neither; the next spawn would start one.
+TEST_F(TemplatePools, ALostTemplateStaysDownUnderRestartNever) {
+    start(c_pool(2, 8, "    restart: never\n"));
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 2; }));
+    const pid_t first = static_cast<pid_t>(as_int(tpl("web")["pid"]));
+    ASSERT_EQ(kill(first, SIGKILL), 0);
+    ASSERT_TRUE(WaitFor([&] { return log_count("no new one (the pool wants none)") == 1; }));
+    EXPECT_EQ(tpl("web")["state"], "down");
+    EXPECT_EQ(count_state("web", "running"), 2);
+}
+
+// What the template prints while it loads is in the pool's log, under its own name.
+TEST_F(TemplatePools, TheTemplatesOutputIsInThePoolsLog) {
+    start(py_pool("web", 2, "--preload, tapp, --run, \"tapp:main\"", "",
+                  ", TAPP_SAY: loading-the-table, TAPP_TABLE_MIB: \"1\""));
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 2; }));
+    ASSERT_TRUE(WaitFor([&] {
+        auto r = ctl({"logs", "web"});
+        return r.out.find("out: loading-the-table") != std::string::npos &&
+               r.out.find("err: loading-the-table") != std::string::npos &&
+               r.out.find("worker 1 pid") != std::string::npos;
+    })) << ctl({"logs", "web"}).out;
+    auto pool = ctl_json({"logs", "web"});  // kept: the loop points into it
+    int template_lines = 0, worker_lines = 0;
+    for (auto& l : pool.as_object()["lines"].as_array()) {
+        const auto& who = l.as_object().at("worker");
+        if (who == "web.template") {
+            ++template_lines;
+            EXPECT_NE(std::string(l.as_object().at("line").as_string()).find("loading-the-table"),
+                      std::string::npos);
+        } else {
+            ++worker_lines;
+        }
+    }
+    EXPECT_EQ(template_lines, 2) << "its stdout and its stderr line, once each";
+    EXPECT_EQ(worker_lines, 2);
+    auto alone = ctl_json({"logs", "web.template"});
+    ASSERT_EQ(alone.as_object()["lines"].as_array().size(), 2u) << json::serialize(alone);
+    for (auto& l : alone.as_object()["lines"].as_array())
+        EXPECT_EQ(l.as_object().at("worker"), "web.template");
+    auto stderr_only = ctl_json({"logs", "web.template", "--stderr"});
+    ASSERT_EQ(stderr_only.as_object()["lines"].as_array().size(), 1u);
+    EXPECT_EQ(log_count("web.template | err: loading-the-table"), 1) << "in the pool's sink too";
 }
 
 TEST_F(TemplatePools, ARestartForksEveryWorkerFromANewTemplate) {

@@ -2,11 +2,15 @@
 every worker a template forks."""
 import os
 import signal
+import sys
 import threading
 
 MIB = int(os.environ.get("TAPP_TABLE_MIB", "16"))
 TABLE = bytes(range(256)) * (MIB * 4096)
 OBJECTS = {i: str(i) for i in range(int(os.environ.get("TAPP_OBJECTS", "100000")))}
+if os.environ.get("TAPP_SAY"):  # what a template says while it loads
+    print("out: " + os.environ["TAPP_SAY"], flush=True)
+    print("err: " + os.environ["TAPP_SAY"], file=sys.stderr, flush=True)
 
 
 def start_thread():
