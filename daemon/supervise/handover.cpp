@@ -174,7 +174,7 @@ std::string Supervisor::handover_blocker() const {
     if (!crash_draining_.empty()) return "a crashed worker's leftovers are being stopped";
     if (!retired_templates_.empty()) return "a retired template is still exiting";
     for (const auto& p : pools_) {
-        if (p->tpl.pid > 0 || !p->tpl.held.empty())
+        if (p->tpl.pid > 0 || !p->tpl.held.empty() || !p->tpl.forks.empty())
             return "pool " + p->name() + " has a template process (spawn: template)";
         if (p->waiting_for_deps || !p->start_after_deps.empty() ||
             !p->stop_after_dependents.empty())

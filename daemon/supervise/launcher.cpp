@@ -6,7 +6,6 @@
 #include <tuple>
 
 #include <fcntl.h>
-#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,7 +30,10 @@ Launcher::Launcher(Sys& sys, Lineage& lineage, SupervisorSetup setup)
     cgroup_tag_ = tag;
 }
 
-Launcher::~Launcher() = default;
+Launcher::~Launcher() {
+    for (auto& [id, f] : forks_)
+        if (f.go >= 0) ::close(f.go);
+}
 
 void Launcher::build_template(Pool& pool) {
     const auto& pc = *pool.cfg;
@@ -278,16 +280,14 @@ pid_t Launcher::spawn_template(Pool& pool, int sock, Worker& log, std::string& w
     return r.pid;
 }
 
-Launcher::Launched Launcher::fork_from_template(Worker& w, int sock, std::uint64_t id,
-                                                Millis timeout) {
+bool Launcher::request_fork(Worker& w, int sock, std::uint64_t id) {
     auto p = prepare(w);
     spawn::Plan& plan = p->plan;
     std::vector<std::string> env;
     for (char* e : plan.envp)
         if (e && !std::string_view(e).starts_with("LISTEN_PID=")) env.emplace_back(e);
-    spawn::Result r;
-    bool hung = false;
     int go[2] = {-1, -1};
+    spawn::Result r;
     if (::pipe2(go, O_CLOEXEC) != 0) {
         r.message = std::string("template: pipe: ") + std::strerror(errno);
     } else {
@@ -296,58 +296,59 @@ Launcher::Launched Launcher::fork_from_template(Worker& w, int sock, std::uint64
                              plan.stderr_fd >= 0 ? plan.stderr_fd : 2};
         for (int fd : plan.pass_fds)
             fds.push_back(fd);
-        if (int err = spawn::send_fork(sock, spawn::encode_fork(id, env), fds); err != 0) {
-            r.message = std::string("template: send: ") + std::strerror(err);
-        } else {
-            // Answers come in request order; one for an earlier, abandoned request is skipped.
-            const auto until = sys_.now() + timeout;
-            for (;;) {
-                const auto left = std::chrono::duration_cast<Millis>(until - sys_.now()).count();
-                pollfd pf{sock, POLLIN, 0};
-                if (left <= 0 || ::poll(&pf, 1, static_cast<int>(left)) <= 0) {
-                    r.message = "template: no answer within " + format_duration(timeout);
-                    hung = true;
-                    break;
-                }
-                char buf[1024];
-                const ssize_t n = ::recv(sock, buf, sizeof buf, MSG_DONTWAIT);
-                if (n <= 0) {
-                    r.message = "template: its socket closed";
-                    break;
-                }
-                auto reply = spawn::parse_reply(std::string_view(buf, static_cast<size_t>(n)));
-                if (reply.kind == spawn::TemplateReply::Kind::forked && reply.id == id) {
-                    r.ok = true;
-                    r.pid = reply.pid;
-                    break;
-                }
-                if (reply.kind == spawn::TemplateReply::Kind::failed && reply.id == id) {
-                    r.message = "template: " + reply.why;
-                    break;
-                }
-                if (reply.kind == spawn::TemplateReply::Kind::bad) {
-                    r.message = "template: " + reply.why;
-                    break;
-                }
-            }
-        }
+        const int err = spawn::send_fork(sock, spawn::encode_fork(id, env), fds);
         ::close(go[0]);
+        if (err == 0) {
+            forks_[w.id] = TemplateFork{std::move(p), go[1]};
+            return true;
+        }
+        ::close(go[1]);
+        r.message = std::string("template: send: ") + std::strerror(err);
     }
-    if (r.ok && !p->cg_procs.empty()) {
+    record(*p, r);
+    return false;
+}
+
+Launcher::Answered Launcher::answer_fork(Worker& w, const spawn::TemplateReply* reply,
+                                         const std::string& why, bool run) {
+    Answered out;
+    out.launched = Launched{&w, false, sys_.now()};
+    auto it = forks_.find(w.id);
+    if (it == forks_.end()) return out;
+    TemplateFork f = std::move(it->second);
+    forks_.erase(it);
+    Pending& p = *f.p;
+    out.launched.at = p.now;
+    spawn::Result r;
+    if (reply && reply->kind == spawn::TemplateReply::Kind::forked) {
+        r.ok = true;
+        r.pid = reply->pid;
+    } else {
+        r.message = "template: " + (reply ? reply->why : why);
+    }
+    if (r.ok && !run) {
+        // Stopped before it was recorded: it never runs. Its capture and cgroup are let go
+        // as for a spawn that failed, without the failure's log line.
+        out.cancelled = r.pid;
+        ::close(f.go);
+        if (setup_.output) setup_.output->after_spawn(w, 0);
+        if (p.plan.cgroup_fd >= 0) ::close(p.plan.cgroup_fd);
+        if (!p.cg_path.empty()) lineage_.release_cgroup(p.cg_path);
+        return out;
+    }
+    if (r.ok && !p.cg_procs.empty()) {
         // Before it runs: what it starts is born in its cgroup.
         const std::string pid = std::to_string(r.pid);
-        const int fd = ::open(p->cg_procs.c_str(), O_WRONLY | O_CLOEXEC);
+        const int fd = ::open(p.cg_procs.c_str(), O_WRONLY | O_CLOEXEC);
         if (fd < 0 || ::write(fd, pid.data(), pid.size()) < 0)
             spdlog::warn("{}: cannot move pid {} into its cgroup: {}", w.name, r.pid,
                          std::strerror(errno));
         if (fd >= 0) ::close(fd);
     }
-    Launched out{&w, record(*p, r), p->now, hung};
-    if (go[1] >= 0) {
-        if (r.ok && ::write(go[1], "g", 1) != 1)
-            spdlog::warn("{}: cannot start pid {}: {}", w.name, r.pid, std::strerror(errno));
-        ::close(go[1]);  // without the byte: cancelled, it exits
-    }
+    out.launched.ok = record(p, r);
+    if (r.ok && ::write(f.go, "g", 1) != 1)
+        spdlog::warn("{}: cannot start pid {}: {}", w.name, r.pid, std::strerror(errno));
+    ::close(f.go);  // without the byte: cancelled, it exits
     return out;
 }
 

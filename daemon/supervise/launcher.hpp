@@ -10,11 +10,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "daemon/os/listen_sockets.hpp"
 #include "daemon/os/sys.hpp"
 #include "daemon/spawn/spawn.hpp"
+#include "daemon/spawn/template_protocol.hpp"
 #include "daemon/supervise/lineage.hpp"
 #include "daemon/supervise/worker.hpp"
 
@@ -43,8 +45,7 @@ class Launcher {
     struct Launched {
         Worker* w = nullptr;
         bool ok = false;
-        fsm::TimePoint at{};         // when it was prepared: the time its event carries
-        bool template_hung = false;  // fork_from_template: no answer in time
+        fsm::TimePoint at{};  // when it was prepared: the time its event carries
     };
     // Spawns now, or queues the spawn while a batch is open (nullopt).
     std::optional<Launched> launch(Worker& w);
@@ -60,10 +61,22 @@ class Launcher {
     // fd 3 (COWHERD_TEMPLATE_FD=3); its output is captured under `log` ("web.template").
     // Returns its pid, or 0 with `why`.
     pid_t spawn_template(Pool& pool, int sock, Worker& log, std::string& why);
-    // A worker forked by the pool's ready template (on `sock`): the request carries the env
-    // and fds an exec'd worker would get. The worker is on record and in its cgroup before
-    // the go byte lets it run. Blocks for the template's answer, at most `timeout`.
-    Launched fork_from_template(Worker& w, int sock, std::uint64_t id, Millis timeout);
+    // A worker forked by the pool's ready template (on `sock`), in two steps so that the loop
+    // never waits for the template. request_fork sends the request, which carries the env and
+    // fds an exec'd worker would get; false (on record as a failed spawn, w.last_error says
+    // why) when it cannot be sent. answer_fork takes the template's answer (null: none will
+    // come, `why` says why): the worker is put on record and in its cgroup, and only then the
+    // go byte lets it run. With `run` false (stopped meanwhile) a forked process is let go
+    // without the byte, which makes it exit at once, and its pid is returned for the caller
+    // to reap quietly.
+    bool request_fork(Worker& w, int sock, std::uint64_t id);
+    struct Answered {
+        Launched launched;
+        pid_t cancelled = 0;  // run == false and the template had forked it
+    };
+    Answered answer_fork(Worker& w, const spawn::TemplateReply* reply, const std::string& why,
+                         bool run);
+    bool fork_in_flight(const Worker& w) const { return forks_.count(w.id) > 0; }
 
   private:
     struct Pending {
@@ -84,6 +97,12 @@ class Launcher {
     std::string cgroup_tag_;  // in every worker cgroup's name: unique to this daemon
     bool batching_ = false;
     std::vector<std::unique_ptr<Pending>> pending_;
+    // Template fork requests sent, their answers not read yet, by worker id.
+    struct TemplateFork {
+        std::unique_ptr<Pending> p;
+        int go = -1;  // the go pipe's write end
+    };
+    std::unordered_map<std::uint64_t, TemplateFork> forks_;
 };
 
 }  // namespace cow

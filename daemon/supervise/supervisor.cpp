@@ -405,6 +405,13 @@ void Supervisor::on_reaped(pid_t pid, int wait_status) {
 
 // The Lineage finds and traces them; each pool's orphan policy is applied here.
 void Supervisor::adopt_orphans() {
+    // A worker a template has just forked is our child before the template's answer names
+    // it: a scan now would take it for an orphan. It waits for the answers (milliseconds).
+    if (forks_in_flight()) {
+        adoption_deferred_ = true;
+        return;
+    }
+    adoption_deferred_ = false;
     adopted_this_turn_ = true;
     for (pid_t pid : lineage_.adopt()) {
         Orphan& rec = lineage_.orphans().at(pid);
@@ -665,7 +672,7 @@ std::optional<fsm::TimePoint> Supervisor::next_deadline() const {
     // A loading template is looked at every 20 ms (a fixed time, not "20 ms from now", which
     // every control request would push back): nothing else says it is ready.
     for (const auto& p : pools_) {
-        if (p->tpl.state == Pool::Template::State::starting) {
+        if (p->tpl.state == Pool::Template::State::starting || !p->tpl.forks.empty()) {
             consider(p->tpl.next_poll);
             if (p->tpl.deadline) consider(*p->tpl.deadline);
         }

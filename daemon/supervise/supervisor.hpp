@@ -204,6 +204,11 @@ class Supervisor {
     void template_spawn(Worker& w);
     void start_template(Pool& p);
     bool template_wanted(const Pool& p) const;
+    void read_fork_answers(Pool& p);
+    void fork_answered(Pool& p, const Pool::Template::Fork& f, const spawn::TemplateReply* reply,
+                       const std::string& why);
+    void fail_forks(Pool& p, const std::string& why);
+    bool forks_in_flight() const;
     void fail_held(Pool& p, const std::string& why);
     void retire_template(Pool& p, int sig);
     void renew_template(Pool& p);
@@ -262,6 +267,7 @@ class Supervisor {
     std::unordered_set<std::uint64_t> crash_draining_;  // workers whose crash leftovers go first
     bool adopted_this_turn_ = false;                    // children scanned since the last settle()
     std::uint64_t next_worker_id_ = 1;
+    bool adoption_deferred_ = false;  // a scan for orphans waits for template answers
     bool shutting_down_ = false;
     bool any_finished_ = false;
     std::unordered_set<std::uint64_t> essential_waiting_;  // finished; kept orphans still run

@@ -23,11 +23,13 @@ using fsm::State;
 
 namespace {
 
-// A fork is two forks of the template (page tables copied twice) and a reply: milliseconds,
-// even for a large template. Past this the template is taken for hung.
+// A fork copies the template's page tables: milliseconds, even for a large template. Past
+// this the template is taken for hung.
 constexpr Millis kForkAnswer{5000};
 // How often a loading template's socket is looked at for its "ready".
 constexpr Millis kReadyPoll{20};
+// And a ready one's for the answers to the requests in flight: a fork takes a few ms.
+constexpr Millis kAnswerPoll{1};
 
 }  // namespace
 
@@ -35,13 +37,18 @@ void Supervisor::template_spawn(Worker& w) {
     Pool& p = *w.pool;
     auto& t = p.tpl;
     if (t.state == Pool::Template::State::ready) {
-        auto r = launcher_.fork_from_template(w, t.sock, t.next_id++, kForkAnswer);
-        if (r.template_hung) {
-            // A template that does not answer is of no use to the next spawn either.
-            spdlog::warn("pool {}: template pid {} did not answer; stopping it", p.name(), t.pid);
-            retire_template(p, SIGKILL);
+        // The answer is read by poll_templates: the loop goes on meanwhile (status, reaping,
+        // the next requests, which the template answers in order).
+        if (launcher_.fork_in_flight(w)) return;  // its answer decides
+        const std::uint64_t id = t.next_id++;
+        const auto now = sys_.now();
+        if (!launcher_.request_fork(w, t.sock, id)) {
+            apply(w, Event{EventType::spawn_failed, now, {}});
+            return;
         }
-        apply(w, Event{r.ok ? EventType::spawned : EventType::spawn_failed, r.at, {}});
+        if (t.forks.empty()) t.next_poll = now + kAnswerPoll;
+        t.forks.push_back({id, w.id, now});
+        w.last_reason = "forking from the pool's template";
         return;
     }
     if (std::find(t.held.begin(), t.held.end(), w.id) == t.held.end()) t.held.push_back(w.id);
@@ -110,6 +117,61 @@ void Supervisor::fail_held(Pool& p, const std::string& why) {
     }
 }
 
+bool Supervisor::forks_in_flight() const {
+    return std::any_of(pools_.begin(), pools_.end(),
+                       [](const auto& p) { return !p->tpl.forks.empty(); });
+}
+
+// The answers that came, in request order. A worker stopped meanwhile is never let run.
+void Supervisor::read_fork_answers(Pool& p) {
+    auto& t = p.tpl;
+    while (!t.forks.empty() && t.sock >= 0) {
+        char buf[1024];
+        const ssize_t n = ::recv(t.sock, buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+        if (n <= 0) {
+            fail_forks(p, "its socket closed");
+            break;
+        }
+        const auto reply = spawn::parse_reply(std::string_view(buf, static_cast<size_t>(n)));
+        using K = spawn::TemplateReply::Kind;
+        if (reply.kind == K::ready) continue;
+        if (reply.kind != K::bad && reply.id < t.forks.front().id) continue;  // not ours now
+        const auto f = t.forks.front();
+        t.forks.pop_front();
+        fork_answered(p, f, &reply, "");
+    }
+    if (adoption_deferred_ && !forks_in_flight()) adopt_orphans();
+}
+
+void Supervisor::fork_answered(Pool& p, const Pool::Template::Fork& f,
+                               const spawn::TemplateReply* reply, const std::string& why) {
+    Worker* w = find_worker(f.worker);
+    if (!w || w->pool != &p) return;
+    const bool run = w->slot.state == State::starting && w->slot.want == fsm::Want::up;
+    std::string because = why;
+    if (reply && reply->kind == spawn::TemplateReply::Kind::forked && reply->id != f.id)
+        because =
+            "an answer to request " + std::to_string(reply->id) + ", not " + std::to_string(f.id);
+    auto a = launcher_.answer_fork(*w, because.empty() ? reply : nullptr, because, run);
+    if (a.cancelled > 0) lineage_.add_failed_spawn(a.cancelled);  // it exits at once
+    if (run) {
+        apply(
+            *w,
+            Event{a.launched.ok ? EventType::spawned : EventType::spawn_failed, a.launched.at, {}});
+    } else if (!w->alive() && w->slot.state == State::stopping) {
+        apply(*w, Event{EventType::spawn_failed, sys_.now(), {}});  // its stop is over
+    }
+}
+
+// Requests the template will never answer (it is gone or going): each worker fails its start.
+void Supervisor::fail_forks(Pool& p, const std::string& why) {
+    auto forks = std::move(p.tpl.forks);
+    p.tpl.forks.clear();
+    for (const auto& f : forks)
+        fork_answered(p, f, nullptr, why);
+}
+
 void Supervisor::poll_templates() {
     const auto now = sys_.now();
     for (auto& pp : pools_) {
@@ -118,6 +180,20 @@ void Supervisor::poll_templates() {
         if (t.state == Pool::Template::State::down && t.restart_at && now >= *t.restart_at) {
             t.restart_at.reset();
             if (template_wanted(p)) start_template(p);
+            continue;
+        }
+        if (t.state == Pool::Template::State::ready && !t.forks.empty()) {
+            read_fork_answers(p);
+            if (t.forks.empty()) continue;
+            if (now >= t.forks.front().sent + kForkAnswer) {
+                // A template that does not answer is of no use to the next spawn either.
+                spdlog::warn("pool {}: template pid {} did not answer within {}; stopping it",
+                             p.name(), t.pid, format_duration(kForkAnswer));
+                fail_forks(p, "no answer within " + format_duration(kForkAnswer));
+                retire_template(p, SIGKILL);
+                continue;
+            }
+            if (now >= t.next_poll) t.next_poll = now + kAnswerPoll;
             continue;
         }
         if (t.state != Pool::Template::State::starting) continue;
@@ -168,6 +244,7 @@ void Supervisor::poll_templates() {
 void Supervisor::retire_template(Pool& p, int sig) {
     auto& t = p.tpl;
     if (!t.held.empty()) fail_held(p, "the template was stopped before it was ready");
+    if (!t.forks.empty()) fail_forks(p, "the template was stopped before it answered");
     if (t.sock >= 0) ::close(t.sock);
     t.sock = -1;
     if (t.pid > 0) {
@@ -227,6 +304,10 @@ bool Supervisor::template_reaped(pid_t pid, const ExitInfo& info) {
         if (p.tpl.pid != pid) continue;
         lineage_.drop_helper(pid);
         const bool was_ready = p.tpl.state == Pool::Template::State::ready;
+        // What it had not answered yet it never will (what it answered is read first).
+        read_fork_answers(p);
+        if (!p.tpl.forks.empty())
+            fail_forks(p, "the template " + describe(info) + " before it answered");
         if (p.tpl.sock >= 0) ::close(p.tpl.sock);
         p.tpl.sock = -1;
         p.tpl.pid = 0;

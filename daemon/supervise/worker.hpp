@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -137,13 +138,20 @@ struct Pool {
         std::uint64_t generation = 0;
         fsm::TimePoint started_at{};
         std::optional<fsm::TimePoint> deadline;  // to say ready: template_timeout
-        fsm::TimePoint next_poll{};              // when to look for its ready again
-        std::vector<std::uint64_t> held;         // worker ids waiting for it
+        fsm::TimePoint next_poll{};       // when to look for its ready, or its answers, again
+        std::vector<std::uint64_t> held;  // worker ids waiting for it
         fsm::TimePoint ready_at{};
         // A ready template that died is started again by the pool's restart policy, after
         // the pool's backoff: `losses` in a row (reset by one that lived past backoff.max).
         std::optional<fsm::TimePoint> restart_at;
         unsigned losses = 0;
+        // Fork requests sent and not answered yet, in the order the template answers them.
+        struct Fork {
+            std::uint64_t id = 0;
+            std::uint64_t worker = 0;
+            fsm::TimePoint sent{};
+        };
+        std::deque<Fork> forks;
         // The slot its output is captured under, in the pool's log as "web.template": never
         // a worker of the pool (not in `workers`, not found by id).
         std::unique_ptr<Worker> log;

@@ -207,6 +207,53 @@ TEST_F(TemplatePools, TheTemplatesOutputIsInThePoolsLog) {
     EXPECT_EQ(log_count("web.template | err: loading-the-table"), 1) << "in the pool's sink too";
 }
 
+// The loop never waits for a template's answer: a stopped template leaves the daemon answering,
+// its worker waits in starting, and runs once the answer comes.
+TEST_F(TemplatePools, AStalledTemplateNeverStallsTheDaemon) {
+    start(c_pool(2, 8));
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 2; }));
+    const pid_t tp = static_cast<pid_t>(as_int(tpl("web")["pid"]));
+    const auto before = pids("web");
+    ASSERT_EQ(kill(tp, SIGSTOP), 0);
+    const pid_t victim = *before.begin();
+    ASSERT_EQ(kill(victim, SIGKILL), 0);
+    auto forking = [&] {
+        for (auto& w : workers("web"))
+            if (w["state"] == "starting" && w["reason"] == "forking from the pool's template")
+                return true;
+        return false;
+    };
+    // Seen through status, which answers while the request waits.
+    bool seen = WaitFor(forking);
+    kill(tp, SIGCONT);
+    ASSERT_TRUE(seen) << ctl({"status", "web"}).out;
+    ASSERT_TRUE(
+        WaitFor([&] { return count_state("web", "running") == 2 && !pids("web").count(victim); }));
+    EXPECT_EQ(as_int(tpl("web")["pid"]), tp) << "answered by the same template";
+    EXPECT_EQ(log_count("did not answer"), 0);
+}
+
+// One that never answers is given up on after 5 s: killed, and the worker forked from the next.
+TEST_F(TemplatePools, ATemplateThatNeverAnswersIsReplaced) {
+    start(c_pool(2, 8));
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 2; }));
+    const pid_t tp = static_cast<pid_t>(as_int(tpl("web")["pid"]));
+    ASSERT_EQ(kill(tp, SIGSTOP), 0);
+    const pid_t victim = *pids("web").begin();
+    ASSERT_EQ(kill(victim, SIGKILL), 0);
+    ASSERT_TRUE(WaitFor([&] { return log_count("did not answer within 5s") == 1; },
+                        std::chrono::seconds(30)));
+    ASSERT_TRUE(WaitFor(
+        [&] {
+            auto t = tpl("web");
+            return t["state"] == "ready" && as_int(t["pid"]) != tp &&
+                   count_state("web", "running") == 2;
+        },
+        std::chrono::seconds(30)));
+    for (pid_t w : pids("web"))
+        EXPECT_EQ(status_of(w, "PPid"), std::to_string(daemon));
+}
+
 TEST_F(TemplatePools, ARestartForksEveryWorkerFromANewTemplate) {
     start(c_pool(2, 8));
     ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 2; }));
