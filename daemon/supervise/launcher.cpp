@@ -309,6 +309,23 @@ bool Launcher::request_fork(Worker& w, int sock, std::uint64_t id) {
     return false;
 }
 
+// A spawn's capture and cgroup let go as for a spawn that failed, without the failure's log.
+void Launcher::let_go(Pending& p) {
+    if (setup_.output) setup_.output->after_spawn(*p.w, 0);
+    if (p.plan.cgroup_fd >= 0) ::close(p.plan.cgroup_fd);
+    p.plan.cgroup_fd = -1;
+    if (!p.cg_path.empty()) lineage_.release_cgroup(p.cg_path);
+}
+
+int Launcher::detach_fork(Worker& w) {
+    auto it = forks_.find(w.id);
+    if (it == forks_.end()) return -1;
+    const int go = it->second.go;
+    let_go(*it->second.p);
+    forks_.erase(it);
+    return go;
+}
+
 Launcher::Answered Launcher::answer_fork(Worker& w, const spawn::TemplateReply* reply,
                                          const std::string& why, bool run) {
     Answered out;
@@ -327,13 +344,10 @@ Launcher::Answered Launcher::answer_fork(Worker& w, const spawn::TemplateReply* 
         r.message = "template: " + (reply ? reply->why : why);
     }
     if (r.ok && !run) {
-        // Stopped before it was recorded: it never runs. Its capture and cgroup are let go
-        // as for a spawn that failed, without the failure's log line.
+        // Stopped before it was recorded: it never runs.
         out.cancelled = r.pid;
         ::close(f.go);
-        if (setup_.output) setup_.output->after_spawn(w, 0);
-        if (p.plan.cgroup_fd >= 0) ::close(p.plan.cgroup_fd);
-        if (!p.cg_path.empty()) lineage_.release_cgroup(p.cg_path);
+        let_go(p);
         return out;
     }
     if (r.ok && !p.cg_procs.empty()) {

@@ -77,6 +77,10 @@ class Launcher {
     Answered answer_fork(Worker& w, const spawn::TemplateReply* reply, const std::string& why,
                          bool run);
     bool fork_in_flight(const Worker& w) const { return forks_.count(w.id) > 0; }
+    // The worker waits no more (it was stopped before the answer came): what the spawn held
+    // (its output's write ends, its cgroup) goes now. Returns the go pipe's write end, which
+    // the caller closes once the answer came, so that a forked process exits at once.
+    int detach_fork(Worker& w);
 
   private:
     struct Pending {
@@ -89,6 +93,7 @@ class Launcher {
     std::unique_ptr<Pending> prepare(Worker& w);
     void process_settings(spawn::Plan& plan, const config::PoolConfig& pc) const;
     bool record(Pending& pending, const spawn::Result& r);
+    void let_go(Pending& pending);
 
     Sys& sys_;
     Lineage& lineage_;

@@ -39,8 +39,11 @@ Supervisor::Supervisor(Sys& sys, std::shared_ptr<const config::Config> cfg, Supe
 }
 
 Supervisor::~Supervisor() {
-    for (auto& p : pools_)
+    for (auto& p : pools_) {
         if (p->tpl.sock >= 0) ::close(p->tpl.sock);
+        for (const auto& f : p->tpl.forks)
+            if (f.go >= 0) ::close(f.go);
+    }
 }
 
 Pool& Supervisor::add_pool(std::shared_ptr<const config::PoolConfig> pc) {

@@ -146,6 +146,12 @@ void Supervisor::read_fork_answers(Pool& p) {
 
 void Supervisor::fork_answered(Pool& p, const Pool::Template::Fork& f,
                                const spawn::TemplateReply* reply, const std::string& why) {
+    if (f.worker == 0) {  // stopped meanwhile: it never runs
+        if (reply && reply->kind == spawn::TemplateReply::Kind::forked)
+            lineage_.add_failed_spawn(reply->pid);  // it exits at once, without the byte
+        if (f.go >= 0) ::close(f.go);
+        return;
+    }
     Worker* w = find_worker(f.worker);
     if (!w || w->pool != &p) return;
     const bool run = w->slot.state == State::starting && w->slot.want == fsm::Want::up;
@@ -276,7 +282,17 @@ void Supervisor::renew_template(Pool& p) {
 }
 
 // A held worker that was told to stop meanwhile has no process to wait for: its stop is over.
+// So is one whose fork is in flight: it will never run, whenever the answer comes.
 void Supervisor::release_stopped_held() {
+    for (auto& pp : pools_) {
+        for (auto& f : pp->tpl.forks) {
+            Worker* w = f.worker ? find_worker(f.worker) : nullptr;
+            if (!w || w->alive() || w->slot.state != State::stopping) continue;
+            f.go = launcher_.detach_fork(*w);
+            f.worker = 0;
+            apply(*w, Event{EventType::spawn_failed, sys_.now(), {}});
+        }
+    }
     for (auto& pp : pools_) {
         auto& held = pp->tpl.held;
         for (auto it = held.begin(); it != held.end();) {

@@ -148,8 +148,9 @@ struct Pool {
         // Fork requests sent and not answered yet, in the order the template answers them.
         struct Fork {
             std::uint64_t id = 0;
-            std::uint64_t worker = 0;
+            std::uint64_t worker = 0;  // 0: it was stopped meanwhile and waits no more
             fsm::TimePoint sent{};
+            int go = -1;  // once detached: its go pipe, closed when the answer comes
         };
         std::deque<Fork> forks;
         // The slot its output is captured under, in the pool's log as "web.template": never

@@ -208,29 +208,55 @@ TEST_F(TemplatePools, TheTemplatesOutputIsInThePoolsLog) {
 }
 
 // The loop never waits for a template's answer: a stopped template leaves the daemon answering,
-// its worker waits in starting, and runs once the answer comes.
+// its worker waits in starting and runs once the answer comes. A worker stopped while it waits
+// is stopped at once, and the process forked for it never runs.
 TEST_F(TemplatePools, AStalledTemplateNeverStallsTheDaemon) {
-    start(c_pool(2, 8));
-    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 2; }));
+    start(c_pool(3, 8));
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 3; }));
     const pid_t tp = static_cast<pid_t>(as_int(tpl("web")["pid"]));
-    const auto before = pids("web");
+    std::vector<std::pair<std::string, pid_t>> ws;
+    for (auto& w : workers("web"))
+        ws.emplace_back(std::string(w["name"].as_string()), static_cast<pid_t>(as_int(w["pid"])));
+    ASSERT_EQ(ws.size(), 3u);
     ASSERT_EQ(kill(tp, SIGSTOP), 0);
-    const pid_t victim = *before.begin();
-    ASSERT_EQ(kill(victim, SIGKILL), 0);
+    ASSERT_EQ(kill(ws[0].second, SIGKILL), 0);
+    ASSERT_EQ(kill(ws[1].second, SIGKILL), 0);
     auto forking = [&] {
+        int n = 0;
         for (auto& w : workers("web"))
-            if (w["state"] == "starting" && w["reason"] == "forking from the pool's template")
-                return true;
-        return false;
+            n += w["state"] == "starting" && w["reason"] == "forking from the pool's template";
+        return n == 2;
     };
-    // Seen through status, which answers while the request waits.
-    bool seen = WaitFor(forking);
+    // Seen through status, which answers while the requests wait; a stop ends at once.
+    const bool seen = WaitFor(forking);
+    const auto stopped = ctl({"stop", ws[1].first});
     kill(tp, SIGCONT);
     ASSERT_TRUE(seen) << ctl({"status", "web"}).out;
-    ASSERT_TRUE(
-        WaitFor([&] { return count_state("web", "running") == 2 && !pids("web").count(victim); }));
+    ASSERT_EQ(stopped.code, 0) << stopped.err;
+    EXPECT_NE(stopped.out.find("stopped"), std::string::npos) << stopped.out;
+    ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 2; }));
+    EXPECT_EQ(count_state("web", "stopped"), 1);
     EXPECT_EQ(as_int(tpl("web")["pid"]), tp) << "answered by the same template";
     EXPECT_EQ(log_count("did not answer"), 0);
+    // What the template forked for the stopped worker exits without running: the daemon's
+    // children are the template and the two running workers.
+    auto children = [&] {
+        int n = 0;
+        if (DIR* d = opendir("/proc")) {
+            while (dirent* e = readdir(d))
+                if (std::isdigit(static_cast<unsigned char>(e->d_name[0])) &&
+                    status_of(std::atoi(e->d_name), "PPid") == std::to_string(daemon))
+                    ++n;
+            closedir(d);
+        }
+        return n;
+    };
+    EXPECT_TRUE(WaitFor([&] { return children() == 3; })) << children();
+    EXPECT_EQ(log_count("worker " + ws[1].first.substr(4) + " pid"), 1)
+        << "the stopped worker's first run printed, its cancelled one did not";
+    ASSERT_EQ(ctl({"start", ws[1].first}).code, 0);
+    EXPECT_TRUE(WaitFor([&] { return count_state("web", "running") == 3; }));
+    EXPECT_EQ(as_int(tpl("web")["pid"]), tp);
 }
 
 // One that never answers is given up on after 5 s: killed, and the worker forked from the next.
