@@ -208,8 +208,8 @@ Actions on_timer(Slot& s, const Policy& p, TimePoint now) {
     }
 }
 
-Actions on_exited(Slot& s, const Policy& p, const Event& ev) {
-    const std::string what = describe(ev.exit);
+// `what`: how the process ended, as the transition's reason says it.
+Actions on_exited(Slot& s, const Policy& p, const Event& ev, const std::string& what) {
     switch (s.state) {
         case State::starting:
             if (!wants_restart(p, ev.exit)) return finish(s, what);
@@ -405,12 +405,12 @@ Actions dispatch(Slot& s, const Event& ev, const Policy& p) {
         }
         case EventType::spawn_failed:
             if (s.state == State::stopping) {
-                // Stopped between a batched spawn and its result: the child never exec'd
-                // (it exits 127), so the stop is over.
+                // Stopped between a spawn and its result (a batch, a template's fork, a wait
+                // for the template): it never ran, so the stop is over.
                 Event gone = ev;
                 gone.type = EventType::exited;
                 gone.exit = ExitInfo{127, std::nullopt, false};
-                return on_exited(s, p, gone);
+                return on_exited(s, p, gone, "stopped before it started");
             }
             if (s.state != State::starting) return {};
             // restart: never means one attempt: a start that could not even exec is final,
@@ -423,7 +423,7 @@ Actions dispatch(Slot& s, const Event& ev, const Policy& p) {
             return become_running(s, p, p.ready_by_probe ? "readiness probe passed" : "READY=1");
         }
         case EventType::exited:
-            return on_exited(s, p, ev);
+            return on_exited(s, p, ev, describe(ev.exit));
         case EventType::timer:
             return on_timer(s, p, ev.now);
         case EventType::ping: {

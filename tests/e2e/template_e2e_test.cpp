@@ -233,7 +233,7 @@ TEST_F(TemplatePools, AStalledTemplateNeverStallsTheDaemon) {
     kill(tp, SIGCONT);
     ASSERT_TRUE(seen) << ctl({"status", "web"}).out;
     ASSERT_EQ(stopped.code, 0) << stopped.err;
-    EXPECT_NE(stopped.out.find("stopped"), std::string::npos) << stopped.out;
+    EXPECT_NE(stopped.out.find("stopped before it started"), std::string::npos) << stopped.out;
     ASSERT_TRUE(WaitFor([&] { return count_state("web", "running") == 2; }));
     EXPECT_EQ(count_state("web", "stopped"), 1);
     EXPECT_EQ(as_int(tpl("web")["pid"]), tp) << "answered by the same template";

@@ -462,6 +462,17 @@ TEST(WorkerFsm, OperatorStartClearsFatal) {
     EXPECT_EQ(d.s.state, State::starting);
 }
 
+// Stopped before its spawn's result came (a batch, a template's fork): it never ran.
+TEST(WorkerFsm, AStopBeforeTheSpawnsResultSaysItNeverStarted) {
+    Driver d;
+    d.send(EventType::start);
+    d.send(EventType::stop);
+    EXPECT_EQ(d.s.state, State::stopping);
+    Actions a = d.send(EventType::spawn_failed);
+    EXPECT_EQ(d.s.state, State::stopped);
+    EXPECT_EQ(a.reason, "stopped before it started");
+}
+
 // ---- the branches that depend on policy or on why a slot is stopping ----
 
 TEST(WorkerFsm, OnFailureCleanExitBeforeStartTimeoutFinishes) {
