@@ -88,6 +88,36 @@ def _clone_parent():
     return pid
 
 
+def _sigaction_api():
+    # The handler is the struct's first member wherever glibc runs, but on MIPS.
+    if platform.machine().startswith("mips"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.sigaction
+    except (AttributeError, OSError):
+        return None
+
+
+_SIGACTION = _sigaction_api()
+
+
+def _signals_to_reset():
+    """The signals whose disposition is not SIG_DFL, asked of the kernel (a C extension may
+    have set some behind Python's back, as faulthandler does): a worker resets only those.
+    Asked in the template, before the fork: in a just-forked worker every call costs its
+    copy-on-write faults, and resetting all 62 took 2 ms."""
+    every = [s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)]
+    if _SIGACTION is None:
+        return every
+    out = []
+    old = ctypes.create_string_buffer(256)  # larger than any struct sigaction
+    for sig in every:
+        if _SIGACTION(sig, None, old) != 0 or ctypes.c_void_p.from_buffer(old).value:
+            out.append(sig)
+    return out
+
+
 def _threads():
     try:
         return len(os.listdir("/proc/self/task"))
@@ -95,12 +125,10 @@ def _threads():
         return 1
 
 
-def _become_worker(sock, text, fds):
+def _become_worker(sock, text, fds, reset):
     sock.close()
     os.setsid()
-    for sig in signal.valid_signals():
-        if sig in (signal.SIGKILL, signal.SIGSTOP):
-            continue
+    for sig in reset:
         try:
             signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):
@@ -156,6 +184,7 @@ def _fork(sock, text, fds):
                   b"with whatever locks the others held (set template_threads: allow if this "
                   b"program forks safely)" % (rid, threads))
         return False
+    reset = _signals_to_reset()
     # What the template printed must not be printed again by each worker.
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -170,7 +199,7 @@ def _fork(sock, text, fds):
             return False
         if pid == 0:
             try:
-                _become_worker(sock, text, fds)
+                _become_worker(sock, text, fds, reset)
             except BaseException:
                 os._exit(127)
             return True
@@ -196,7 +225,7 @@ def _fork(sock, text, fds):
             os._exit(0)
         try:
             os.close(w)
-            _become_worker(sock, text, fds)
+            _become_worker(sock, text, fds, reset)
         except BaseException:
             os._exit(127)
         return True

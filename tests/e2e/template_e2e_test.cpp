@@ -430,7 +430,7 @@ void TemplatePools::expect_fresh_python_worker(const std::string& env) {
     start(py_pool(
         "app", 1, "--preload, tapp, --run, \"tapp:main\"",
         "    sockets: [{name: http, listen: \"tcp://127.0.0.1:" + std::to_string(port) + "\"}]\n",
-        env));
+        env + ", TAPP_HANDLERS: \"1\""));  // handlers, an ignore and a mask in the template
     ASSERT_TRUE(
         WaitFor([&] { return count_state("app", "running") == 1; }, std::chrono::seconds(60)));
     const pid_t w = *pids("app").begin();

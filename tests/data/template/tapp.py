@@ -8,6 +8,12 @@ import threading
 MIB = int(os.environ.get("TAPP_TABLE_MIB", "16"))
 TABLE = bytes(range(256)) * (MIB * 4096)
 OBJECTS = {i: str(i) for i in range(int(os.environ.get("TAPP_OBJECTS", "100000")))}
+if os.environ.get("TAPP_HANDLERS"):  # what a template may leave set: none reaches a worker
+    import faulthandler
+    faulthandler.enable()  # C-level handlers Python's signal table does not know of
+    signal.signal(signal.SIGUSR1, lambda *_: None)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
 if os.environ.get("TAPP_SAY"):  # what a template says while it loads
     print("out: " + os.environ["TAPP_SAY"], flush=True)
     print("err: " + os.environ["TAPP_SAY"], file=sys.stderr, flush=True)
