@@ -365,7 +365,9 @@ int cowctl(int argc, char** argv, Options& o) {
     bool log_follow = false, log_stderr = false, log_stdout = false;
     std::string log_since;
     auto* logs = app.add_subcommand("logs", "recent output of a pool or worker; -f follows it");
-    logs->add_option("target", target, "POOL or POOL.N")->required();
+    logs->add_option("target", target,
+                     "POOL, POOL.N, or POOL.template for a template pool's template")
+        ->required();
     logs->add_option("-n,--lines", log_lines, "how many recent lines (default 100)")
         ->check(CLI::Range(0, 100000));
     logs->add_flag("-f,--follow", log_follow, "keep printing new lines until interrupted");
