@@ -647,11 +647,8 @@ void cmd_shutdown(CommandContext& ctx, const Peer& peer, proto::Request&,
 std::optional<std::vector<Worker*>> log_targets_of(CommandContext& ctx, proto::Request& req,
                                                    Responder& resp) {
     const auto target = proto::get_string(req.args, proto::arg::target).value_or("");
-    constexpr std::string_view kSuffix = ".template";
-    if (target.ends_with(kSuffix))
-        if (const Pool* p = ctx.sup.find_pool(target.substr(0, target.size() - kSuffix.size()));
-            p && p->tpl.log)
-            return std::vector<Worker*>{p->tpl.log.get()};
+    for (const auto& p : ctx.sup.pools())
+        if (p->tpl.log && p->tpl.log->name == target) return std::vector<Worker*>{p->tpl.log.get()};
     auto targets = targets_of(ctx, req, resp);
     if (!targets) return targets;
     for (const auto& p : ctx.sup.pools())

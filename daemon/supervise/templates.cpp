@@ -139,7 +139,12 @@ void Supervisor::read_fork_answers(Pool& p) {
         if (reply.kind != K::bad && reply.id < t.forks.front().id) continue;  // not ours now
         const auto f = t.forks.front();
         t.forks.pop_front();
-        fork_answered(p, f, &reply, "");
+        if (reply.kind != K::bad && reply.id != f.id)  // it skipped one: a broken template
+            fork_answered(p, f, nullptr,
+                          "an answer to request " + std::to_string(reply.id) + ", not " +
+                              std::to_string(f.id));
+        else
+            fork_answered(p, f, &reply, "");
     }
     if (adoption_deferred_ && !forks_in_flight()) adopt_orphans();
 }
@@ -155,11 +160,7 @@ void Supervisor::fork_answered(Pool& p, const Pool::Template::Fork& f,
     Worker* w = find_worker(f.worker);
     if (!w || w->pool != &p) return;
     const bool run = w->slot.state == State::starting && w->slot.want == fsm::Want::up;
-    std::string because = why;
-    if (reply && reply->kind == spawn::TemplateReply::Kind::forked && reply->id != f.id)
-        because =
-            "an answer to request " + std::to_string(reply->id) + ", not " + std::to_string(f.id);
-    auto a = launcher_.answer_fork(*w, because.empty() ? reply : nullptr, because, run);
+    auto a = launcher_.answer_fork(*w, reply, why, run);
     if (a.cancelled > 0) lineage_.add_failed_spawn(a.cancelled);  // it exits at once
     if (run) {
         apply(
